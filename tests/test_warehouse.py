@@ -1,0 +1,184 @@
+"""The embedded warehouse through the real ``lens`` CLI: lifecycle, persistence, override, recovery."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psutil
+import psycopg
+import pytest
+from conftest import run_lens
+
+from customer_lens import warehouse
+
+
+@pytest.fixture
+def state_env(tmp_path: Path) -> dict[str, str]:
+    """A private state directory, so each test has its own embedded server."""
+    env = {"LENS_STATE_DIR": str(tmp_path / "state")}
+    yield env
+    run_lens("warehouse", "stop", env=env, check=False)
+
+
+def _postmasters(pgdata: Path) -> list[psutil.Process]:
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if cmd and Path(cmd[0]).name == "postgres" and str(pgdata) in cmd:
+            found.append(proc)
+    return found
+
+
+def test_start_status_url_stop_restart_keeps_data(state_env: dict[str, str], tmp_path: Path) -> None:
+    started = run_lens("warehouse", "start", env=state_env)
+    assert "running" in started.stdout
+
+    url = run_lens("warehouse", "url", env=state_env).stdout.strip()
+    assert url.startswith("postgresql://postgres@127.0.0.1:") and url.endswith("/lens")
+    # psql itself accepts the URL (the promise to users), not just our driver.
+    out = subprocess.run(
+        ["psql", url, "-Atc", "create table kept(x int); insert into kept values (42)"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if out.returncode == 127:
+        pytest.skip("psql is not installed")
+    assert out.returncode == 0, out.stderr
+
+    status = run_lens("warehouse", "status", env=state_env)
+    assert status.returncode == 0 and "embedded, running" in status.stdout
+
+    assert "stopped" in run_lens("warehouse", "stop", env=state_env).stdout
+    stopped = run_lens("warehouse", "status", env=state_env, check=False)
+    assert stopped.returncode == 3 and "stopped" in stopped.stdout
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(url, connect_timeout=2)
+    assert "not running" in run_lens("warehouse", "stop", env=state_env).stdout
+
+    run_lens("warehouse", "start", env=state_env)
+    # Same port and the same data after a restart: the warehouse is persistent.
+    assert run_lens("warehouse", "url", env=state_env).stdout.strip() == url
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select x from kept").fetchone() == (42,)
+    assert run_lens("warehouse", "url", "--database", "sales_src", env=state_env).stdout.strip() == url.replace(
+        "/lens", "/sales_src"
+    )
+
+
+def test_start_twice_is_a_no_op(state_env: dict[str, str], tmp_path: Path) -> None:
+    run_lens("warehouse", "start", env=state_env)
+    pgdata = tmp_path / "state" / "warehouse" / "pgdata"
+    first = [p.pid for p in _postmasters(pgdata)]
+    run_lens("warehouse", "start", env=state_env)
+    assert [p.pid for p in _postmasters(pgdata)] == first and len(first) == 1
+
+
+def test_concurrent_starts_do_not_corrupt(state_env: dict[str, str], tmp_path: Path) -> None:
+    with ThreadPoolExecutor(3) as pool:
+        results = list(pool.map(lambda _: run_lens("warehouse", "start", env=state_env, check=False), range(3)))
+    assert [r.returncode for r in results] == [0, 0, 0], [r.stderr for r in results]
+    pgdata = tmp_path / "state" / "warehouse" / "pgdata"
+    assert len(_postmasters(pgdata)) == 1
+    # One cluster, initialised once: no leftover scratch directories from racing initdb runs.
+    assert sorted(p.name for p in pgdata.parent.iterdir() if p.name.startswith("pgdata")) == ["pgdata"]
+    url = run_lens("warehouse", "url", env=state_env).stdout.strip()
+    with psycopg.connect(url) as conn:
+        assert conn.execute("select count(*) from pg_database where datname = 'lens'").fetchone() == (1,)
+
+
+def test_stale_pid_file_after_crash_is_recovered(state_env: dict[str, str], tmp_path: Path) -> None:
+    run_lens("warehouse", "start", env=state_env)
+    pgdata = tmp_path / "state" / "warehouse" / "pgdata"
+    (postmaster,) = _postmasters(pgdata)
+    children = postmaster.children(recursive=True)
+    postmaster.send_signal(signal.SIGKILL)  # a crash: no shutdown, postmaster.pid stays behind
+    psutil.wait_procs([postmaster, *children], timeout=30)
+    for child in children:  # orphaned backends would keep the shared memory busy
+        if child.is_running():
+            child.kill()
+    assert (pgdata / "postmaster.pid").exists()
+
+    # After a reboot the old PID may belong to an unrelated live process: the worst case.
+    decoy = subprocess.Popen(["sleep", "60"])
+    try:
+        lines = (pgdata / "postmaster.pid").read_text().splitlines()
+        lines[0] = str(decoy.pid)
+        (pgdata / "postmaster.pid").write_text("\n".join(lines) + "\n")
+        assert run_lens("warehouse", "status", env=state_env, check=False).returncode == 3
+
+        run_lens("warehouse", "start", env=state_env)
+        assert run_lens("warehouse", "status", env=state_env).returncode == 0
+        url = run_lens("warehouse", "url", env=state_env).stdout.strip()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("select 1").fetchone() == (1,)
+    finally:
+        decoy.kill()
+
+
+def test_configured_port_is_used(state_env: dict[str, str]) -> None:
+    port = warehouse._free_port()
+    env = state_env | {"LENS_WAREHOUSE_PORT": str(port)}
+    run_lens("warehouse", "start", env=env)
+    assert f":{port}/" in run_lens("warehouse", "url", env=env).stdout
+
+
+def test_url_override_starts_nothing(pg_server_url: str, tmp_path: Path, make_database) -> None:
+    external = make_database("override_target")
+    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": external}
+    assert run_lens("warehouse", "url", env=env).stdout.strip() == external
+    out = run_lens("warehouse", "start", env=env)
+    assert "external, running" in out.stdout
+    assert not (tmp_path / "state" / "warehouse").exists()
+    assert "not ours to stop" in run_lens("warehouse", "stop", env=env).stdout
+    with psycopg.connect(external) as conn:  # still up
+        assert conn.execute("select 1").fetchone() == (1,)
+
+
+def test_unreachable_override_fails_with_one_clear_line(tmp_path: Path) -> None:
+    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": "postgresql://nobody@127.0.0.1:1/x"}
+    result = run_lens("warehouse", "start", env=env, check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith("error: LENS_WAREHOUSE_URL does not answer")
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="checks the non-root path by dropping from root")
+def test_runs_as_a_normal_user_too(tmp_path: Path) -> None:
+    """The server also starts for an unprivileged user (no user namespace needed there)."""
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import customer_lens.warehouse"], user=65534, capture_output=True, check=False
+        )
+    except PermissionError:
+        probe = None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("the venv or checkout is not readable by an unprivileged user here (e.g. under /root)")
+    state = tmp_path / "nobody-state"
+    state.mkdir()
+    os.chown(state, 65534, 65534)
+    os.chmod(tmp_path, 0o755)
+    env = {"LENS_STATE_DIR": str(state), "PATH": os.environ["PATH"], "HOME": str(state)}
+    script = (
+        "from customer_lens import warehouse as w; s = w.embedded(); st = s.start(); "
+        "print(st.running, st.url); s.stop()"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script],
+        user=65534,
+        group=65534,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("True postgresql://postgres@127.0.0.1:")
+    owner = (state / "warehouse" / "pgdata").stat().st_uid
+    assert owner == 65534
