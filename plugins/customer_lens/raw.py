@@ -1,0 +1,150 @@
+"""The raw layer: one schema per source (``raw_<source>``), append-only tables with load metadata.
+
+Each entity table holds the configured columns (typed), the configured ``flags`` as generated
+columns, and the load metadata: ``_batch_id``, ``_loaded_at``, ``_interval_start``,
+``_interval_end``, ``_source_file`` / ``_source_line`` (files) and ``_extra`` (fields the source
+sent that the configuration does not declare — schema drift is kept, not dropped).
+
+Beside them: ``_rejects`` (every row that could not be loaded, with its raw text, location and
+reason) and ``_batches`` (one row per entity and data interval: counts, status, timings).
+
+A batch *replaces* its interval: the old rows, rejects and batch record of the same entity and
+interval are deleted in the same transaction that loads the new ones, so a rerun never duplicates
+and a crash never leaves a partial batch.
+"""
+
+from __future__ import annotations
+
+from psycopg import Connection, sql
+
+from customer_lens.source_config import Entity, Source
+
+METADATA_COLUMNS = (
+    ("_batch_id", "uuid not null"),
+    ("_loaded_at", "timestamptz not null default now()"),
+    ("_interval_start", "timestamptz not null"),
+    ("_interval_end", "timestamptz not null"),
+    ("_source_file", "text"),
+    ("_source_line", "bigint"),
+    ("_extra", "jsonb"),
+)
+
+
+def version_key(entity: Entity) -> tuple[str, ...]:
+    """Columns that identify one *version* of a record: the primary key plus the cursor."""
+    key = tuple(entity.primary_key)
+    if entity.cursor and entity.cursor not in key:
+        key = (*key, entity.cursor)
+    return key
+
+
+def table(source: Source, name: str) -> sql.Composed:
+    return sql.Identifier(source.raw_schema, name)
+
+
+def ensure(conn: Connection, source: Source) -> None:
+    """Create the source's raw schema and tables; add columns the configuration gained since.
+
+    Serialised with an advisory lock so parallel extract tasks of one source do not race on DDL.
+    """
+    schema = sql.Identifier(source.raw_schema)
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"lens-ddl:{source.raw_schema}",))
+        conn.execute(sql.SQL("create schema if not exists {}").format(schema))
+        conn.execute(
+            sql.SQL(
+                """
+                create table if not exists {} (
+                    batch_id uuid primary key,
+                    entity text not null,
+                    interval_start timestamptz not null,
+                    interval_end timestamptz not null,
+                    status text not null,
+                    rows_in bigint not null default 0,
+                    rows_loaded bigint not null default 0,
+                    rows_rejected bigint not null default 0,
+                    files text[],
+                    extra_fields text[],
+                    detail text,
+                    started_at timestamptz not null,
+                    finished_at timestamptz
+                )"""
+            ).format(table(source, "_batches"))
+        )
+        conn.execute(
+            sql.SQL(
+                """
+                create table if not exists {} (
+                    _batch_id uuid not null,
+                    entity text not null,
+                    _interval_start timestamptz not null,
+                    _interval_end timestamptz not null,
+                    _source_file text,
+                    _source_line bigint,
+                    record_key text,
+                    raw_text text,
+                    reason text not null,
+                    detail text,
+                    _rejected_at timestamptz not null default now()
+                )"""
+            ).format(table(source, "_rejects"))
+        )
+        conn.execute(
+            sql.SQL("create index if not exists {} on {} (entity, _interval_start)").format(
+                sql.Identifier(f"{source.raw_schema}_rejects_interval"), table(source, "_rejects")
+            )
+        )
+        for entity in source.entities:
+            _ensure_entity(conn, source, entity)
+
+
+def _ensure_entity(conn: Connection, source: Source, entity: Entity) -> None:
+    target = table(source, entity.name)
+    columns = [sql.SQL("{} {}").format(sql.Identifier(c.name), sql.SQL(c.type)) for c in entity.columns]
+    columns += [sql.SQL("{} {}").format(sql.Identifier(n), sql.SQL(d)) for n, d in METADATA_COLUMNS]
+    conn.execute(sql.SQL("create table if not exists {} ({})").format(target, sql.SQL(", ").join(columns)))
+    # Configuration may gain columns later; raw tables grow with it (never drop: history stays).
+    for column in entity.columns:
+        conn.execute(
+            sql.SQL("alter table {} add column if not exists {} {}").format(
+                target, sql.Identifier(column.name), sql.SQL(column.type)
+            )
+        )
+    for flag, expression in entity.flags.items():
+        conn.execute(
+            sql.SQL("alter table {} add column if not exists {} boolean generated always as ({}) stored").format(
+                target, sql.Identifier(flag), sql.SQL(expression)
+            )
+        )
+    conn.execute(
+        sql.SQL("create index if not exists {} on {} (_interval_start)").format(
+            sql.Identifier(f"{entity.name}_interval_idx"), target
+        )
+    )
+    key = version_key(entity)
+    if key:
+        conn.execute(
+            sql.SQL("create index if not exists {} on {} ({})").format(
+                sql.Identifier(f"{entity.name}_version_idx"), target, sql.SQL(", ").join(map(sql.Identifier, key))
+            )
+        )
+
+
+def clear_interval(conn: Connection, source: Source, entity: Entity, start, end) -> None:
+    """Delete what an earlier load of this entity and interval wrote (inside the caller's transaction)."""
+    conn.execute(
+        sql.SQL("delete from {} where _interval_start = %s and _interval_end = %s").format(table(source, entity.name)),
+        (start, end),
+    )
+    conn.execute(
+        sql.SQL("delete from {} where entity = %s and _interval_start = %s and _interval_end = %s").format(
+            table(source, "_rejects")
+        ),
+        (entity.name, start, end),
+    )
+    conn.execute(
+        sql.SQL("delete from {} where entity = %s and interval_start = %s and interval_end = %s").format(
+            table(source, "_batches")
+        ),
+        (entity.name, start, end),
+    )
