@@ -19,3 +19,8 @@ DEFAULT_ARGS = {
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
 }
+
+
+def raw_asset_uri(source_name: str) -> str:
+    """URI of the Airflow Asset an extract DAG updates when a source's raw layer has a new batch."""
+    return f"x-lens://raw/{source_name}"

@@ -1,0 +1,283 @@
+"""File sources (NDJSON, CSV): interval selection, rejects with reasons, drift, encodings, atomicity."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from customer_lens import extract, source_config
+
+DAY1 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
+DAY2 = DAY1 + dt.timedelta(days=1)
+DAY3 = DAY2 + dt.timedelta(days=1)
+
+TICKET_COLUMNS = {
+    "ticket_id": {"type": "bigint", "required": True},
+    "requester_email": "text",
+    "created_at": {"type": "timestamptz", "required": True},
+    "updated_at": {"type": "timestamptz", "required": True},
+    "status": "text",
+    "reopen_count": {"type": "integer", "min": 0},
+    "description": "text",
+}
+RESPONSE_COLUMNS = {
+    "response_id": {"type": "text", "required": True},
+    "customer_ref": {"type": "text", "required": True},
+    "submitted_at": {"type": "timestamptz", "required": True},
+    "nps_score": {"type": "integer", "min": 0, "max": 10},
+    "comment": "text",
+    "language": "text",
+}
+
+
+def _sources(tmp_path: Path, **overrides) -> dict[str, source_config.Source]:
+    document = {
+        "sources": {
+            "service": {
+                "kind": "files",
+                "format": "ndjson",
+                "location": str(tmp_path / "service"),
+                "max_reject_ratio": overrides.get("ratio", 0.9),
+                "entities": {
+                    "tickets": {
+                        "glob": "tickets_*.ndjson",
+                        "file_date": "tickets_%Y-%m-%d.ndjson",
+                        "primary_key": ["ticket_id", "updated_at"],
+                        "columns": TICKET_COLUMNS,
+                    }
+                },
+            },
+            "survey": {
+                "kind": "files",
+                "format": "csv",
+                "location": str(tmp_path / "survey"),
+                "encoding": overrides.get("encoding", "utf-8"),
+                "max_reject_ratio": overrides.get("ratio", 0.9),
+                "entities": {
+                    "responses": {
+                        "glob": "responses_*.csv",
+                        "file_date": "responses_%Y-%m-%d.csv",
+                        "primary_key": ["response_id"],
+                        "columns": RESPONSE_COLUMNS,
+                    }
+                },
+            },
+        }
+    }
+    return source_config.parse(document)
+
+
+def _ticket(ticket_id: int, updated: str, **fields) -> str:
+    record = {"ticket_id": ticket_id, "created_at": "2026-03-01T08:00:00Z", "updated_at": updated, "status": "open"}
+    return json.dumps(record | fields, ensure_ascii=False)
+
+
+def _write(path: Path, lines: list[str] | bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(lines if isinstance(lines, bytes) else ("\n".join(lines) + "\n").encode())
+
+
+@pytest.fixture
+def wh(make_database) -> str:
+    return make_database("extract_files")
+
+
+def _rows(url: str, query: str, *params) -> list[tuple]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query, params or None).fetchall()
+
+
+def test_each_interval_loads_its_files_and_late_versions(tmp_path: Path, wh: str) -> None:
+    service = _sources(tmp_path)["service"]
+    folder = tmp_path / "service"
+    _write(
+        folder / "tickets_2026-03-01.ndjson", [_ticket(1, "2026-03-01T08:00:00Z"), _ticket(2, "2026-03-01T09:00:00Z")]
+    )
+    _write(folder / "tickets_2026-03-02.ndjson", [_ticket(1, "2026-03-02T10:00:00Z", status="solved")])
+    _write(folder / "tickets_2026-03-03.ndjson", [_ticket(2, "2026-03-03T07:00:00Z", status="closed", reopen_count=1)])
+
+    for start in (DAY1, DAY2, DAY3):
+        result = extract.extract(service, "tickets", start, start + dt.timedelta(days=1), warehouse_url=wh)
+        assert result.rows_rejected == 0 and result.status == "loaded"
+
+    rows = _rows(
+        wh,
+        "select _interval_start::date::text, ticket_id, status, _source_file, _source_line "
+        "from raw_service.tickets order by 1, 2",
+    )
+    assert rows == [
+        ("2026-03-01", 1, "open", "tickets_2026-03-01.ndjson", 1),
+        ("2026-03-01", 2, "open", "tickets_2026-03-01.ndjson", 2),
+        ("2026-03-02", 1, "solved", "tickets_2026-03-02.ndjson", 1),
+        ("2026-03-03", 2, "closed", "tickets_2026-03-03.ndjson", 1),
+    ]
+    batches = _rows(wh, "select interval_start::date::text, status, rows_loaded from raw_service._batches order by 1")
+    assert batches == [("2026-03-01", "loaded", 2), ("2026-03-02", "loaded", 1), ("2026-03-03", "loaded", 1)]
+
+
+def test_rerun_replaces_the_interval(tmp_path: Path, wh: str) -> None:
+    service = _sources(tmp_path)["service"]
+    path = tmp_path / "service" / "tickets_2026-03-01.ndjson"
+    _write(path, [_ticket(1, "2026-03-01T08:00:00Z"), "{broken"])
+    first = extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    again = extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    assert (first.rows_loaded, first.rows_rejected) == (again.rows_loaded, again.rows_rejected) == (1, 1)
+    assert _rows(wh, "select count(*) from raw_service.tickets") == [(1,)]
+    assert _rows(wh, "select count(*) from raw_service._rejects") == [(1,)]
+    assert _rows(wh, "select count(*), min(batch_id::text) = %s from raw_service._batches", str(again.batch_id)) == [
+        (1, True)
+    ]
+    # The source file is corrected: the rerun replaces the batch, the reject disappears.
+    _write(path, [_ticket(1, "2026-03-01T08:00:00Z"), _ticket(3, "2026-03-01T09:00:00Z")])
+    fixed = extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    assert (fixed.rows_loaded, fixed.rows_rejected) == (2, 0)
+    assert _rows(wh, "select ticket_id from raw_service.tickets order by 1") == [(1,), (3,)]
+    assert _rows(wh, "select count(*) from raw_service._rejects") == [(0,)]
+
+
+def test_ndjson_faults_are_rejected_with_reasons_and_nothing_is_lost(tmp_path: Path, wh: str) -> None:
+    service = _sources(tmp_path)["service"]
+    good = [_ticket(i, f"2026-03-01T0{i}:00:00Z") for i in range(1, 6)]
+    lines = [
+        good[0],
+        '{"ticket_id": 9, "created_at": "2026-03-01T0',  # truncated → malformed_json
+        good[1],
+        json.dumps({"created_at": "2026-03-01T08:00:00Z", "updated_at": "2026-03-01T08:00:00Z"}),  # no ticket_id
+        _ticket(10, "2026-13-45T99:00:00Z"),  # invalid timestamp
+        _ticket(11, "2026-03-01T08:00:00Z", reopen_count=-1),  # out of range
+        good[2],
+        good[2],  # exact repeat → duplicate
+        _ticket(3, "2026-03-01T03:00:00Z", status="other"),  # same version key, other content → duplicate_key
+        "[1, 2, 3]",  # valid JSON but not an object
+        good[3],
+        _ticket(12, "2026-03-01T08:00:00Z", sla_policy="gold"),  # drift: kept in _extra
+        good[4],
+    ]
+    raw_bytes = ("\n".join(lines) + "\n").encode()
+    bad_utf8 = _ticket(13, "2026-03-01T08:00:00Z", description="XX").encode().replace(b"XX", b"\xc3\x28")
+    _write(tmp_path / "service" / "tickets_2026-03-01.ndjson", raw_bytes + bad_utf8 + b"\n")
+
+    result = extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+
+    assert result.rows_in == len(lines) + 1
+    assert result.rows_loaded == 6
+    assert result.extra_fields == ["sla_policy"]
+    rejects = _rows(wh, "select _source_line, reason, detail from raw_service._rejects order by _source_line")
+    assert rejects == [
+        (2, "malformed_json", "malformed_json"),
+        (4, "missing_required_field", "missing_required_field:ticket_id"),
+        (5, "invalid_value", "invalid_value:updated_at"),
+        (6, "out_of_range", "out_of_range:reopen_count"),
+        (8, "duplicate", "duplicate"),
+        (9, "duplicate_key", "duplicate_key"),
+        (10, "malformed_json", "malformed_json"),
+        (14, "invalid_utf8", "invalid_utf8"),
+    ]
+    assert _rows(wh, "select _extra from raw_service.tickets where ticket_id = 12") == [({"sla_policy": "gold"},)]
+    # The undecodable line is kept visibly (escaped), not dropped.
+    assert _rows(wh, "select raw_text like '%\\xc3(%' from raw_service._rejects where _source_line = 14") == [(True,)]
+
+
+def test_csv_faults_drift_and_multilingual_text(tmp_path: Path, wh: str) -> None:
+    survey = _sources(tmp_path)["survey"]
+    comments = {
+        "r1": "A entrega atrasou três semanas",
+        "r2": "Teslimat çok geç geldi, müşteri hizmetleri ilgisiz",
+        "r3": "التوصيل كان متأخرا جدا",
+        "r4": "A szállítás nagyon késett, de a termék kiváló",
+        "r5": 'Great, "quoted", with a comma',
+    }
+    header = "response_id,customer_ref,submitted_at,nps_score,comment,language,channel"
+    rows = [
+        f'{rid},{i},2026-03-01T10:00:00Z,{i},"{c.replace(chr(34), chr(34) * 2)}",xx,web'
+        for i, (rid, c) in enumerate(comments.items(), start=1)
+    ]
+    rows += [
+        "r6,7,2026-03-01T10:00:00Z,11,,en,web",  # out of range
+        "r7,8,2026-03-01T10:00:00Z,nine,,en,web",  # not a number
+        "r1,9,2026-03-01T10:00:00Z,3,other,en,web",  # duplicate id, other content
+        'r8,"broken,2026-03-01',  # broken quoting / wrong field count
+        "r9,,2026-03-01T10:00:00Z,5,,en,web",  # missing customer_ref
+    ]
+    _write(tmp_path / "survey" / "responses_2026-03-01.csv", [header, *rows])
+
+    result = extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
+
+    assert (result.rows_loaded, result.rows_rejected) == (5, 5)
+    assert result.extra_fields == ["channel"]
+    loaded = dict(_rows(wh, "select response_id, comment from raw_survey.responses"))
+    assert loaded == comments  # byte-exact round trip (pt, tr, ar, hu, quotes)
+    assert dict(_rows(wh, "select reason, count(*) from raw_survey._rejects group by 1")) == {
+        "out_of_range": 1,
+        "invalid_value": 1,
+        "duplicate_key": 1,
+        "malformed_row": 1,
+        "missing_required_field": 1,
+    }
+
+
+def test_duplicate_of_a_row_loaded_in_another_interval_is_rejected(tmp_path: Path, wh: str) -> None:
+    survey = _sources(tmp_path)["survey"]
+    header = "response_id,customer_ref,submitted_at,nps_score,comment,language"
+    _write(tmp_path / "survey" / "responses_2026-03-01.csv", [header, "r1,1,2026-03-01T10:00:00Z,9,,en"])
+    _write(tmp_path / "survey" / "responses_2026-03-02.csv", [header, "r1,2,2026-03-02T10:00:00Z,2,,en", "r2,2,2026-03-02T11:00:00Z,8,,en"])
+    extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
+    second = extract.extract(survey, "responses", DAY2, DAY3, warehouse_url=wh)
+    assert second.reject_reasons == {"duplicate_key": 1}
+    # Rerunning the first interval does not reject its own rows.
+    again = extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
+    assert (again.rows_loaded, again.rows_rejected) == (1, 0)
+
+
+def test_missing_required_column_fails_naming_column_and_file(tmp_path: Path, wh: str) -> None:
+    survey = _sources(tmp_path)["survey"]
+    header = "response_id,customer_ref,submitted_at,nps_score,comment,language"
+    _write(tmp_path / "survey" / "responses_2026-03-01.csv", [header, "r1,1,2026-03-01T10:00:00Z,9,ok,en"])
+    extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
+    _write(tmp_path / "survey" / "responses_2026-03-01.csv", ["response_id,submitted_at", "r2,2026-03-01T10:00:00Z"])
+    with pytest.raises(extract.SourceSchemaError, match=r"responses_2026-03-01\.csv: required column 'customer_ref'"):
+        extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
+    assert _rows(wh, "select response_id from raw_survey.responses") == [("r1",)]  # previous state kept
+
+
+def test_missing_optional_column_loads_nulls_and_reports(tmp_path: Path, wh: str) -> None:
+    survey = _sources(tmp_path)["survey"]
+    _write(
+        tmp_path / "survey" / "responses_2026-03-01.csv",
+        ["response_id,customer_ref,submitted_at,nps_score,comment", "r1,1,2026-03-01T10:00:00Z,9,ok"],
+    )
+    result = extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
+    assert result.missing_columns == ["language"] and result.rows_loaded == 1
+    assert _rows(wh, "select language from raw_survey.responses") == [(None,)]
+
+
+def test_configured_encoding_decodes_legacy_files(tmp_path: Path, wh: str) -> None:
+    survey = _sources(tmp_path, encoding="latin-1")["survey"]
+    content = (
+        "response_id,customer_ref,submitted_at,nps_score,comment,language\nr1,1,2026-03-01T10:00:00Z,9,Très bien,fr\n"
+    )
+    _write(tmp_path / "survey" / "responses_2026-03-01.csv", content.encode("latin-1"))
+    extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
+    assert _rows(wh, "select comment from raw_survey.responses") == [("Très bien",)]
+
+
+def test_reject_ratio_exceeded_keeps_previous_state_and_the_evidence(tmp_path: Path, wh: str) -> None:
+    service = _sources(tmp_path, ratio=0.2)["service"]
+    path = tmp_path / "service" / "tickets_2026-03-01.ndjson"
+    _write(path, [_ticket(1, "2026-03-01T08:00:00Z")])
+    extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    _write(path, [_ticket(2, "2026-03-01T08:00:00Z"), "{bad", "{bad", "{bad"])
+
+    with pytest.raises(extract.RejectRatioExceeded, match=r"3 of 4 rows rejected"):
+        extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+
+    assert _rows(wh, "select ticket_id from raw_service.tickets") == [(1,)]
+    assert _rows(wh, "select status, rows_rejected from raw_service._batches order by status") == [
+        ("failed", 3),
+        ("loaded", 0),
+    ]
+    assert _rows(wh, "select count(*) from raw_service._rejects") == [(3,)]
