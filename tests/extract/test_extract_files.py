@@ -224,7 +224,8 @@ def test_duplicate_of_a_row_loaded_in_another_interval_is_rejected(tmp_path: Pat
     survey = _sources(tmp_path)["survey"]
     header = "response_id,customer_ref,submitted_at,nps_score,comment,language"
     _write(tmp_path / "survey" / "responses_2026-03-01.csv", [header, "r1,1,2026-03-01T10:00:00Z,9,,en"])
-    _write(tmp_path / "survey" / "responses_2026-03-02.csv", [header, "r1,2,2026-03-02T10:00:00Z,2,,en", "r2,2,2026-03-02T11:00:00Z,8,,en"])
+    day2 = [header, "r1,2,2026-03-02T10:00:00Z,2,,en", "r2,2,2026-03-02T11:00:00Z,8,,en"]
+    _write(tmp_path / "survey" / "responses_2026-03-02.csv", day2)
     extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
     second = extract.extract(survey, "responses", DAY2, DAY3, warehouse_url=wh)
     assert second.reject_reasons == {"duplicate_key": 1}
