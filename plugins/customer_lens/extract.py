@@ -263,15 +263,15 @@ def _extract_postgres(conn: Connection, source: Source, entity: Entity, result: 
         copy_in = sql.SQL("copy {} ({}) from stdin").format(raw.table(source, entity.name), target_cols)
 
         def load_good_rows() -> int:
-            rows = 0
+            # Bytes flow from one server's COPY OUT into the other's COPY IN without being parsed.
+            into_cursor = conn.cursor()
             with (
                 src.cursor().copy(good_query, params | {"batch": str(result.batch_id)}) as out,
-                conn.cursor().copy(copy_in) as into,
+                into_cursor.copy(copy_in) as into,
             ):
                 for data in out:
                     into.write(data)
-                    rows += data.count(b"\n")
-            return rows
+            return into_cursor.rowcount
 
         _apply(conn, source, entity, result, load_good_rows, ratio=source.max_reject_ratio)
 
