@@ -146,6 +146,16 @@ def test_rows_breaking_rules_go_to_rejects_with_their_key(dbs) -> None:
     ]
 
 
+def _fill(src: str, first: int, last: int) -> None:
+    """Orders ``first..last``, all updated during DAY1."""
+    _exec(
+        src,
+        "insert into orders select g, g %% 97, 'completed', g %% 1000, %(d)s, "
+        "%(d)s + (g %% 86000) * interval '1 second' from generate_series(%(first)s, %(last)s) g",
+        {"d": DAY1, "first": first, "last": last},
+    )
+
+
 KILL_SCRIPT = textwrap.dedent(
     """
     import datetime as dt, pathlib, sys
@@ -160,20 +170,10 @@ KILL_SCRIPT = textwrap.dedent(
 def test_a_load_killed_mid_copy_leaves_the_previous_state_and_a_rerun_completes(dbs, tmp_path) -> None:
     src, wh = dbs
     source = _source(src)
-    _exec(
-        src,
-        "insert into orders select g, g %% 97, 'completed', g %% 1000, %(d)s, %(d)s + (g %% 86000) * interval '1 second' "
-        "from generate_series(1, 1000) g",
-        {"d": DAY1},
-    )
+    _fill(src, 1, 1000)
     extract.extract(source, "orders", DAY1, DAY1 + DAY, warehouse_url=wh)
     # The source grows a lot; the next load of the same interval is killed while it streams.
-    _exec(
-        src,
-        "insert into orders select g, g %% 97, 'completed', g %% 1000, %(d)s, %(d)s + (g %% 86000) * interval '1 second' "
-        "from generate_series(1001, 1500000) g",
-        {"d": DAY1},
-    )
+    _fill(src, 1001, 1500000)
     script, config = tmp_path / "load.py", tmp_path / "sources.yml"
     script.write_text(KILL_SCRIPT)
     config.write_text(yaml.safe_dump(_document(src)))
