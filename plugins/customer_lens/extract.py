@@ -567,7 +567,7 @@ def _classify_duplicates(conn: Connection, source: Source, entity: Entity, start
             update _lens_checked c set _reason = 'duplicate_key:loaded in another interval'
             where c._reason is null and exists (
                 select 1 from {table} t where ({tcols}) = ({ccols})
-                and (t._interval_start, t._interval_end) <> (%s, %s))"""
+                and not (t._interval_start >= %s and t._interval_end <= %s))"""
         ).format(
             table=raw.table(source, entity.name),
             tcols=sql.SQL(", ").join(sql.SQL("t.{}").format(_q(k)) for k in key),
@@ -609,6 +609,47 @@ def extract(
             result.seconds = time.monotonic() - began
     log.info("%s", result)
     return result
+
+
+STEPS = {"day": dt.timedelta(days=1), "week": dt.timedelta(days=7)}
+
+
+def intervals(start: dt.datetime, end: dt.datetime, step: str) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Split ``[start, end)`` into consecutive intervals of a day, a week or a calendar month."""
+    if step not in (*STEPS, "month"):
+        raise ValueError(f"step must be day, week or month, not {step!r}")
+    spans, lower = [], start
+    while lower < end:
+        if step == "month":
+            upper = (lower.replace(day=1) + dt.timedelta(days=32)).replace(day=1, hour=0, minute=0, second=0)
+        else:
+            upper = lower + STEPS[step]
+        spans.append((lower, min(upper, end)))
+        lower = min(upper, end)
+    return spans
+
+
+def extract_range(
+    source: Source,
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    step: str = "day",
+    entities: list[str] | None = None,
+    warehouse_url: str | None = None,
+    on_batch=None,
+) -> list[BatchResult]:
+    """Load ``[start, end)`` interval by interval (an initial load or a manual catch-up)."""
+    results = []
+    for lower, upper in intervals(start, end, step):
+        for entity in source.entities:
+            if entities and entity.name not in entities:
+                continue
+            result = extract(source, entity, lower, upper, warehouse_url=warehouse_url)
+            results.append(result)
+            if on_batch:
+                on_batch(result)
+    return results
 
 
 def reject_summary(results: list[BatchResult]) -> Counter:

@@ -87,6 +87,35 @@ def ensure_demo_data(
     return DemoState(True, summary.fingerprint, end_date, str(summary))
 
 
+def demo_range(cfg: settings_mod.Settings | None = None) -> tuple[dt.datetime, dt.datetime]:
+    """``[first day, day after end_date)`` of the installed demo history, as UTC datetimes."""
+    cfg = cfg or settings_mod.load()
+    meta = _installed_meta(cfg)
+    if not meta:
+        raise warehouse.WarehouseError("no demo data installed: run `lens demo-data` first")
+    end = dt.datetime.combine(dt.date.fromisoformat(meta["end_date"]), dt.time(), dt.UTC) + dt.timedelta(days=1)
+    start = dt.datetime.combine(dt.date.fromisoformat(meta["start_date"]), dt.time(), dt.UTC)
+    return start, end
+
+
+def load_raw(
+    start: dt.datetime, end: dt.datetime, *, step: str = "month", sources: list[str] | None = None, echo=None
+) -> list:
+    """Extract every configured source (or the named ones) for ``[start, end)`` into the raw layer."""
+    from customer_lens import extract, source_config
+
+    configured = source_config.load()
+    unknown = set(sources or ()) - set(configured)
+    if unknown:
+        raise source_config.ConfigError(f"unknown source(s): {', '.join(sorted(unknown))}")
+    results = []
+    for name, source in configured.items():
+        if sources and name not in sources:
+            continue
+        results += extract.extract_range(source, start, end, step=step, on_batch=echo)
+    return results
+
+
 def run(*, scale: str = "small", seed: int = 42, progress: bool = False) -> list[str]:
     """Run the whole job; returns the lines to show the user."""
     cfg = settings_mod.load()
@@ -96,4 +125,12 @@ def run(*, scale: str = "small", seed: int = 42, progress: bool = False) -> list
     lines.append(str(state))
     lines.append(f"sources     sales: {warehouse.sales_src_url(cfg)}")
     lines.append(f"            service/survey exports: {cfg.sources_dir}")
+    start, end = demo_range(cfg)
+    results = load_raw(start, end, step="month")
+    loaded = sum(r.rows_loaded for r in results)
+    rejected = sum(r.rows_rejected for r in results)
+    lines.append(
+        f"raw layer   {len(results)} batches [{start:%Y-%m-%d}, {end:%Y-%m-%d}): "
+        f"{loaded} rows loaded, {rejected} rejected"
+    )
     return lines

@@ -130,21 +130,47 @@ def _ensure_entity(conn: Connection, source: Source, entity: Entity) -> None:
         )
 
 
+class IntervalOverlap(ValueError):
+    """A load's interval cuts through an earlier batch's interval (replace whole batches only)."""
+
+
 def clear_interval(conn: Connection, source: Source, entity: Entity, start, end) -> None:
-    """Delete what an earlier load of this entity and interval wrote (inside the caller's transaction)."""
+    """Delete what earlier loads of this entity within ``[start, end)`` wrote (in the caller's transaction).
+
+    Batches lying wholly inside the interval are replaced (so a monthly reload replaces its daily
+    batches). A batch that only partly overlaps would be half-replaced, duplicating or losing rows,
+    so it is refused with the batch named.
+    """
+    straddling = conn.execute(
+        sql.SQL(
+            """select interval_start, interval_end from {} where entity = %(e)s and status = 'loaded'
+               and interval_start < %(end)s and interval_end > %(start)s
+               and not (interval_start >= %(start)s and interval_end <= %(end)s)"""
+        ).format(table(source, "_batches")),
+        {"e": entity.name, "start": start, "end": end},
+    ).fetchall()
+    if straddling:
+        spans = ", ".join(f"[{a:%Y-%m-%d %H:%M}, {b:%Y-%m-%d %H:%M})" for a, b in straddling)
+        raise IntervalOverlap(
+            f"{source.name}.{entity.name}: [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) partly overlaps "
+            f"loaded batch(es) {spans}; reload whole batches (or a range covering them)"
+        )
+    contained = {"e": entity.name, "start": start, "end": end}
     conn.execute(
-        sql.SQL("delete from {} where _interval_start = %s and _interval_end = %s").format(table(source, entity.name)),
-        (start, end),
+        sql.SQL("delete from {} where _interval_start >= %(start)s and _interval_end <= %(end)s").format(
+            table(source, entity.name)
+        ),
+        contained,
     )
     conn.execute(
-        sql.SQL("delete from {} where entity = %s and _interval_start = %s and _interval_end = %s").format(
-            table(source, "_rejects")
-        ),
-        (entity.name, start, end),
+        sql.SQL(
+            "delete from {} where entity = %(e)s and _interval_start >= %(start)s and _interval_end <= %(end)s"
+        ).format(table(source, "_rejects")),
+        contained,
     )
     conn.execute(
-        sql.SQL("delete from {} where entity = %s and interval_start = %s and interval_end = %s").format(
-            table(source, "_batches")
-        ),
-        (entity.name, start, end),
+        sql.SQL(
+            "delete from {} where entity = %(e)s and interval_start >= %(start)s and interval_end <= %(end)s"
+        ).format(table(source, "_batches")),
+        contained,
     )

@@ -151,7 +151,7 @@ def _fill(src: str, first: int, last: int) -> None:
     _exec(
         src,
         "insert into orders select g, g %% 97, 'completed', g %% 1000, %(d)s, "
-        "%(d)s + (g %% 86000) * interval '1 second' from generate_series(%(first)s, %(last)s) g",
+        "%(d)s + (g %% 86000) * interval '1 second' from generate_series(%(first)s::bigint, %(last)s::bigint) g",
         {"d": DAY1, "first": first, "last": last},
     )
 
