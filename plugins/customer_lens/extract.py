@@ -389,7 +389,7 @@ def _land_parquet(conn: Connection, rel: str, path: Path, entity: Entity, result
     target = ", ".join(["_source_file", "_source_line"] + [sql.Identifier(c.name).as_string(conn) for c in present])
     line = 0
     cursor = entity.column(entity.cursor) if entity.cursor else None
-    with conn.cursor().copy(f"copy _lens_landing ({target}) from stdin (format csv, header true)") as copy:
+    with conn.cursor().copy(f"copy _lens_landing ({target}) from stdin (format csv)") as copy:
         for batch in parquet.iter_batches(batch_size=CHUNK_LINES, columns=[c.source for c in present]):
             numbers = pa.array(range(line + 1, line + 1 + batch.num_rows), pa.int64())
             line += batch.num_rows
@@ -401,7 +401,7 @@ def _land_parquet(conn: Connection, rel: str, path: Path, entity: Entity, result
                 arrays.append(pc.cast(values, pa.string()))
             table = pa.table(arrays, names=["_source_file", "_source_line"] + [c.name for c in present])
             buffer = io.BytesIO()
-            pacsv.write_csv(table, buffer)
+            pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
             copy.write(buffer.getvalue())
 
 
@@ -424,9 +424,14 @@ def _parse_landing(conn: Connection, source: Source, entity: Entity) -> None:
         ).format(known=known, values=values)
     else:
         values = sql.SQL(", ").join(sql.SQL("{} as {}").format(_q(c.name), _q(f"v_{c.name}")) for c in entity.columns)
+        # Parquet rows have no raw text line: keep the row as JSON so a reject still shows its values.
+        as_json = sql.SQL(", ").join(
+            sql.SQL("{}, {}").format(sql.Literal(c.source), _q(c.name)) for c in entity.columns
+        )
         query = sql.SQL(
-            "select _ord, _source_file, _source_line, _raw, _parse_error, _extra as _drift, {values} from _lens_landing"
-        ).format(values=values)
+            "select _ord, _source_file, _source_line, coalesce(_raw, json_build_object({as_json})::text) as _raw, "
+            "_parse_error, _extra as _drift, {values} from _lens_landing"
+        ).format(values=values, as_json=as_json)
     conn.execute("drop table if exists _lens_parsed")
     conn.execute(sql.SQL("create temp table _lens_parsed as {}").format(query))
 
@@ -594,7 +599,8 @@ def extract(
         raise ValueError("interval bounds must be timezone-aware")
     result = BatchResult(source.name, entity.name, uuid.uuid4(), start, end)
     began = time.monotonic()
-    with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True) as conn:
+    # Timestamps without an offset in a source are read as UTC, whatever the server's default zone.
+    with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options="-c TimeZone=UTC") as conn:
         raw.ensure(conn, source)
         try:
             if source.kind == "postgres":

@@ -31,8 +31,10 @@ METADATA_COLUMNS = (
 
 
 def version_key(entity: Entity) -> tuple[str, ...]:
-    """Columns that identify one *version* of a record: the primary key plus the cursor."""
+    """Columns that identify one *version* of a record: the primary key plus the cursor (none without a key)."""
     key = tuple(entity.primary_key)
+    if not key:
+        return ()
     if entity.cursor and entity.cursor not in key:
         key = (*key, entity.cursor)
     return key
