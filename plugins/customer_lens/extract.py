@@ -305,8 +305,13 @@ def _decoded_lines(path: Path, encoding: str):
                 yield number, None, data
 
 
+def _is_json(source: Source) -> bool:
+    """JSON records (NDJSON files, HTTP APIs) land as raw text and are parsed in SQL."""
+    return source.kind == "http" or source.format == "ndjson"
+
+
 def _landing_columns(source: Source, entity: Entity) -> list[str]:
-    return [] if source.format == "ndjson" else [c.name for c in entity.columns]
+    return [] if _is_json(source) else [c.name for c in entity.columns]
 
 
 def _create_landing(conn: Connection, source: Source, entity: Entity) -> None:
@@ -407,7 +412,7 @@ def _land_parquet(conn: Connection, rel: str, path: Path, entity: Entity, result
 
 def _parse_landing(conn: Connection, source: Source, entity: Entity) -> None:
     """``_lens_parsed``: one row per landed line, each configured column as text (``v_<name>``)."""
-    if source.format == "ndjson":
+    if _is_json(source):
         values = sql.SQL(", ").join(
             sql.SQL("d._doc ->> {} as {}").format(sql.Literal(c.source), _q(f"v_{c.name}")) for c in entity.columns
         )
@@ -480,28 +485,44 @@ def _check_landing(conn: Connection, entity: Entity, window: tuple | None) -> No
 
 
 def _extract_files(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
-    start, end = result.interval_start, result.interval_end
-    paths = files_for_interval(source, entity, start, end)
+    paths = files_for_interval(source, entity, result.interval_start, result.interval_end)
     result.files = [str(p.relative_to(source.location)) for p in paths]
-    with conn.transaction():
-        _create_temp_rejects(conn)
-        _create_landing(conn, source, entity)
+
+    def land() -> None:
         for path in paths:
             rel = str(path.relative_to(source.location))
             if source.format == "parquet":
                 _land_parquet(conn, rel, path, entity, result)
                 continue
-            cols = ["_source_file", "_source_line", "_raw", "_parse_error", "_extra", *_landing_columns(source, entity)]
-            target = ", ".join(sql.Identifier(c).as_string(conn) for c in cols)
-            with conn.cursor().copy(f"copy _lens_landing ({target}) from stdin") as copy:
+            with landing_copy(conn, source, entity) as copy:
                 if source.format == "ndjson":
                     _land_ndjson(copy, rel, path, source.encoding)
                 else:
                     _land_csv(copy, rel, path, source, entity, result)
+
+    load_landed(conn, source, entity, result, land)
+
+
+def landing_copy(conn: Connection, source: Source, entity: Entity):
+    """A COPY into the landing table: rows of (file, line, raw text, parse error, extra, *text columns)."""
+    cols = ["_source_file", "_source_line", "_raw", "_parse_error", "_extra", *_landing_columns(source, entity)]
+    target = ", ".join(sql.Identifier(c).as_string(conn) for c in cols)
+    return conn.cursor().copy(f"copy _lens_landing ({target}) from stdin")
+
+
+def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchResult, land) -> None:
+    """Land rows with ``land()``, then type, check and de-duplicate them in SQL and apply the batch."""
+    start, end = result.interval_start, result.interval_end
+    with conn.transaction():
+        _create_temp_rejects(conn)
+        _create_landing(conn, source, entity)
+        land()
         _parse_landing(conn, source, entity)
-        _check_landing(conn, entity, (start, end) if not entity.file_date and entity.cursor else None)
+        # A file source without dated names (one big file) and an API are filtered on the cursor here.
+        by_cursor = entity.cursor and not entity.file_date and source.kind == "files"
+        _check_landing(conn, entity, (start, end) if by_cursor else None)
         _classify_duplicates(conn, source, entity, start, end)
-        if source.format == "ndjson":
+        if _is_json(source):
             drift = conn.execute(
                 "select distinct jsonb_object_keys(_drift) from _lens_checked where _drift is not null order by 1"
             ).fetchall()
