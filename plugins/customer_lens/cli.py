@@ -141,6 +141,9 @@ def extract_cmd(
     end: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Day after the last day to load.")],
     source: Annotated[list[str] | None, typer.Option(help="Source name (repeatable) [default: all].")] = None,
     step: Annotated[str, typer.Option(help="Interval size: day | week | month.")] = "day",
+    history: Annotated[
+        bool, typer.Option(help="Initial load: also load everything before --start, as one first batch.")
+    ] = False,
 ) -> None:
     """Load sources into the raw layer for [start, end), interval by interval (initial loads, catch-up).
 
@@ -148,7 +151,7 @@ def extract_cmd(
     """
     warehouse.ensure_running()
     start_utc, end_utc = start.replace(tzinfo=dt.UTC), end.replace(tzinfo=dt.UTC)
-    results = pipeline.load_raw(start_utc, end_utc, step=step, sources=source, echo=typer.echo)
+    results = pipeline.load_raw(start_utc, end_utc, step=step, sources=source, echo=typer.echo, history=history)
     typer.echo(
         f"{len(results)} batches, {sum(r.rows_loaded for r in results)} rows loaded, "
         f"{sum(r.rows_rejected for r in results)} rejected"

@@ -638,6 +638,7 @@ def extract(
     return result
 
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 STEPS = {"day": dt.timedelta(days=1), "week": dt.timedelta(days=7)}
 
 
@@ -665,10 +666,18 @@ def extract_range(
     entities: list[str] | None = None,
     warehouse_url: str | None = None,
     on_batch=None,
+    history: bool = False,
 ) -> list[BatchResult]:
-    """Load ``[start, end)`` interval by interval (an initial load or a manual catch-up)."""
+    """Load ``[start, end)`` interval by interval (an initial load or a manual catch-up).
+
+    With ``history=True`` everything before ``start`` is loaded first, as one batch from the epoch
+    (reference data such as a product catalogue usually predates the history being loaded).
+    """
     results = []
-    for lower, upper in intervals(start, end, step):
+    spans = intervals(start, end, step)
+    if history:
+        spans.insert(0, (EPOCH, start))
+    for lower, upper in spans:
         for entity in source.entities:
             if entities and entity.name not in entities:
                 continue

@@ -99,9 +99,18 @@ def demo_range(cfg: settings_mod.Settings | None = None) -> tuple[dt.datetime, d
 
 
 def load_raw(
-    start: dt.datetime, end: dt.datetime, *, step: str = "month", sources: list[str] | None = None, echo=None
+    start: dt.datetime,
+    end: dt.datetime,
+    *,
+    step: str = "month",
+    sources: list[str] | None = None,
+    echo=None,
+    history: bool = False,
 ) -> list:
-    """Extract every configured source (or the named ones) for ``[start, end)`` into the raw layer."""
+    """Extract every configured source (or the named ones) for ``[start, end)`` into the raw layer.
+
+    ``history`` also loads everything before ``start`` as a first batch (an initial load).
+    """
     from customer_lens import extract, source_config
 
     configured = source_config.load()
@@ -112,7 +121,7 @@ def load_raw(
     for name, source in configured.items():
         if sources and name not in sources:
             continue
-        results += extract.extract_range(source, start, end, step=step, on_batch=echo)
+        results += extract.extract_range(source, start, end, step=step, on_batch=echo, history=history)
     return results
 
 
@@ -126,7 +135,7 @@ def run(*, scale: str = "small", seed: int = 42, progress: bool = False) -> list
     lines.append(f"sources     sales: {warehouse.sales_src_url(cfg)}")
     lines.append(f"            service/survey exports: {cfg.sources_dir}")
     start, end = demo_range(cfg)
-    results = load_raw(start, end, step="month")
+    results = load_raw(start, end, step="month", history=True)
     loaded = sum(r.rows_loaded for r in results)
     rejected = sum(r.rows_rejected for r in results)
     lines.append(
