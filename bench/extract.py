@@ -39,7 +39,7 @@ HERE = Path(__file__).resolve().parent
 ENTITIES = ("customers", "products", "orders", "order_lines", "contracts")
 
 CHILD = """
-import datetime as dt, json, resource, sys, time
+import datetime as dt, json, sys, time
 from pathlib import Path
 from customer_lens import extract, source_config
 source = source_config.load(Path(sys.argv[1]))["sales"]
@@ -49,7 +49,9 @@ for entity in sys.argv[5].split(","):
     began = time.perf_counter()
     result = extract.extract(source, entity, start, end, warehouse_url=sys.argv[2])
     out[entity] = {"rows": result.rows_loaded + result.rows_rejected, "seconds": time.perf_counter() - began}
-out["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# VmHWM: this process's own peak (ru_maxrss would include the parent's, inherited across exec).
+hwm = next(line for line in open("/proc/self/status") if line.startswith("VmHWM"))
+out["peak_rss_mb"] = int(hwm.split()[1]) / 1024
 print(json.dumps(out))
 """
 

