@@ -291,11 +291,12 @@ def _extract_postgres(conn: Connection, source: Source, entity: Entity, result: 
             _create_temp_rejects(conn)
 
         good_query = sql.SQL(
-            "copy (select {cols}, {batch}::uuid, {start}::timestamptz, {end}::timestamptz "
+            "copy (select {cols}, {batch}::uuid, {start}::timestamptz, {end}::timestamptz, {now}::timestamptz "
             "from {table} where {window} and {reason} is null) to stdout {fmt}"
         ).format(
             cols=select_cols,
             batch=sql.Literal(str(result.batch_id)),
+            now=sql.Literal(result.started_at),
             start=sql.Literal(start),
             end=sql.Literal(end),
             table=_source_table(entity),
@@ -304,7 +305,8 @@ def _extract_postgres(conn: Connection, source: Source, entity: Entity, result: 
             fmt=copy_format,
         )
         target_cols = sql.SQL(", ").join(
-            [_q(c.name) for c in entity.columns] + [_q("_batch_id"), _q("_interval_start"), _q("_interval_end")]
+            [_q(c.name) for c in entity.columns]
+            + [_q("_batch_id"), _q("_interval_start"), _q("_interval_end"), _q("_loaded_at")]
         )
         copy_in = sql.SQL("copy {} ({}) from stdin {}").format(raw.table(source, entity.name), target_cols, copy_format)
         command, env = _psql_command(url)

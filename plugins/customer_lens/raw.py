@@ -48,7 +48,11 @@ def ensure(conn: Connection, source: Source) -> None:
     """Create the source's raw schema and tables; add columns the configuration gained since.
 
     Serialised with an advisory lock so parallel extract tasks of one source do not race on DDL.
+    When everything exists already (every run but the first) only the catalog is read: no DDL, so no
+    table lock that would make readers of the raw layer wait.
     """
+    if _complete(conn, source):
+        return
     schema = sql.Identifier(source.raw_schema)
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext(%s))", (f"lens-ddl:{source.raw_schema}",))
@@ -98,6 +102,33 @@ def ensure(conn: Connection, source: Source) -> None:
         )
         for entity in source.entities:
             _ensure_entity(conn, source, entity)
+
+
+def _wanted(source: Source) -> tuple[set[tuple[str, str]], set[str]]:
+    """(table, column) pairs and index names the source's raw schema must have."""
+    columns = {("_batches", "batch_id"), ("_rejects", "reason")}
+    indexes = {f"{source.raw_schema}_rejects_interval"}
+    for entity in source.entities:
+        names = [c.name for c in entity.columns] + list(entity.flags) + [n for n, _ in METADATA_COLUMNS]
+        columns |= {(entity.name, name) for name in names}
+        indexes.add(f"{entity.name}_interval_brin")
+        if version_key(entity) and source.kind != "postgres":
+            indexes.add(f"{entity.name}_version_idx")
+    return columns, indexes
+
+
+def _complete(conn: Connection, source: Source) -> bool:
+    columns, indexes = _wanted(source)
+    found_columns = set(
+        conn.execute(
+            "select table_name, column_name from information_schema.columns where table_schema = %s",
+            (source.raw_schema,),
+        ).fetchall()
+    )
+    found_indexes = {
+        name for (name,) in conn.execute("select indexname from pg_indexes where schemaname = %s", (source.raw_schema,))
+    }
+    return columns <= found_columns and indexes <= found_indexes
 
 
 def _ensure_entity(conn: Connection, source: Source, entity: Entity) -> None:
