@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -148,37 +150,62 @@ def test_unreachable_override_fails_with_one_clear_line(tmp_path: Path) -> None:
     assert "Traceback" not in result.stderr
 
 
+def _interpreter_for_nobody() -> tuple[list[str], dict[str, str]] | None:
+    """A Python that user ``nobody`` can run with this project importable, or None.
+
+    The venv's own python may link into a directory only root can enter (pyenv under /root); the
+    system python of the same minor version with the venv's packages on PYTHONPATH does as well.
+    """
+    import sysconfig
+
+    paths = {
+        "PYTHONPATH": os.pathsep.join([sysconfig.get_paths()["purelib"], str(Path(warehouse.__file__).parents[1])])
+    }
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    for candidate, env in ((sys.executable, {}), (f"/usr/bin/{version}", paths), (f"/usr/local/bin/{version}", paths)):
+        try:
+            probe = subprocess.run(
+                [candidate, "-c", "import customer_lens.warehouse"],
+                user=65534,
+                env={"PATH": os.environ["PATH"], **env},
+                capture_output=True,
+                check=False,
+            )
+        except (PermissionError, FileNotFoundError):
+            continue
+        if probe.returncode == 0:
+            return [candidate], env
+    return None
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="checks the non-root path by dropping from root")
-def test_runs_as_a_normal_user_too(tmp_path: Path) -> None:
+def test_runs_as_a_normal_user_too() -> None:
     """The server also starts for an unprivileged user (no user namespace needed there)."""
+    found = _interpreter_for_nobody()
+    if found is None:
+        pytest.skip("no Python that an unprivileged user can run with this project importable")
+    command, paths = found
+    # pytest's own temporary directories are private to root; this one is the user's.
+    state = Path(tempfile.mkdtemp(prefix="lens-nobody-"))
     try:
-        probe = subprocess.run(
-            [sys.executable, "-c", "import customer_lens.warehouse"], user=65534, capture_output=True, check=False
+        os.chown(state, 65534, 65534)
+        env = {"LENS_STATE_DIR": str(state), "PATH": os.environ["PATH"], "HOME": str(state), **paths}
+        script = (
+            "import os; from customer_lens import warehouse as w; s = w.embedded(); st = s.start(); "
+            "print(os.geteuid(), st.running, st.url); s.stop()"
         )
-    except PermissionError:
-        probe = None
-    if probe is None or probe.returncode != 0:
-        pytest.skip("the venv or checkout is not readable by an unprivileged user here (e.g. under /root)")
-    state = tmp_path / "nobody-state"
-    state.mkdir()
-    os.chown(state, 65534, 65534)
-    os.chmod(tmp_path, 0o755)
-    env = {"LENS_STATE_DIR": str(state), "PATH": os.environ["PATH"], "HOME": str(state)}
-    script = (
-        "from customer_lens import warehouse as w; s = w.embedded(); st = s.start(); "
-        "print(st.running, st.url); s.stop()"
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", script],
-        user=65534,
-        group=65534,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("True postgresql://postgres@127.0.0.1:")
-    owner = (state / "warehouse" / "pgdata").stat().st_uid
-    assert owner == 65534
+        result = subprocess.run(
+            [*command, "-c", script],
+            user=65534,
+            group=65534,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith("65534 True postgresql://postgres@127.0.0.1:")
+        assert (state / "warehouse" / "pgdata").stat().st_uid == 65534
+    finally:
+        shutil.rmtree(state, ignore_errors=True)
