@@ -50,8 +50,9 @@ warehouse-start: $(STAMP) ## Start the embedded warehouse
 warehouse-stop: $(STAMP) ## Stop the embedded warehouse
 	$(BIN)/lens warehouse stop
 
-bench: $(STAMP) ## Generation benchmark at medium scale
+bench: $(STAMP) ## Benchmarks at medium scale: demo generation, extraction loaders (results in bench/results/)
 	$(BIN)/python bench/generate.py --scale medium
+	$(BIN)/python bench/extract.py --scale medium
 
 clean: ## Stop the warehouse and delete local state (.lens) — the venv stays
 	-$(BIN)/lens warehouse stop
