@@ -84,7 +84,9 @@ def ensure_demo_data(
         bad_records=bad_records,
         progress=progress,
     )
-    return DemoState(True, summary.fingerprint, end_date, str(summary))
+    counts = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in summary.counts().items())
+    faults = f", {summary.faults_injected} faults injected" if bad_records else ""
+    return DemoState(True, summary.fingerprint, end_date, f"{counts}{faults} in {summary.elapsed_seconds:.1f}s")
 
 
 def demo_range(cfg: settings_mod.Settings | None = None) -> tuple[dt.datetime, dt.datetime]:
