@@ -25,6 +25,7 @@ import urllib.request
 from psycopg import Connection
 
 from customer_lens import extract
+from customer_lens.extract_files import landing_copy, load_landed
 from customer_lens.source_config import Entity, Source
 
 DEFAULTS = {
@@ -91,10 +92,10 @@ def extract_http(conn: Connection, source: Source, entity: Entity, result: extra
     """Land every page's records and load them as one batch."""
 
     def land() -> None:
-        with extract.landing_copy(conn, source, entity) as copy:
+        with landing_copy(conn, source, entity) as copy:
             for number, (url, records) in enumerate(pages(source, entity, result.interval_start, result.interval_end)):
                 result.files.append(url)
                 for index, record in enumerate(records, start=1):
                     copy.write_row((f"page {number + 1}", index, json.dumps(record, ensure_ascii=False), None, None))
 
-    extract.load_landed(conn, source, entity, result, land)
+    load_landed(conn, source, entity, result, land)

@@ -1,0 +1,357 @@
+"""Extraction from ``files`` sources (CSV, NDJSON, parquet) — and the landing path APIs share.
+
+Files are read in a streaming way (line by line; parquet in record batches), so memory stays
+bounded whatever their size. Each line lands as text in a temporary table (an undecodable line is
+kept as a reject with its number); then SQL parses JSON, types every value with
+``pg_input_is_valid``, applies the range rules, finds repeated record versions and applies the
+batch. :func:`load_landed` is that second half, reused by the ``http`` kind.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import json
+import logging
+from pathlib import Path
+
+from psycopg import Connection, sql
+
+from customer_lens import raw
+from customer_lens.extract import (
+    BatchResult,
+    SourceSchemaError,
+    apply_batch,
+    create_temp_rejects,
+    ident,
+    key_text,
+    range_check,
+)
+from customer_lens.source_config import Entity, Source
+
+log = logging.getLogger(__name__)
+
+CHUNK_ROWS = 50_000
+
+
+def files_for_interval(source: Source, entity: Entity, start: dt.datetime, end: dt.datetime) -> list[Path]:
+    """The entity's files for the interval: dated within ``[start, end)`` by name, or all of them."""
+    paths = sorted(source.location.glob(entity.glob))
+    if not entity.file_date:
+        return paths
+    chosen = []
+    for path in paths:
+        try:
+            day = dt.datetime.strptime(path.name, entity.file_date).replace(tzinfo=dt.UTC)
+        except ValueError:
+            log.warning("ignoring %s: its name does not match %s", path, entity.file_date)
+            continue
+        if start <= day < end:
+            chosen.append(path)
+    return chosen
+
+
+def _decoded_lines(path: Path, encoding: str):
+    """(line number, text or None, raw bytes) per physical line; None marks an undecodable line."""
+    with open(path, "rb") as fh:
+        for number, data in enumerate(fh, start=1):
+            data = data.rstrip(b"\r\n")
+            try:
+                yield number, data.decode(encoding), data
+            except UnicodeDecodeError:
+                yield number, None, data
+
+
+def _is_json(source: Source) -> bool:
+    """JSON records (NDJSON files, HTTP APIs) land as raw text and are parsed in SQL."""
+    return source.kind == "http" or source.format == "ndjson"
+
+
+def _landing_columns(source: Source, entity: Entity) -> list[str]:
+    return [] if _is_json(source) else [c.name for c in entity.columns]
+
+
+def _create_landing(conn: Connection, source: Source, entity: Entity) -> None:
+    text_cols = "".join(f", {sql.Identifier(c).as_string(conn)} text" for c in _landing_columns(source, entity))
+    conn.execute("drop table if exists _lens_landing")
+    conn.execute(
+        f"""create temp table _lens_landing (
+            _ord bigserial, _source_file text, _source_line bigint, _raw text, _parse_error text, _extra jsonb
+            {text_cols})"""
+    )
+
+
+def _land_ndjson(copy, rel: str, path: Path, encoding: str) -> None:
+    for number, text, data in _decoded_lines(path, encoding):
+        if text is None:
+            copy.write_row((rel, number, data.decode(encoding, errors="backslashreplace"), "invalid_utf8", None))
+        elif text.strip():
+            copy.write_row((rel, number, text, None, None))
+
+
+def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result: BatchResult) -> None:
+    lines = _decoded_lines(path, source.encoding)
+    header_line = next(lines, None)
+    if header_line is None or header_line[1] is None:
+        raise SourceSchemaError(f"{rel}: no readable header line")
+    header = next(csv.reader([header_line[1]]))
+    position = {name: i for i, name in enumerate(header)}
+    columns = list(entity.columns)
+    for column in columns:
+        if column.source not in position:
+            if column.required:
+                raise SourceSchemaError(
+                    f"{rel}: required column {column.source!r} is missing (header: {', '.join(header)})"
+                )
+            if column.name not in result.missing_columns:
+                result.missing_columns.append(column.name)
+    known = {c.source for c in columns}
+    extras = [name for name in header if name not in known]
+    for name in extras:
+        if name not in result.extra_fields:
+            result.extra_fields.append(name)
+    picks = [position.get(c.source) for c in columns]
+    width = len(header)
+    for number, text, data in lines:
+        if text is None:
+            copy.write_row(
+                (rel, number, data.decode(source.encoding, errors="backslashreplace"), "invalid_utf8", None)
+                + (None,) * len(columns)
+            )
+            continue
+        if not text.strip():
+            continue
+        try:
+            (fields,) = list(csv.reader([text], strict=True))
+        except (csv.Error, ValueError):
+            fields = None
+        if fields is None or len(fields) != width:
+            copy.write_row((rel, number, text, "malformed_row", None) + (None,) * len(columns))
+            continue
+        extra = json.dumps({h: fields[position[h]] for h in extras}, ensure_ascii=False) if extras else None
+        values = tuple(fields[i] if i is not None and fields[i] != "" else None for i in picks)
+        copy.write_row((rel, number, text, None, extra, *values))
+
+
+def _land_parquet(conn: Connection, rel: str, path: Path, entity: Entity, result: BatchResult) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    parquet = pq.ParquetFile(path)
+    names = parquet.schema_arrow.names
+    present = [c for c in entity.columns if c.source in names]
+    for column in entity.columns:
+        if column.source not in names:
+            if column.required:
+                raise SourceSchemaError(f"{rel}: required column {column.source!r} is missing")
+            result.missing_columns.append(column.name)
+    result.extra_fields.extend(n for n in names if n not in {c.source for c in entity.columns})
+    target = ", ".join(["_source_file", "_source_line"] + [sql.Identifier(c.name).as_string(conn) for c in present])
+    line = 0
+    cursor = entity.column(entity.cursor) if entity.cursor else None
+    with conn.cursor().copy(f"copy _lens_landing ({target}) from stdin (format csv)") as copy:
+        for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=[c.source for c in present]):
+            numbers = pa.array(range(line + 1, line + 1 + batch.num_rows), pa.int64())
+            line += batch.num_rows
+            arrays = [pa.array([rel] * batch.num_rows, pa.string()), numbers]
+            for column in present:
+                values = batch.column(column.source)
+                if pa.types.is_timestamp(values.type) and values.type.tz is None and cursor is not None:
+                    values = pc.assume_timezone(values, "UTC")
+                arrays.append(pc.cast(values, pa.string()))
+            table = pa.table(arrays, names=["_source_file", "_source_line"] + [c.name for c in present])
+            buffer = io.BytesIO()
+            pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+            copy.write(buffer.getvalue())
+
+
+def _parse_landing(conn: Connection, source: Source, entity: Entity) -> None:
+    """``_lens_parsed``: one row per landed line, each configured column as text (``v_<name>``)."""
+    if _is_json(source):
+        values = sql.SQL(", ").join(
+            sql.SQL("d._doc ->> {} as {}").format(sql.Literal(c.source), ident(f"v_{c.name}")) for c in entity.columns
+        )
+        known = sql.SQL(", ").join(sql.Literal(c.source) for c in entity.columns)
+        query = sql.SQL(
+            """
+            select l._ord, l._source_file, l._source_line, l._raw,
+                   coalesce(l._parse_error, case when d._doc is null then 'malformed_json' end) as _parse_error,
+                   nullif(d._doc - array[{known}]::text[], '{{}}'::jsonb) as _drift, {values}
+            from _lens_landing l
+            cross join lateral (
+                select case when l._parse_error is null and pg_input_is_valid(l._raw, 'jsonb')
+                            and jsonb_typeof(l._raw::jsonb) = 'object' then l._raw::jsonb end as _doc) d"""
+        ).format(known=known, values=values)
+    else:
+        values = sql.SQL(", ").join(
+            sql.SQL("{} as {}").format(ident(c.name), ident(f"v_{c.name}")) for c in entity.columns
+        )
+        # Parquet rows have no raw text line: keep the row as JSON so a reject still shows its values.
+        as_json = sql.SQL(", ").join(
+            sql.SQL("{}, {}").format(sql.Literal(c.source), ident(c.name)) for c in entity.columns
+        )
+        query = sql.SQL(
+            "select _ord, _source_file, _source_line, coalesce(_raw, json_build_object({as_json})::text) as _raw, "
+            "_parse_error, _extra as _drift, {values} from _lens_landing"
+        ).format(values=values, as_json=as_json)
+    conn.execute("drop table if exists _lens_parsed")
+    conn.execute(sql.SQL("create temp table _lens_parsed as {}").format(query))
+
+
+def _check_landing(conn: Connection, entity: Entity, window: tuple | None) -> None:
+    """``_lens_checked``: typed values plus ``_reason`` (null for a good row, else why it is rejected)."""
+    whens = []
+    for column in entity.columns:
+        value = ident(f"v_{column.name}")
+        if column.required:
+            whens.append(
+                sql.SQL("when {} is null then {}").format(value, sql.Literal(f"missing_required_field:{column.name}"))
+            )
+        if column.type != "text":
+            whens.append(
+                sql.SQL("when {v} is not null and not pg_input_is_valid({v}, {t}) then {r}").format(
+                    v=value, t=sql.Literal(column.type), r=sql.Literal(f"invalid_value:{column.name}")
+                )
+            )
+        check = range_check(column, sql.SQL("{}::{}").format(value, sql.SQL(column.type)))
+        if check is not None:
+            whens.append(sql.SQL("when {} then {}").format(check, sql.Literal(f"out_of_range:{column.name}")))
+    reason = sql.SQL("case {} end").format(sql.SQL(" ").join(whens)) if whens else sql.SQL("null::text")
+    window_sql = sql.SQL("true")
+    if window is not None:  # one big file filtered on a cursor column
+        value = ident(f"v_{entity.cursor}")
+        window_sql = sql.SQL(
+            "_parse_error is not null or not pg_input_is_valid({v}, 'timestamptz') "
+            "or ({v}::timestamptz >= {s} and {v}::timestamptz < {e})"
+        ).format(v=value, s=sql.Literal(window[0]), e=sql.Literal(window[1]))
+    casts = sql.SQL(", ").join(
+        sql.SQL("case when q._reason is null then q.{}::{} end as {}").format(
+            ident(f"v_{c.name}"), sql.SQL(c.type), ident(c.name)
+        )
+        for c in entity.columns
+    )
+    conn.execute("drop table if exists _lens_checked")
+    conn.execute(
+        sql.SQL(
+            """
+            create temp table _lens_checked as
+            select q.*, {casts}
+            from (select p.*, coalesce(p._parse_error, {reason}) as _reason from _lens_parsed p where {window}) q"""
+        ).format(casts=casts, reason=reason, window=window_sql)
+    )
+
+
+def extract_files(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
+    paths = files_for_interval(source, entity, result.interval_start, result.interval_end)
+    result.files = [str(p.relative_to(source.location)) for p in paths]
+
+    def land() -> None:
+        for path in paths:
+            rel = str(path.relative_to(source.location))
+            if source.format == "parquet":
+                _land_parquet(conn, rel, path, entity, result)
+                continue
+            with landing_copy(conn, source, entity) as copy:
+                if source.format == "ndjson":
+                    _land_ndjson(copy, rel, path, source.encoding)
+                else:
+                    _land_csv(copy, rel, path, source, entity, result)
+
+    load_landed(conn, source, entity, result, land)
+
+
+def landing_copy(conn: Connection, source: Source, entity: Entity):
+    """A COPY into the landing table: rows of (file, line, raw text, parse error, extra, *text columns)."""
+    cols = ["_source_file", "_source_line", "_raw", "_parse_error", "_extra", *_landing_columns(source, entity)]
+    target = ", ".join(sql.Identifier(c).as_string(conn) for c in cols)
+    return conn.cursor().copy(f"copy _lens_landing ({target}) from stdin")
+
+
+def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchResult, land) -> None:
+    """Land rows with ``land()``, then type, check and de-duplicate them in SQL and apply the batch."""
+    start, end = result.interval_start, result.interval_end
+    with conn.transaction():
+        create_temp_rejects(conn)
+        _create_landing(conn, source, entity)
+        land()
+        _parse_landing(conn, source, entity)
+        # A file source without dated names (one big file) and an API are filtered on the cursor here.
+        by_cursor = entity.cursor and not entity.file_date and source.kind == "files"
+        _check_landing(conn, entity, (start, end) if by_cursor else None)
+        _classify_duplicates(conn, source, entity, start, end)
+        if _is_json(source):
+            drift = conn.execute(
+                "select distinct jsonb_object_keys(_drift) from _lens_checked where _drift is not null order by 1"
+            ).fetchall()
+            result.extra_fields = [row[0] for row in drift]
+        conn.execute(
+            sql.SQL(
+                """
+                insert into _lens_rejects (_source_file, _source_line, record_key, raw_text, reason, detail)
+                select _source_file, _source_line, {key}, _raw, split_part(_reason, ':', 1), _reason
+                from _lens_checked where _reason is not null order by _ord"""
+            ).format(key=key_text([f"v_{k}" for k in entity.primary_key]))
+        )
+
+    columns = [c.name for c in entity.columns]
+    target_cols = sql.SQL(", ").join(
+        [ident(c) for c in columns]
+        + [
+            ident(c)
+            for c in ("_batch_id", "_interval_start", "_interval_end", "_source_file", "_source_line", "_extra")
+        ]
+    )
+
+    def load_good_rows() -> int:
+        return conn.execute(
+            sql.SQL(
+                "insert into {table} ({target}) select {cols}, %s, %s, %s, _source_file, _source_line, _drift "
+                "from _lens_checked where _reason is null order by _ord"
+            ).format(
+                table=raw.table(source, entity.name),
+                target=target_cols,
+                cols=sql.SQL(", ").join(ident(c) for c in columns),
+            ),
+            (result.batch_id, start, end),
+        ).rowcount
+
+    apply_batch(conn, source, entity, result, load_good_rows, ratio=source.max_reject_ratio)
+
+
+def _classify_duplicates(conn: Connection, source: Source, entity: Entity, start, end) -> None:
+    """Mark repeats of a record version: in this batch (after the first) or already in other intervals."""
+    key = raw.version_key(entity)
+    if not key:
+        return
+    cols = sql.SQL(", ").join(ident(k) for k in key)
+    conn.execute(
+        sql.SQL(
+            """
+            with ranked as (
+                select _ord, _raw,
+                       row_number() over (partition by {cols} order by _ord) as n,
+                       first_value(_raw) over (partition by {cols} order by _ord) as first_raw
+                from _lens_checked where _reason is null
+            )
+            update _lens_checked c
+            set _reason = case when r.first_raw = r._raw then 'duplicate' else 'duplicate_key' end
+            from ranked r where r._ord = c._ord and r.n > 1"""
+        ).format(cols=cols)
+    )
+    conn.execute(
+        sql.SQL(
+            """
+            update _lens_checked c set _reason = 'duplicate_key:loaded in another interval'
+            where c._reason is null and exists (
+                select 1 from {table} t where ({tcols}) = ({ccols})
+                and not (t._interval_start >= %s and t._interval_end <= %s))"""
+        ).format(
+            table=raw.table(source, entity.name),
+            tcols=sql.SQL(", ").join(sql.SQL("t.{}").format(ident(k)) for k in key),
+            ccols=sql.SQL(", ").join(sql.SQL("c.{}").format(ident(k)) for k in key),
+        ),
+        (start, end),
+    )

