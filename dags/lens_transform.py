@@ -1,0 +1,37 @@
+"""
+### Customer Lens — transform (dbt via Cosmos, Airflow)
+
+Builds the dbt project (`dbt_project/`: staging, intermediate, marts, with all their tests) into
+the **candidate** schema, which the guard validates before promoting it to `analytics`.
+
+Scheduled on data: runs when all three raw-layer Assets (`x-lens://raw/sales`, `.../service`,
+`.../survey`) have been updated; can also be triggered by hand. One Cosmos `dbt build` task for the
+whole project (see `customer_lens.transform_dags` for why): each model's result is logged as it
+finishes, returned as the task's XCom, and every mart is an Asset updated on success.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Asset, dag
+
+from customer_lens.dag_defaults import DEFAULT_ARGS, START_DATE, TAG, raw_asset_uri
+from customer_lens.transform_dags import MARTS, LensDbtBuildOperator, mart_asset
+
+RAW_ASSETS = [Asset(name=f"raw_{name}", uri=raw_asset_uri(name)) for name in ("sales", "service", "survey")]
+
+
+@dag(
+    dag_id="lens_transform",
+    schedule=RAW_ASSETS,
+    start_date=START_DATE,
+    catchup=False,
+    max_active_runs=1,
+    default_args=DEFAULT_ARGS,
+    tags=[TAG, "transform", "dbt"],
+    doc_md=__doc__,
+)
+def lens_transform():
+    LensDbtBuildOperator(task_id="dbt_build", outlets=[mart_asset(name) for name in MARTS])
+
+
+lens_transform()
