@@ -8,8 +8,6 @@ server instead (a superuser URL; the tests create and drop their own databases t
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -49,19 +47,3 @@ def make_database(pg_server_url: str) -> Callable[[str], str]:
         return warehouse.with_database(pg_server_url, name)
 
     return _make
-
-
-def run_lens(*args: str, env: dict[str, str], check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
-    """Run the real ``lens`` CLI in a subprocess, as a user would."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LENS_")} | env
-    result = subprocess.run(
-        [str(Path(sys.executable).with_name("lens")), *args],
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    if check and result.returncode != 0:
-        raise AssertionError(f"lens {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}")
-    return result

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import psycopg
-from conftest import run_lens
+from lens_cli import run_lens
 
 COUNTS = """
 select (select count(*) from raw_sales.order_lines), (select count(*) from raw_service.tickets),

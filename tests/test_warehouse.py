@@ -14,7 +14,7 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
-from conftest import run_lens
+from lens_cli import run_lens
 
 from customer_lens import warehouse
 

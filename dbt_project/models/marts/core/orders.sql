@@ -1,0 +1,107 @@
+with
+
+orders as (
+
+    select
+        order_id,
+        customer_id,
+        order_status,
+        sales_channel,
+        ordered_at
+    from {{ ref('stg_sales__orders') }}
+
+),
+
+order_lines as (
+
+    select
+        order_id,
+        quantity,
+        line_revenue,
+        line_cost
+    from {{ ref('order_lines') }}
+
+),
+
+customers as (
+
+    select customer_id
+    from {{ ref('stg_sales__customers') }}
+
+),
+
+lines_aggregated_to_orders as (
+
+    select
+        order_id,
+        count(*) as order_lines,
+        sum(quantity) as units,
+        sum(line_revenue) as order_revenue,
+        -- one line without a cost leaves the order's cost unknown rather than understated
+        case when bool_and(line_cost is not null) then sum(line_cost) end as order_cost
+    from order_lines
+    group by order_id
+
+),
+
+orders_joined as (
+
+    select
+        orders.order_id,
+        orders.customer_id,
+        orders.order_status,
+        orders.sales_channel,
+        orders.ordered_at,
+        customers.customer_id is not null as is_customer_matched,
+        -- a completed order is revenue; cancelled and returned orders are not (a missing status counts
+        -- as completed: nothing says the sale did not happen)
+        coalesce(orders.order_status, 'completed') = 'completed' as is_revenue_order,
+        coalesce(lines_aggregated_to_orders.order_lines, 0) as order_lines,
+        coalesce(lines_aggregated_to_orders.units, 0) as units,
+        coalesce(lines_aggregated_to_orders.order_revenue, 0) as order_revenue,
+        case
+            when lines_aggregated_to_orders.order_id is null then 0
+            else lines_aggregated_to_orders.order_cost
+        end as order_cost
+    from orders
+    left join customers
+        on orders.customer_id = customers.customer_id
+    left join lines_aggregated_to_orders
+        on orders.order_id = lines_aggregated_to_orders.order_id
+
+),
+
+final as (
+
+    select
+        -- ids
+        order_id::bigint as order_id,
+        customer_id::bigint as customer_id,
+
+        -- attributes
+        order_status::text as order_status,
+        sales_channel::text as sales_channel,
+
+        -- flags
+        is_customer_matched::boolean as is_customer_matched,
+        is_revenue_order::boolean as is_revenue_order,
+
+        -- counts
+        order_lines::bigint as order_lines,
+        units::bigint as units,
+
+        -- amounts (sales currency); revenue figures count only revenue orders
+        order_revenue::numeric(18, 6) as order_value,
+        case when is_revenue_order then order_revenue else 0 end::numeric(18, 6) as revenue,
+        case when is_revenue_order then order_cost else 0 end::numeric(18, 6) as cost,
+        case when is_revenue_order then order_revenue - order_cost else 0 end::numeric(18, 6) as gross_margin,
+
+        -- timestamps and dates (UTC)
+        ordered_at::timestamptz as ordered_at,
+        {{ to_utc_date('ordered_at') }}::date as order_date
+
+    from orders_joined
+
+)
+
+select * from final

@@ -1,0 +1,140 @@
+{#-
+    Which groups each customer belongs to in each reporting period — the one place where the group
+    assignment of guerrilla_metrics, renewals_by_reason, complaint_trends and nps_by_segment is defined.
+    A customer's segment and value tier for a period are those of the period's last segment snapshot
+    (its end, or the as-of date for the running period); customers without a purchase by then are
+    'unsegmented'. The attribute group (var group_attribute) is the customer's current value.
+-#}
+with
+
+periods as (
+
+    select
+        period_type,
+        period_start_date,
+        period_end_date,
+        snapshot_date,
+        segment_snapshot_date
+    from {{ ref('int_periods_generated') }}
+    where period_type in ('month', 'quarter', 'year')
+
+),
+
+customers as (
+
+    select
+        customer_id,
+        {{ group_attribute_column() }} as attribute_value,
+        {{ to_utc_date('created_at') }} as created_date
+    from {{ ref('stg_sales__customers') }}
+
+),
+
+episodes as (
+
+    select
+        customer_id,
+        episode_number,
+        episode_started_date,
+        covered_until_date
+    from {{ ref('customer_episodes') }}
+
+),
+
+segments as (
+
+    select
+        customer_id,
+        snapshot_date,
+        rfm_segment,
+        value_tier
+    from {{ ref('customer_segments') }}
+
+),
+
+customer_starts as (
+
+    select
+        customers.customer_id,
+        least(customers.created_date, min(episodes.episode_started_date)) as customer_start_date,
+        min(episodes.episode_started_date) as first_active_date
+    from customers
+    left join episodes
+        on customers.customer_id = episodes.customer_id
+    group by customers.customer_id, customers.created_date
+
+),
+
+customer_periods as (
+
+    select
+        customer_starts.customer_id,
+        customer_starts.first_active_date,
+        periods.*
+    from customer_starts
+    inner join periods
+        on customer_starts.customer_start_date <= periods.period_end_date
+
+),
+
+activity_in_periods as (
+
+    select
+        customer_periods.customer_id,
+        customer_periods.period_type,
+        customer_periods.period_start_date,
+        count(episodes.episode_number) > 0 as is_active_in_period
+    from customer_periods
+    left join episodes
+        on customer_periods.customer_id = episodes.customer_id
+            and customer_periods.snapshot_date >= episodes.episode_started_date
+            and customer_periods.period_start_date < episodes.covered_until_date
+    group by customer_periods.customer_id, customer_periods.period_type, customer_periods.period_start_date
+
+),
+
+final as (
+
+    select
+        -- keys
+        customer_periods.customer_id::bigint as customer_id,
+        customer_periods.period_type::text as period_type,
+        customer_periods.period_start_date::date as period_start_date,
+
+        -- period
+        customer_periods.period_end_date::date as period_end_date,
+        customer_periods.segment_snapshot_date::date as segment_snapshot_date,
+
+        -- groups
+        coalesce(
+            segments.rfm_segment,
+            case when segments.customer_id is null then 'unsegmented' end
+        )::text as rfm_segment,
+        (case
+            when segments.customer_id is null then 'unsegmented'
+            else coalesce(segments.value_tier, 'unknown')
+        end)::text as value_tier,
+        coalesce(customers.attribute_value, 'unknown')::text as attribute_value,
+
+        -- flags
+        activity_in_periods.is_active_in_period::boolean as is_active_in_period,
+        coalesce(
+            customer_periods.first_active_date between customer_periods.period_start_date
+            and customer_periods.snapshot_date,
+            false
+        )::boolean as is_new_in_period
+
+    from customer_periods
+    inner join customers
+        on customer_periods.customer_id = customers.customer_id
+    inner join activity_in_periods
+        on customer_periods.customer_id = activity_in_periods.customer_id
+            and customer_periods.period_type = activity_in_periods.period_type
+            and customer_periods.period_start_date = activity_in_periods.period_start_date
+    left join segments
+        on customer_periods.customer_id = segments.customer_id
+            and customer_periods.segment_snapshot_date = segments.snapshot_date
+
+)
+
+select * from final

@@ -1,0 +1,57 @@
+with
+
+source as (
+
+    select
+        customer_id,
+        email,
+        name,
+        country,
+        region,
+        industry,
+        company_size,
+        acquisition_channel,
+        referred_by_customer_id,
+        created_at,
+        updated_at,
+        _loaded_at
+    from {{ source('sales', 'customers') }}
+
+),
+
+latest_versions as (
+
+    -- the newest version of each record; distinct on (not a ranking window) lets the planner estimate
+    -- the row count from the key's statistics, which keeps downstream join plans sane
+    select distinct on (customer_id) *
+    from source
+    order by customer_id asc, updated_at desc, _loaded_at desc
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        customer_id,
+        referred_by_customer_id,
+
+        -- contact and descriptive attributes
+        nullif(lower(trim(email)), '') as email,
+        nullif(trim(name), '') as customer_name,
+        nullif(upper(trim(country)), '') as country_code,
+        nullif(trim(region), '') as region,
+        nullif(lower(trim(industry)), '') as industry,
+        nullif(lower(trim(company_size)), '') as company_size,
+        nullif(lower(trim(acquisition_channel)), '') as acquisition_channel,
+
+        -- timestamps (UTC)
+        created_at,
+        updated_at,
+        _loaded_at as loaded_at
+
+    from latest_versions
+
+)
+
+select * from renamed

@@ -1,0 +1,48 @@
+{#-
+    Every loaded version of every order line, renamed and cast — deliberately NOT reduced to the latest
+    version here: the incremental order_lines mart filters this view on loaded_at, a filter PostgreSQL can
+    only push down to the raw table through a plain projection (a ranking window would hide it).
+-#}
+with
+
+source as (
+
+    select
+        order_line_id,
+        order_id,
+        product_id,
+        quantity,
+        unit_price,
+        discount_pct,
+        unit_cost,
+        created_at,
+        updated_at,
+        _loaded_at
+    from {{ source('sales', 'order_lines') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        order_line_id,
+        order_id,
+        product_id,
+
+        -- quantities and amounts (at the time of the order)
+        quantity,
+        unit_price,
+        discount_pct,
+        unit_cost,
+
+        -- timestamps (UTC)
+        created_at,
+        updated_at,
+        _loaded_at as loaded_at
+
+    from source
+
+)
+
+select * from renamed

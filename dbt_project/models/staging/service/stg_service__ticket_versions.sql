@@ -1,0 +1,60 @@
+{#-
+    Every loaded version of every ticket (the raw table IS the version history), renamed and cast. Not
+    reduced to the latest version here: the incremental tickets mart filters this view on loaded_at, which
+    PostgreSQL can push down to the raw table only through a plain projection.
+-#}
+with
+
+source as (
+
+    select
+        ticket_id,
+        requester_email,
+        created_at,
+        updated_at,
+        first_reply_at,
+        solved_at,
+        status,
+        channel,
+        type,
+        category,
+        priority,
+        reopen_count,
+        satisfaction,
+        subject,
+        _loaded_at
+    from {{ source('service', 'tickets') }}
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        ticket_id,
+        nullif(lower(trim(requester_email)), '') as requester_email,
+
+        -- attributes
+        nullif(lower(trim(status)), '') as ticket_status,
+        nullif(lower(trim(channel)), '') as ticket_channel,
+        nullif(lower(trim(type)), '') as ticket_type,
+        nullif(lower(trim(category)), '') as ticket_category,
+        nullif(lower(trim(priority)), '') as ticket_priority,
+        nullif(lower(trim(satisfaction)), '') as satisfaction_rating,
+        subject,
+
+        -- counts
+        reopen_count,
+
+        -- timestamps (UTC)
+        created_at,
+        first_reply_at,
+        solved_at,
+        updated_at,
+        _loaded_at as loaded_at
+
+    from source
+
+)
+
+select * from renamed

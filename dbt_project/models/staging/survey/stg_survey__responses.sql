@@ -1,0 +1,57 @@
+with
+
+source as (
+
+    select
+        response_id,
+        customer_ref,
+        submitted_at,
+        kind,
+        nps_score,
+        csat_score,
+        reason,
+        would_refer,
+        comment,
+        language,
+        _loaded_at
+    from {{ source('survey', 'responses') }}
+
+),
+
+latest_versions as (
+
+    -- the newest version of each record; distinct on (not a ranking window) lets the planner estimate
+    -- the row count from the key's statistics, which keeps downstream join plans sane
+    select distinct on (response_id) *
+    from source
+    order by response_id asc, submitted_at desc, _loaded_at desc
+
+),
+
+renamed as (
+
+    select
+        -- ids
+        trim(response_id) as response_id,
+        nullif(trim(customer_ref), '') as customer_ref,
+
+        -- attributes
+        nullif(lower(trim(kind)), '') as response_kind,
+        nullif(lower(trim(reason)), '') as stated_reason,
+        nullif(lower(trim(would_refer)), '') as would_refer,
+        nullif(trim(comment), '') as response_comment,
+        nullif(lower(trim(language)), '') as language_code,
+
+        -- scores
+        nps_score,
+        csat_score,
+
+        -- timestamps (UTC)
+        submitted_at,
+        _loaded_at as loaded_at
+
+    from latest_versions
+
+)
+
+select * from renamed

@@ -1,0 +1,90 @@
+-- Within each period and group_type, the groups' revenue (and orders, tickets, new and lost customers)
+-- must add up to the company total computed straight from the facts. Returns the periods that do not.
+with
+
+periods as (
+
+    select
+        period_type,
+        period_start_date,
+        period_end_date
+    from {{ ref('int_periods_generated') }}
+    where period_type in ('month', 'quarter', 'year')
+
+),
+
+orders as (
+
+    select
+        order_date,
+        revenue
+    from {{ ref('orders') }}
+    where is_revenue_order
+        and order_date <= {{ as_of_date() }}
+
+),
+
+tickets as (
+
+    select created_date
+    from {{ ref('tickets') }}
+    where created_date <= {{ as_of_date() }}
+
+),
+
+totals as (
+
+    select
+        periods.period_type,
+        periods.period_start_date,
+        coalesce(sum(orders.revenue), 0) as revenue,
+        count(orders.order_date) as orders
+    from periods
+    left join orders
+        on orders.order_date between periods.period_start_date and periods.period_end_date
+    group by periods.period_type, periods.period_start_date
+
+),
+
+ticket_totals as (
+
+    select
+        periods.period_type,
+        periods.period_start_date,
+        count(tickets.created_date) as tickets
+    from periods
+    left join tickets
+        on tickets.created_date between periods.period_start_date and periods.period_end_date
+    group by periods.period_type, periods.period_start_date
+
+),
+
+groups_summed as (
+
+    select
+        period_type,
+        period_start_date,
+        group_type,
+        sum(revenue) as revenue,
+        sum(orders) as orders,
+        sum(tickets) as tickets
+    from {{ ref('guerrilla_metrics') }}
+    group by period_type, period_start_date, group_type
+
+)
+
+select
+    groups_summed.*,
+    totals.revenue as total_revenue,
+    totals.orders as total_orders,
+    ticket_totals.tickets as total_tickets
+from groups_summed
+inner join totals
+    on groups_summed.period_type = totals.period_type
+        and groups_summed.period_start_date = totals.period_start_date
+inner join ticket_totals
+    on groups_summed.period_type = ticket_totals.period_type
+        and groups_summed.period_start_date = ticket_totals.period_start_date
+where groups_summed.revenue != totals.revenue
+    or groups_summed.orders != totals.orders
+    or groups_summed.tickets != ticket_totals.tickets

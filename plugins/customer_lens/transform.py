@@ -1,0 +1,169 @@
+"""Run the dbt project (``dbt_project/``) against the warehouse, in-process.
+
+The connection comes from :func:`customer_lens.warehouse.url` (``LENS_WAREHOUSE_URL`` or the embedded
+server), so the dbt profile (``dbt_project/profiles.yml``) only reads ``LENS_DB_*`` variables and never
+has to be edited. Everything a build creates goes into one schema (``LENS_DBT_SCHEMA``, default
+``analytics_candidate``), which the quality gate validates and promotes as a unit.
+
+- :func:`dbt_env` — the environment variables dbt needs for this project and warehouse;
+- :func:`run_dbt` — any dbt command through ``dbt.cli.main.dbtRunner``; raises :class:`DbtError`
+  naming the failed nodes;
+- :func:`build` — ``dbt build`` with the options the pipeline uses.
+
+dbt is imported inside the functions: Airflow DAG files import this module, and parsing a DAG must stay
+cheap. dbt reads its configuration from ``os.environ``, so a call sets the variables for its duration
+and restores the previous values afterwards; calls from several threads of one process are serialised
+(a lock), since the environment is process-wide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from customer_lens import settings as settings_mod
+from customer_lens import warehouse
+
+DEFAULT_SCHEMA = "analytics_candidate"
+# Statuses of dbt node results that make a run fail.
+_FAILED_STATUSES = {"error", "fail", "runtime error"}
+_ENV_LOCK = threading.Lock()
+
+
+class DbtError(RuntimeError):
+    """A dbt command failed; ``failed_nodes`` names the nodes (model, test, seed) that did not pass."""
+
+    def __init__(self, message: str, failed_nodes: list[str] | None = None):
+        super().__init__(message)
+        self.failed_nodes = failed_nodes or []
+
+
+@dataclass(frozen=True)
+class DbtResult:
+    """What a successful :func:`run_dbt` returns."""
+
+    args: list[str]
+    schema: str
+    result: Any = None  # the command's own result (RunExecutionResult, Manifest, CatalogArtifact, ...)
+    node_statuses: dict[str, str] = field(default_factory=dict)
+
+
+def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None) -> dict[str, str]:
+    """The environment dbt needs to run this project against the warehouse.
+
+    ``LENS_DB_*`` come from :func:`customer_lens.warehouse.url`; ``schema`` (default ``LENS_DBT_SCHEMA``
+    from the environment, else ``analytics_candidate``) is the one schema the build writes to. Project
+    and profiles are ``dbt_project/``; target and log paths live under ``$LENS_STATE_DIR/dbt``;
+    anonymous usage statistics are off.
+    """
+    cfg = cfg or settings_mod.load()
+    parts = urlsplit(warehouse.url(cfg=cfg))
+    query = parse_qs(parts.query)
+    state = cfg.state_dir / "dbt"
+    env = {
+        "LENS_DB_HOST": parts.hostname or "127.0.0.1",
+        "LENS_DB_PORT": str(parts.port or 5432),
+        "LENS_DB_USER": unquote(parts.username or "postgres"),
+        "LENS_DB_PASSWORD": unquote(parts.password or ""),
+        "LENS_DB_NAME": unquote(parts.path.lstrip("/")) or cfg.warehouse_db,
+        "LENS_DBT_SCHEMA": schema or os.environ.get("LENS_DBT_SCHEMA") or DEFAULT_SCHEMA,
+        "DBT_PROJECT_DIR": str(cfg.dbt_dir),
+        "DBT_PROFILES_DIR": str(cfg.dbt_dir),
+        "DBT_TARGET_PATH": str(state / "target"),
+        "DBT_LOG_PATH": str(state / "logs"),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+    }
+    if "sslmode" in query:
+        env["LENS_DB_SSLMODE"] = query["sslmode"][-1]
+    return env
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block, then restore exactly what was there."""
+    with _ENV_LOCK:
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
+
+def _node_statuses(result: Any) -> dict[str, str]:
+    """``unique_id -> status`` of the node results of a dbt command result (empty when it has none)."""
+    statuses = {}
+    for node_result in getattr(result, "results", None) or []:
+        node = getattr(node_result, "node", None)
+        name = getattr(node, "unique_id", None) or str(node)
+        statuses[name] = str(getattr(node_result, "status", "")).lower()
+    return statuses
+
+
+def _failure_message(node_result: Any) -> str:
+    """A failed node in one line: its id and dbt's message (without the compiled-code pointer)."""
+    node = getattr(node_result, "node", None)
+    name = getattr(node, "unique_id", None) or str(node)
+    lines = (getattr(node_result, "message", None) or "failed").strip().splitlines()
+    message = " ".join(line.strip() for line in lines if line.strip() and "compiled code at" not in line)
+    return f"{name}: {message[:400]}"
+
+
+def run_dbt(args: list[str], schema: str | None = None) -> DbtResult:
+    """Run ``dbt <args>`` in-process for this project and return its result.
+
+    The environment from :func:`dbt_env` is set in ``os.environ`` for the call and restored afterwards.
+    Raises :class:`DbtError` when the command fails: the message names every failed node (errored
+    models, failing tests) or, when dbt stopped before running nodes, the exception it raised.
+    """
+    from dbt.cli.main import dbtRunner
+
+    env = dbt_env(schema)
+    with _environment(env):
+        outcome = dbtRunner().invoke(list(args))
+    if outcome.success:
+        return DbtResult(list(args), env["LENS_DBT_SCHEMA"], outcome.result, _node_statuses(outcome.result))
+    failed = [
+        node_result
+        for node_result in getattr(outcome.result, "results", None) or []
+        if str(getattr(node_result, "status", "")).lower() in _FAILED_STATUSES
+    ]
+    if failed:
+        names = [getattr(r.node, "unique_id", None) or str(r.node) for r in failed]
+        details = "\n  ".join(_failure_message(r) for r in failed)
+        command = f"dbt {' '.join(args)} in schema {env['LENS_DBT_SCHEMA']}"
+        raise DbtError(f"{command}: {len(failed)} node(s) failed\n  {details}", names)
+    cause = outcome.exception or "see the dbt log in " + env["DBT_LOG_PATH"]
+    raise DbtError(f"dbt {' '.join(args)} failed in schema {env['LENS_DBT_SCHEMA']}: {cause}")
+
+
+def build(
+    schema: str | None = None,
+    full_refresh: bool = False,
+    select: str | list[str] | None = None,
+    dbt_vars: dict[str, Any] | None = None,
+) -> DbtResult:
+    """``dbt build`` (seeds, models, unit and data tests) into ``schema``.
+
+    ``select`` is a dbt selection (``"marts.growth"``, ``["order_lines+", "tickets"]``); ``dbt_vars``
+    override project variables (e.g. ``{"as_of_date": "2026-06-30"}``); ``full_refresh`` rebuilds the
+    incremental facts from the whole raw layer instead of merging what was loaded since the last build.
+    """
+    args = ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    if select:
+        args += ["--select", *([select] if isinstance(select, str) else select)]
+    if dbt_vars:
+        args += ["--vars", json.dumps(dbt_vars)]
+    return run_dbt(args, schema=schema)

@@ -1,0 +1,192 @@
+"""One warehouse, built once, for every dbt test: tiny demo data (with the bad-records catalogue) loaded
+into the raw layer in two halves, the dbt project built incrementally after each half into one schema
+and with ``--full-refresh`` after both into another.
+
+Between the halves the sales source changes some order lines that were already loaded (late updates),
+and after the second half older versions of a line and a ticket arrive late in the raw layer, so the
+incremental path has to merge updates and ignore stale versions to end up equal to the full refresh.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+from customer_lens import demo, extract, source_config, transform
+
+REPO = Path(__file__).resolve().parents[2]
+END = dt.date(2026, 10, 31)
+MID = dt.datetime(2025, 7, 1, tzinfo=dt.UTC)
+INCREMENTAL_SCHEMA = "dbt_incremental"
+FULL_SCHEMA = "dbt_full"
+# Order lines whose source row changes after the first half was loaded.
+LATE_UPDATED_LINES = 25
+# Only the rows loaded since the previous run: no lookback, so the test sees the pure incremental path.
+NO_LOOKBACK = json.dumps({"incremental_lookback_hours": 0})
+
+
+@dataclass
+class DbtWarehouse:
+    """The shared warehouse: URLs, where the demo files are, and the dbt results of the builds."""
+
+    url: str
+    full_schema: str
+    incremental_schema: str
+    mid: dt.datetime
+    sales_url: str
+    files_dir: Path
+    state_dir: Path
+    manifest: list[dict]
+    first_run: transform.DbtResult
+    second_run: transform.DbtResult
+    full_build: transform.DbtResult
+    late_line_ids: list[int]
+    stale_line_id: int
+    stale_ticket_id: int
+
+    @contextlib.contextmanager
+    def env(self) -> Iterator[None]:
+        """LENS_* pointing ``customer_lens`` at this warehouse, for the duration of the block."""
+        with _lens_env(self.url, self.state_dir):
+            yield
+
+    def rows(self, query: str, params: tuple = ()) -> list[tuple]:
+        with psycopg.connect(self.url) as conn:
+            return conn.execute(query, params or None).fetchall()
+
+
+@contextlib.contextmanager
+def _lens_env(url: str, state_dir: Path) -> Iterator[None]:
+    values = {"LENS_WAREHOUSE_URL": url, "LENS_STATE_DIR": str(state_dir)}
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def _sources(sales_url: str, files: Path) -> dict:
+    document = yaml.safe_load((REPO / "config" / "sources.yml").read_text())
+    document["defaults"]["max_reject_ratio"] = 1.0  # tiny batches: a few bad records are a large share
+    document["sources"]["sales"]["url"] = sales_url
+    for name in ("service", "survey"):
+        document["sources"][name]["location"] = str(files / name)
+    return source_config.parse(document)
+
+
+def _load(sources: dict, start: dt.datetime, end: dt.datetime, wh: str, history: bool) -> None:
+    for source in sources.values():
+        extract.extract_range(source, start, end, step="month", warehouse_url=wh, history=history)
+
+
+def _update_loaded_lines(sales_url: str) -> list[int]:
+    """Change order lines that the first half already loaded, as the sales system would (later updated_at)."""
+    with psycopg.connect(sales_url) as conn:
+        rows = conn.execute(
+            """
+            update public.order_lines
+            set quantity = quantity + 1,
+                updated_at = %(at)s + (order_line_id %% 500) * interval '1 hour'
+            where order_line_id in (
+                select order_line_id from public.order_lines
+                where updated_at < %(mid)s - interval '60 days'
+                order by order_line_id
+                limit %(n)s
+            )
+            returning order_line_id
+            """,
+            {"at": MID + dt.timedelta(days=20), "mid": MID, "n": LATE_UPDATED_LINES},
+        ).fetchall()
+    return sorted(row[0] for row in rows)
+
+
+def _insert_stale_versions(wh: str, line_id: int) -> int:
+    """Load, late, versions OLDER than the newest of one order line and one ticket (must not win)."""
+    with psycopg.connect(wh) as conn:
+        conn.execute(
+            """
+            insert into raw_sales.order_lines
+            select order_line_id, order_id, product_id, 999, unit_price, discount_pct, unit_cost, created_at,
+                   updated_at - interval '1 day', gen_random_uuid(), now(), _interval_start, _interval_end,
+                   _source_file, _source_line, _extra
+            from raw_sales.order_lines
+            where order_line_id = %s
+            order by updated_at desc
+            limit 1
+            """,
+            (line_id,),
+        )
+        ticket_id = conn.execute(
+            "select ticket_id from raw_service.tickets group by ticket_id having count(*) >= 3 "
+            "order by ticket_id limit 1"
+        ).fetchone()[0]
+        conn.execute(
+            """
+            insert into raw_service.tickets (ticket_id, requester_email, created_at, updated_at, first_reply_at,
+                solved_at, status, channel, type, category, priority, reopen_count, satisfaction, subject,
+                description, _batch_id, _loaded_at, _interval_start, _interval_end, _source_file, _source_line)
+            select ticket_id, requester_email, created_at, updated_at - interval '1 second', first_reply_at,
+                   null, 'open', channel, type, category, priority, 7, null, subject, description,
+                   gen_random_uuid(), now(), _interval_start, _interval_end, 'late.ndjson', 1
+            from raw_service.tickets
+            where ticket_id = %s
+            order by updated_at desc
+            limit 1
+            """,
+            (ticket_id,),
+        )
+    return ticket_id
+
+
+@pytest.fixture(scope="session")
+def dbt_warehouse(make_database, tmp_path_factory) -> DbtWarehouse:
+    """Tiny demo sources → raw layer in two halves → incremental builds and a full-refresh build."""
+    tmp = tmp_path_factory.mktemp("dbt")
+    sales_url, wh = make_database("dbt_sales_src"), make_database("dbt_wh")
+    files, state = tmp / "sources", tmp / "state"
+    demo.generate(scale="tiny", seed=11, end_date=END, sales_url=sales_url, files_dir=files, bad_records=True)
+    meta = json.loads((files / "demo_generation.json").read_text())
+    start = dt.datetime.combine(dt.date.fromisoformat(meta["start_date"]), dt.time(), dt.UTC)
+    end = dt.datetime.combine(END, dt.time(), dt.UTC) + dt.timedelta(days=1)
+    sources = _sources(sales_url, files)
+
+    with _lens_env(wh, state):
+        _load(sources, start, MID, wh, history=True)
+        models_and_seeds = ["build", "--resource-type", "model", "--resource-type", "seed", "--vars", NO_LOOKBACK]
+        first_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
+        late_line_ids = _update_loaded_lines(sales_url)
+        _load(sources, MID, end, wh, history=False)
+        stale_ticket_id = _insert_stale_versions(wh, late_line_ids[0])
+        second_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
+        full_build = transform.build(schema=FULL_SCHEMA, full_refresh=True)
+
+    return DbtWarehouse(
+        url=wh,
+        full_schema=FULL_SCHEMA,
+        incremental_schema=INCREMENTAL_SCHEMA,
+        mid=MID,
+        sales_url=sales_url,
+        files_dir=files,
+        state_dir=state,
+        manifest=json.loads((files / "bad_records.json").read_text()),
+        first_run=first_run,
+        second_run=second_run,
+        full_build=full_build,
+        late_line_ids=late_line_ids,
+        stale_line_id=late_line_ids[0],
+        stale_ticket_id=stale_ticket_id,
+    )
