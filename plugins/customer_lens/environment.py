@@ -29,7 +29,7 @@ def defaults(cfg: settings_mod.Settings | None = None) -> dict[str, str]:
     return {
         **TELEMETRY_OFF,
         "AIRFLOW__COSMOS__CACHE_DIR": str(state / "cache" / "cosmos"),
-        "DBT_LOG_PATH": str(state / "logs" / "dbt"),
+        "DBT_LOG_PATH": str(state / "dbt" / "logs"),
         "DBT_TARGET_PATH": str(state / "dbt" / "target"),
     }
 

@@ -1,4 +1,4 @@
-"""The main job, step by step: warehouse up, demo sources in place, then the pipeline.
+"""The main job, step by step: warehouse up, demo sources in place, raw layer loaded, marts built.
 
 ``lens run`` (and so ``make run``) calls :func:`run`. Each step is idempotent, so running it again
 on unchanged inputs is quick and changes nothing.
@@ -183,6 +183,7 @@ def run(*, scale: str = "small", seed: int = 42, progress: bool = False) -> list
     lines.append(f"sources     sales: {warehouse.sales_src_url(cfg)}")
     lines.append(f"            service/survey exports: {cfg.sources_dir}")
     start, end = demo_range(cfg)
+    rebuilt = False
     if _initial_load_done(state.fingerprint, cfg):
         lines.append(f"raw layer   up to date with demo data {state.fingerprint[:12]}")
     else:
@@ -192,7 +193,50 @@ def run(*, scale: str = "small", seed: int = 42, progress: bool = False) -> list
         loaded = sum(r.rows_loaded for r in results)
         rejected = sum(r.rows_rejected for r in results)
         _record_initial_load(state.fingerprint, len(results), loaded, cfg)
+        rebuilt = True
         lines.append(
             f"raw layer   {len(results)} batches up to {end:%Y-%m-%d}: {loaded} rows loaded, {rejected} rejected"
         )
+    lines.append(_transform(state.fingerprint, cfg, full_refresh=rebuilt))
     return lines
+
+
+def _transform(fingerprint: str, cfg: settings_mod.Settings, *, full_refresh: bool) -> str:
+    """Build the dbt project into the candidate schema unless it was built from this data already.
+
+    After the raw layer was rebuilt (a new demo generation), incremental models are rebuilt in full:
+    merging into facts of another generation would keep rows that no longer exist.
+    """
+    import psycopg
+
+    from customer_lens import transform
+
+    schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
+    with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
+        conn.execute(_TRANSFORM_BUILDS_DDL)
+        done = conn.execute(
+            "select 1 from lens_audit.transform_builds b join pg_namespace n on n.nspname = b.schema_name "
+            "where b.fingerprint = %s and b.schema_name = %s",
+            (fingerprint, schema),
+        ).fetchone()
+    if done:
+        return f"marts       up to date in schema {schema}"
+    result = transform.build(full_refresh=full_refresh)
+    with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
+        conn.execute(
+            "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
+            "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now()",
+            (fingerprint, schema, len(result.node_statuses)),
+        )
+    return f"marts       built in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
+
+
+_TRANSFORM_BUILDS_DDL = """
+create schema if not exists lens_audit;
+create table if not exists lens_audit.transform_builds (
+    fingerprint text not null,
+    schema_name text not null,
+    nodes integer not null,
+    built_at timestamptz not null default now(),
+    primary key (fingerprint, schema_name)
+)"""
