@@ -8,7 +8,10 @@ and points every cache and home directory at ``$LENS_STATE_DIR`` so nothing land
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+from collections.abc import Iterator
 
 from customer_lens import settings as settings_mod
 
@@ -57,3 +60,26 @@ def apply(cfg: settings_mod.Settings | None = None) -> None:
     """Set :func:`defaults` in ``os.environ`` without overriding what the user set."""
     for key, value in defaults(cfg).items():
         os.environ.setdefault(key, value)
+
+
+_OVERRIDE_LOCK = threading.RLock()  # re-entrant: overrides may nest (a test env around a dbt call)
+
+
+@contextlib.contextmanager
+def overridden(values: dict[str, str]) -> Iterator[None]:
+    """Set ``values`` in ``os.environ`` for the block, then restore exactly what was there.
+
+    For libraries that read their settings from the process environment (dbt). Serialised by a lock:
+    two threads must not interleave overrides.
+    """
+    with _OVERRIDE_LOCK:
+        saved = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in saved.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value

@@ -18,22 +18,18 @@ and restores the previous values afterwards; calls from several threads of one p
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from customer_lens import environment, warehouse
 from customer_lens import settings as settings_mod
-from customer_lens import warehouse
 
 DEFAULT_SCHEMA = "analytics_candidate"
 # Statuses of dbt node results that make a run fail.
 _FAILED_STATUSES = {"error", "fail", "runtime error"}
-_ENV_LOCK = threading.Lock()
 
 
 class DbtError(RuntimeError):
@@ -84,22 +80,6 @@ def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None)
     return env
 
 
-@contextlib.contextmanager
-def _environment(values: dict[str, str]) -> Iterator[None]:
-    """Set ``values`` in ``os.environ`` for the block, then restore exactly what was there."""
-    with _ENV_LOCK:
-        saved = {key: os.environ.get(key) for key in values}
-        os.environ.update(values)
-        try:
-            yield
-        finally:
-            for key, value in saved.items():
-                if value is None:
-                    os.environ.pop(key, None)
-                else:
-                    os.environ[key] = value
-
-
 def _node_statuses(result: Any) -> dict[str, str]:
     """``unique_id -> status`` of the node results of a dbt command result (empty when it has none)."""
     statuses = {}
@@ -129,7 +109,7 @@ def run_dbt(args: list[str], schema: str | None = None) -> DbtResult:
     from dbt.cli.main import dbtRunner
 
     env = dbt_env(schema)
-    with _environment(env):
+    with environment.overridden(env):
         outcome = dbtRunner().invoke(list(args))
     if outcome.success:
         return DbtResult(list(args), env["LENS_DBT_SCHEMA"], outcome.result, _node_statuses(outcome.result))

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import psycopg
 import pytest
 import yaml
 
-from customer_lens import demo, extract, source_config, transform
+from customer_lens import demo, environment, extract, source_config, transform
 
 REPO = Path(__file__).resolve().parents[2]
 END = dt.date(2026, 10, 31)
@@ -64,19 +63,8 @@ class DbtWarehouse:
             return conn.execute(query, params or None).fetchall()
 
 
-@contextlib.contextmanager
-def _lens_env(url: str, state_dir: Path) -> Iterator[None]:
-    values = {"LENS_WAREHOUSE_URL": url, "LENS_STATE_DIR": str(state_dir)}
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+def _lens_env(url: str, state_dir: Path):
+    return environment.overridden({"LENS_WAREHOUSE_URL": url, "LENS_STATE_DIR": str(state_dir)})
 
 
 def _sources(sales_url: str, files: Path) -> dict:
