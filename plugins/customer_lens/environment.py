@@ -33,7 +33,6 @@ def defaults(cfg: settings_mod.Settings | None = None) -> dict[str, str]:
         **TELEMETRY_OFF,
         "AIRFLOW__COSMOS__CACHE_DIR": str(state / "cache" / "cosmos"),
         "DBT_LOG_PATH": str(state / "dbt" / "logs"),
-        "DBT_TARGET_PATH": str(state / "dbt" / "target"),
     }
 
 

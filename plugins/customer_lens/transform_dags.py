@@ -74,9 +74,23 @@ class LensDbtBuildOperator(DbtBuildLocalOperator):
     def execute(self, context: Any) -> Any:
         from customer_lens import transform
 
-        self.env = {**(self.env or {}), **transform.dbt_env(self.lens_schema)}
+        env = transform.dbt_env(self.lens_schema)
+        # dbt writes its target (run results, partial-parse state) inside Cosmos' working copy of the
+        # project, where Cosmos caches the partial-parse file between runs; a target path elsewhere
+        # would make every run parse the whole project again.
+        env.pop("DBT_TARGET_PATH", None)
+        self.env = {**(self.env or {}), **env}
+        self._summary: dict = {}
+        self.callback = [
+            *(self.callback if isinstance(self.callback, list) else [self.callback] if self.callback else [])
+        ]
+        self.callback.append(self._keep_summary)
         super().execute(context)
-        return _run_summary(Path(self.env["DBT_TARGET_PATH"]) / "run_results.json")
+        return self._summary
+
+    def _keep_summary(self, project_dir: str, **_: Any) -> None:
+        """Cosmos callback, run before its working copy is removed: keep the per-node results."""
+        self._summary = _run_summary(Path(project_dir) / "target" / "run_results.json")
 
 
 def _run_summary(path: Path) -> dict:

@@ -28,7 +28,12 @@ MARTS = (
 
 def test_full_build_runs_every_model_and_passes_every_test(dbt_warehouse) -> None:
     statuses = dbt_warehouse.full_build.node_statuses
-    failed = {node: status for node, status in statuses.items() if status not in {"success", "pass", "warn"}}
+    # Exposures are documentation: dbt reports them as no-op.
+    failed = {
+        node: status
+        for node, status in statuses.items()
+        if status not in {"success", "pass", "warn"} and not (node.startswith("exposure.") and status == "no-op")
+    }
     assert not failed
     kinds = {node.split(".")[0] for node in statuses}
     assert {"model", "seed", "test", "unit_test"} <= kinds
