@@ -6,6 +6,7 @@ on unchanged inputs is quick and changes nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -127,22 +128,37 @@ def load_raw(
     return results
 
 
-_INITIAL_LOADS_DDL = """
+# What `lens run` has done already, so a rerun on unchanged data skips it.
+_AUDIT_DDL = """
 create schema if not exists lens_audit;
 create table if not exists lens_audit.initial_loads (
     fingerprint text primary key,
     batches integer not null,
     rows_loaded bigint not null,
     loaded_at timestamptz not null default now()
+);
+create table if not exists lens_audit.transform_builds (
+    fingerprint text not null,
+    schema_name text not null,
+    nodes integer not null,
+    built_at timestamptz not null default now(),
+    primary key (fingerprint, schema_name)
 )"""
+
+
+@contextlib.contextmanager
+def _audit(cfg: settings_mod.Settings):
+    """A warehouse connection with the ``lens_audit`` bookkeeping tables in place."""
+    import psycopg
+
+    with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
+        conn.execute(_AUDIT_DDL)
+        yield conn
 
 
 def _initial_load_done(fingerprint: str, cfg: settings_mod.Settings) -> bool:
     """True when the raw layer was loaded from exactly this demo generation already."""
-    import psycopg
-
-    with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
-        conn.execute(_INITIAL_LOADS_DDL)
+    with _audit(cfg) as conn:
         return (
             conn.execute("select 1 from lens_audit.initial_loads where fingerprint = %s", (fingerprint,)).fetchone()
             is not None
@@ -150,10 +166,7 @@ def _initial_load_done(fingerprint: str, cfg: settings_mod.Settings) -> bool:
 
 
 def _record_initial_load(fingerprint: str, batches: int, rows: int, cfg: settings_mod.Settings) -> None:
-    import psycopg
-
-    with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
-        conn.execute(_INITIAL_LOADS_DDL)
+    with _audit(cfg) as conn:
         conn.execute(
             "insert into lens_audit.initial_loads (fingerprint, batches, rows_loaded) values (%s, %s, %s) "
             "on conflict (fingerprint) do update set batches = excluded.batches, rows_loaded = excluded.rows_loaded, "
@@ -207,13 +220,10 @@ def _transform(fingerprint: str, cfg: settings_mod.Settings, *, full_refresh: bo
     After the raw layer was rebuilt (a new demo generation), incremental models are rebuilt in full:
     merging into facts of another generation would keep rows that no longer exist.
     """
-    import psycopg
-
     from customer_lens import transform
 
     schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
-    with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
-        conn.execute(_TRANSFORM_BUILDS_DDL)
+    with _audit(cfg) as conn:
         done = conn.execute(
             "select 1 from lens_audit.transform_builds b join pg_namespace n on n.nspname = b.schema_name "
             "where b.fingerprint = %s and b.schema_name = %s",
@@ -222,21 +232,10 @@ def _transform(fingerprint: str, cfg: settings_mod.Settings, *, full_refresh: bo
     if done:
         return f"marts       up to date in schema {schema}"
     result = transform.build(full_refresh=full_refresh)
-    with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
+    with _audit(cfg) as conn:
         conn.execute(
             "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
             "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now()",
             (fingerprint, schema, len(result.node_statuses)),
         )
     return f"marts       built in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
-
-
-_TRANSFORM_BUILDS_DDL = """
-create schema if not exists lens_audit;
-create table if not exists lens_audit.transform_builds (
-    fingerprint text not null,
-    schema_name text not null,
-    nodes integer not null,
-    built_at timestamptz not null default now(),
-    primary key (fingerprint, schema_name)
-)"""
