@@ -128,31 +128,12 @@ def load_raw(
     return results
 
 
-# What `lens run` has done already, so a rerun on unchanged data skips it.
-_AUDIT_DDL = """
-create schema if not exists lens_audit;
-create table if not exists lens_audit.initial_loads (
-    fingerprint text primary key,
-    batches integer not null,
-    rows_loaded bigint not null,
-    loaded_at timestamptz not null default now()
-);
-create table if not exists lens_audit.transform_builds (
-    fingerprint text not null,
-    schema_name text not null,
-    nodes integer not null,
-    built_at timestamptz not null default now(),
-    primary key (fingerprint, schema_name)
-)"""
-
-
 @contextlib.contextmanager
 def _audit(cfg: settings_mod.Settings):
     """A warehouse connection with the ``lens_audit`` bookkeeping tables in place."""
-    import psycopg
+    from customer_lens import audit
 
-    with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
-        conn.execute(_AUDIT_DDL)
+    with audit.connect(cfg) as conn:
         yield conn
 
 

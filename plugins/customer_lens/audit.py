@@ -1,0 +1,123 @@
+"""The ``lens_audit`` schema: what the pipeline did, and the history of baselines.
+
+Everything here is created idempotently by :func:`ensure` (plain DDL, safe to run on every call).
+
+- ``lens_audit.initial_loads`` / ``transform_builds`` — what ``lens run`` did already (skip on rerun).
+- ``lens_audit.snapshots`` — every frozen copy of the candidate marts (``lens_snapshot_<n>`` schemas)
+  and its state: ``validating`` → ``quarantined`` (failed) or ``promoted``; ``pruned`` once dropped.
+- ``lens_audit.validation_runs`` — every validation: run id, snapshot, passed, expectations evaluated
+  and failed, duration, the short summary and the HTML report path.
+- ``lens_audit.validation_failures`` — one row per failed expectation (mart, column, observed, expected).
+- ``lens_audit.baselines`` — one row per promotion (``baseline_no`` 1, 2, ...): snapshot, when, data
+  interval, by whom, why (``validated`` / ``override: <reason>``), and ``status``: ``current`` (exactly
+  one, what ``analytics`` shows), ``retained`` (kept for rollback), ``pruned`` (its snapshot dropped).
+- ``lens_audit.baseline_events`` — promote / override / rollback actions, who and why.
+- ``lens_audit.baseline_kpi_values`` — the headline KPIs of each baseline; ``analytics.baseline_kpis``
+  is the BI view over them with the change vs the previous baseline and vs baseline #1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+from customer_lens import settings as settings_mod
+from customer_lens import warehouse
+
+SCHEMA = "lens_audit"
+
+DDL = """
+create schema if not exists lens_audit;
+create table if not exists lens_audit.initial_loads (
+    fingerprint text primary key,
+    batches integer not null,
+    rows_loaded bigint not null,
+    loaded_at timestamptz not null default now()
+);
+create table if not exists lens_audit.transform_builds (
+    fingerprint text not null,
+    schema_name text not null,
+    nodes integer not null,
+    built_at timestamptz not null default now(),
+    primary key (fingerprint, schema_name)
+);
+create table if not exists lens_audit.snapshots (
+    snapshot_id text primary key,
+    snapshot_no integer not null unique,
+    schema_name text not null unique,
+    candidate_schema text not null,
+    created_at timestamptz not null default now(),
+    data_interval_start timestamptz,
+    data_interval_end timestamptz,
+    marts text[] not null,
+    status text not null check (status in ('validating', 'quarantined', 'promoted', 'pruned'))
+);
+create table if not exists lens_audit.validation_runs (
+    run_id text primary key,
+    snapshot_id text not null references lens_audit.snapshots,
+    started_at timestamptz not null,
+    finished_at timestamptz not null,
+    duration_seconds double precision not null,
+    passed boolean not null,
+    expectations_evaluated integer not null,
+    expectations_failed integer not null,
+    summary text not null,
+    report_path text,
+    baseline_no integer,
+    triggered_by text not null
+);
+create table if not exists lens_audit.validation_failures (
+    run_id text not null references lens_audit.validation_runs on delete cascade,
+    mart text not null,
+    expectation text not null,
+    column_name text,
+    observed text,
+    expected text
+);
+create index if not exists validation_failures_run on lens_audit.validation_failures (run_id);
+create table if not exists lens_audit.baselines (
+    baseline_no integer primary key,
+    snapshot_id text not null unique references lens_audit.snapshots,
+    schema_name text not null,
+    promoted_at timestamptz not null default now(),
+    data_interval_start timestamptz,
+    data_interval_end timestamptz,
+    promoted_by text not null,
+    reason text not null,
+    validation_run_id text references lens_audit.validation_runs,
+    status text not null check (status in ('current', 'retained', 'pruned'))
+);
+create unique index if not exists baselines_one_current on lens_audit.baselines ((true)) where status = 'current';
+create table if not exists lens_audit.baseline_events (
+    event_id bigint generated always as identity primary key,
+    at timestamptz not null default now(),
+    action text not null check (action in ('promote', 'override', 'rollback')),
+    baseline_no integer not null references lens_audit.baselines,
+    previous_baseline_no integer,
+    actor text not null,
+    reason text not null
+);
+create table if not exists lens_audit.baseline_kpi_values (
+    baseline_no integer not null references lens_audit.baselines,
+    kpi text not null,
+    value numeric,
+    primary key (baseline_no, kpi)
+)"""
+
+
+def ensure(conn) -> None:
+    """Create the ``lens_audit`` tables if missing (idempotent; serialised by an advisory lock)."""
+    conn.execute("select pg_advisory_xact_lock(hashtext('lens_audit ddl'))")
+    conn.execute(DDL)
+
+
+@contextlib.contextmanager
+def connect(cfg: settings_mod.Settings | None = None, *, autocommit: bool = False) -> Iterator:
+    """A psycopg connection to the warehouse with the ``lens_audit`` tables in place."""
+    import psycopg
+
+    with psycopg.connect(warehouse.url(cfg=cfg or settings_mod.load())) as conn:
+        ensure(conn)
+        conn.commit()
+        conn.autocommit = autocommit
+        yield conn
