@@ -52,6 +52,8 @@ create table if not exists lens_audit.snapshots (
     marts text[] not null,
     status text not null check (status in ('validating', 'quarantined', 'promoted', 'pruned'))
 );
+-- The transform build the snapshot was frozen from (a rerun on the same build is not guarded again).
+alter table lens_audit.snapshots add column if not exists source_build text;
 create table if not exists lens_audit.validation_runs (
     run_id text primary key,
     snapshot_id text not null references lens_audit.snapshots,

@@ -26,6 +26,8 @@ app = typer.Typer(
 )
 warehouse_app = typer.Typer(help="Run the embedded PostgreSQL warehouse (or inspect LENS_WAREHOUSE_URL).")
 app.add_typer(warehouse_app, name="warehouse")
+baseline_app = typer.Typer(help="The baselines BI reads: history, rollback, override of a quarantined snapshot.")
+app.add_typer(baseline_app, name="baseline")
 
 
 def _fail(message: str) -> None:
@@ -42,6 +44,13 @@ def _friendly_errors(func):
             return func(*args, **kwargs)
         except (warehouse.WarehouseError, ExtractError, ConfigError, IntervalOverlap) as exc:
             _fail(str(exc))
+        except Exception as exc:
+            from customer_lens.baseline import GuardError
+            from customer_lens.transform import DbtError
+
+            if isinstance(exc, GuardError | DbtError):
+                _fail(str(exc))
+            raise
 
     return wrapper
 
@@ -164,10 +173,79 @@ def extract_cmd(
 def run(
     scale: Annotated[str, typer.Option(help="Demo data scale.")] = "small",
     seed: Annotated[int, typer.Option(help="Demo data seed.")] = 42,
+    anomaly: Annotated[
+        str | None,
+        typer.Option(help="Inject a business anomaly the guard must block: duplicate-orders | vanished-region."),
+    ] = None,
 ) -> None:
-    """The main job: start the warehouse, build the demo sources, run the pipeline."""
-    for line in pipeline.run(scale=scale, seed=seed, progress=sys.stderr.isatty()):
+    """The main job: warehouse, demo sources, raw layer, dbt marts, guard, promotion to `analytics`."""
+    for line in pipeline.run(scale=scale, seed=seed, progress=sys.stderr.isatty(), anomaly=anomaly):
         typer.echo(line)
+
+
+# -- the snapshot guard and the baselines ----------------------------------------------------------
+@app.command("guard")
+@_friendly_errors
+def guard_cmd(
+    candidate: Annotated[str, typer.Option(help="Schema the dbt build wrote.")] = "analytics_candidate",
+) -> None:
+    """Freeze the candidate marts, validate them with Great Expectations, promote them if they pass."""
+    from customer_lens import baseline
+
+    for line in baseline.guard(candidate=candidate).lines():
+        typer.echo(line)
+
+
+@baseline_app.command("list")
+@_friendly_errors
+def baseline_list() -> None:
+    """Baselines (newest first) and the quarantined snapshots."""
+    from customer_lens import audit
+
+    with audit.connect() as conn:
+        rows = conn.execute(
+            "select baseline_no, snapshot_id, status, promoted_at, promoted_by, reason from lens_audit.baselines "
+            "order by baseline_no desc"
+        ).fetchall()
+        quarantined = conn.execute(
+            "select s.snapshot_id, s.created_at, v.expectations_failed, v.report_path from lens_audit.snapshots s "
+            "left join lens_audit.validation_runs v on v.snapshot_id = s.snapshot_id "
+            "where s.status = 'quarantined' order by s.snapshot_no desc"
+        ).fetchall()
+    if not rows:
+        typer.echo("no baseline yet: run `lens run` (or `lens guard` after a build)")
+    for no, snapshot, status, at, by, reason in rows:
+        typer.echo(f"#{no:<4} {status:<9} {snapshot}  {at:%Y-%m-%d %H:%M} by {by}: {reason}")
+    for snapshot, at, failed, report in quarantined:
+        typer.echo(f"quarantined    {snapshot}  {at:%Y-%m-%d %H:%M}: {failed} failed expectations, report {report}")
+
+
+@baseline_app.command("rollback")
+@_friendly_errors
+def baseline_rollback(
+    baseline_no: Annotated[int, typer.Argument(help="The retained baseline to return to.")],
+    reason: Annotated[str, typer.Option(help="Why (recorded in lens_audit.baseline_events).")],
+) -> None:
+    """Point `analytics` back at an earlier (retained) baseline."""
+    from customer_lens import audit, baseline
+
+    with audit.connect(autocommit=True) as conn:
+        number = baseline.rollback(conn, baseline_no, actor=baseline._actor(), reason=reason)
+    typer.echo(f"analytics now shows baseline #{number}")
+
+
+@baseline_app.command("promote")
+@_friendly_errors
+def baseline_promote(
+    reason: Annotated[str, typer.Option(help="Why the failed checks are acceptable (recorded).")],
+    snapshot: Annotated[str | None, typer.Argument(help="Quarantined snapshot id [default: the latest].")] = None,
+) -> None:
+    """Override: promote a quarantined snapshot despite its failed validation."""
+    from customer_lens import audit, baseline
+
+    with audit.connect(autocommit=True) as conn:
+        number = baseline.override(conn, snapshot, actor=baseline._actor(), reason=reason)
+    typer.echo(f"override: snapshot promoted as baseline #{number}")
 
 
 if __name__ == "__main__":  # pragma: no cover

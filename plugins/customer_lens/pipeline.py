@@ -11,6 +11,7 @@ import datetime as dt
 import json
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
 from customer_lens import settings as settings_mod
 from customer_lens import warehouse
@@ -49,13 +50,17 @@ def ensure_demo_data(
     bad_records: bool = False,
     force: bool = False,
     progress: bool = False,
+    anomaly: str | None = None,
     cfg: settings_mod.Settings | None = None,
 ) -> DemoState:
     """Generate the demo sources unless exactly these are installed already.
 
-    Without ``end_date`` an installed generation of the same scale and seed is kept whatever its
-    end date (so re-running tomorrow does not rebuild history); with none installed, history ends
-    yesterday (UTC).
+    ``anomaly`` (see :mod:`customer_lens.demo.anomalies`) applies a business anomaly on top of the clean
+    generation: data that loads cleanly but that the snapshot guard must block.
+
+    Without ``end_date`` an installed generation of the same scale and seed is kept whatever its end
+    date (so re-running tomorrow does not rebuild history); with none installed, history ends yesterday
+    (UTC).
     """
     from customer_lens import demo
 
@@ -72,10 +77,16 @@ def ensure_demo_data(
             if same_kind
             else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
         )
-    wanted = demo.fingerprint(scale=scale, seed=seed, end_date=end_date, bad_records=bad_records)
+    from customer_lens.demo import anomalies
+
+    clean = demo.fingerprint(scale=scale, seed=seed, end_date=end_date, bad_records=bad_records)
+    wanted = anomalies.fingerprint(clean, anomaly) if anomaly else clean
     installed = demo.installed_fingerprint(sales_url=sales_url, files_dir=cfg.sources_dir)
     if installed == wanted and not force:
         return DemoState(False, wanted, end_date, f"{scale} scale, seed {seed} already installed")
+    if anomaly and installed == clean and not force:
+        detail = anomalies.apply(anomaly, sales_url=sales_url, files_dir=cfg.sources_dir, base_fingerprint=clean)
+        return DemoState(True, wanted, end_date, f"anomaly {anomaly}: {detail}")
     summary = demo.generate(
         scale=scale,
         seed=seed,
@@ -87,7 +98,11 @@ def ensure_demo_data(
     )
     counts = ", ".join(f"{n:,} {name.replace('_', ' ')}" for name, n in summary.counts().items())
     faults = f", {summary.faults_injected} faults injected" if bad_records else ""
-    return DemoState(True, summary.fingerprint, end_date, f"{counts}{faults} in {summary.elapsed_seconds:.1f}s")
+    detail = f"{counts}{faults} in {summary.elapsed_seconds:.1f}s"
+    if anomaly:
+        applied = anomalies.apply(anomaly, sales_url=sales_url, files_dir=cfg.sources_dir, base_fingerprint=clean)
+        detail += f"; anomaly {anomaly}: {applied}"
+    return DemoState(True, wanted, end_date, detail)
 
 
 def demo_range(cfg: settings_mod.Settings | None = None) -> tuple[dt.datetime, dt.datetime]:
@@ -167,12 +182,18 @@ def _drop_raw_schemas(cfg: settings_mod.Settings) -> None:
             conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(source.raw_schema)))
 
 
-def run(*, scale: str = "small", seed: int = 42, progress: bool = False) -> list[str]:
-    """Run the whole job; returns the lines to show the user."""
+def run(*, scale: str = "small", seed: int = 42, progress: bool = False, anomaly: str | None = None) -> list[str]:
+    """Run the whole job; returns the lines to show the user.
+
+    Raises :class:`customer_lens.baseline.ValidationFailed` when the new snapshot is blocked by the guard
+    (the baseline stays as it was).
+    """
+    from customer_lens import baseline
+
     cfg = settings_mod.load()
     status = warehouse.ensure_running(cfg)
     lines = [f"warehouse   {status.url}"]
-    state = ensure_demo_data(scale=scale, seed=seed, progress=progress, cfg=cfg)
+    state = ensure_demo_data(scale=scale, seed=seed, progress=progress, anomaly=anomaly, cfg=cfg)
     lines.append(str(state))
     lines.append(f"sources     sales: {warehouse.sales_src_url(cfg)}")
     lines.append(f"            service/survey exports: {cfg.sources_dir}")
@@ -191,32 +212,67 @@ def run(*, scale: str = "small", seed: int = 42, progress: bool = False) -> list
         lines.append(
             f"raw layer   {len(results)} batches up to {end:%Y-%m-%d}: {loaded} rows loaded, {rejected} rejected"
         )
-    lines.append(_transform(state.fingerprint, cfg, full_refresh=rebuilt))
+    line, build_id, built = _transform(state.fingerprint, cfg, full_refresh=rebuilt)
+    lines.append(line)
+    docs = _docs(cfg, regenerate=built)
+    result = baseline.guard(source_build=build_id, data_interval=(start, end), cfg=cfg)
+    lines += result.lines()
+    lines += _baseline_kpi_lines(cfg)
+    lines.append(f"dbt docs    {docs}")
     return lines
 
 
-def _transform(fingerprint: str, cfg: settings_mod.Settings, *, full_refresh: bool) -> str:
+def _docs(cfg: settings_mod.Settings, *, regenerate: bool) -> Path:
+    """``dbt docs generate`` (the catalog of the candidate build) unless it is there and current."""
+    from customer_lens import transform
+
+    index = Path(transform.dbt_env(cfg=cfg)["DBT_TARGET_PATH"]) / "index.html"
+    if regenerate or not index.exists():
+        transform.run_dbt(["docs", "generate", "--quiet"])
+    return index
+
+
+def _baseline_kpi_lines(cfg: settings_mod.Settings) -> list[str]:
+    with _audit(cfg) as conn:
+        rows = conn.execute(
+            "select baseline_no, kpi, value, change_pct_vs_previous from analytics.baseline_kpis "
+            "where baseline_status = 'current' order by kpi"
+        ).fetchall()
+    if not rows:
+        return []
+    out = [f"baseline    #{rows[0][0]} headline KPIs (change vs previous baseline):"]
+    for _, kpi, value, change in rows:
+        shown = "n/a" if value is None else f"{value:,.2f}".rstrip("0").rstrip(".")
+        delta = "" if change is None else f" ({change:+.2f}%)"
+        out.append(f"            {kpi:<17} {shown}{delta}")
+    return out
+
+
+def _transform(fingerprint: str, cfg: settings_mod.Settings, *, full_refresh: bool) -> tuple[str, str, bool]:
     """Build the dbt project into the candidate schema unless it was built from this data already.
 
     After the raw layer was rebuilt (a new demo generation), incremental models are rebuilt in full:
     merging into facts of another generation would keep rows that no longer exist.
+    Returns (the line to show, the build's id, whether it built now).
     """
     from customer_lens import transform
 
     schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
     with _audit(cfg) as conn:
         done = conn.execute(
-            "select 1 from lens_audit.transform_builds b join pg_namespace n on n.nspname = b.schema_name "
+            "select b.built_at from lens_audit.transform_builds b join pg_namespace n on n.nspname = b.schema_name "
             "where b.fingerprint = %s and b.schema_name = %s",
             (fingerprint, schema),
         ).fetchone()
     if done:
-        return f"marts       up to date in schema {schema}"
+        return f"marts       up to date in schema {schema}", f"{fingerprint[:16]}@{done[0].isoformat()}", False
     result = transform.build(full_refresh=full_refresh)
     with _audit(cfg) as conn:
-        conn.execute(
+        built_at = conn.execute(
             "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
-            "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now()",
+            "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now() "
+            "returning built_at",
             (fingerprint, schema, len(result.node_statuses)),
-        )
-    return f"marts       built in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
+        ).fetchone()[0]
+    line = f"marts       built in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
+    return line, f"{fingerprint[:16]}@{built_at.isoformat()}", True

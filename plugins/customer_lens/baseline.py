@@ -1,0 +1,629 @@
+"""Write-audit-publish: freeze the candidate, validate it, promote it to ``analytics`` only if it passes.
+
+1. **Freeze** (:func:`freeze`): the candidate marts (built by dbt into ``analytics_candidate``) are copied
+   into a new schema ``lens_snapshot_<n>`` in one transaction. What is validated is exactly what is
+   promoted, however long validation takes and whatever dbt does to the candidate meanwhile.
+2. **Validate** (:func:`guard`): the Great Expectations suites of :mod:`customer_lens.quality` run as
+   SQL against the snapshot, with the current baseline's figures for the drift checks. The outcome is
+   recorded (``lens_audit.validation_runs`` / ``validation_failures``) and an HTML report is written.
+3. **Publish** (:func:`promote`) — only on success, or by an operator's override with a reason: in ONE
+   transaction the views of schema ``analytics`` (one per mart, without the PII columns, plus
+   ``analytics.baseline_info``) are recreated over the snapshot, the previous baseline becomes
+   ``retained``, the new one ``current``, and its KPIs are recorded. A reader sees the old baseline or
+   the new one, never a mix: every view is locked before any is replaced, and a query takes its locks
+   on all views it reads before it reads any. The promotion never waits holding locks (``NOWAIT`` and
+   retry), so it cannot deadlock with readers.
+   On failure the snapshot stays as it is, ``quarantined``, and ``analytics`` is not touched.
+
+Rollback (:func:`rollback`) points ``analytics`` back at a retained baseline; override
+(:func:`override`) promotes a quarantined snapshot with a recorded reason. Baselines beyond
+``baselines_retained`` and quarantined snapshots beyond ``quarantine_retained`` are pruned (their
+schemas dropped; the audit rows stay).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import getpass
+import html
+import logging
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from customer_lens import audit, quality, warehouse
+from customer_lens import settings as settings_mod
+
+log = logging.getLogger(__name__)
+
+ANALYTICS = "analytics"
+CANDIDATE = "analytics_candidate"
+SNAPSHOT_PREFIX = "lens_snapshot_"
+
+
+class GuardError(RuntimeError):
+    """The guard could not run, or an operator action is not possible."""
+
+
+class ValidationFailed(GuardError):
+    """The candidate failed validation: it is quarantined and the baseline is untouched."""
+
+    def __init__(self, message: str, *, run_id: str, snapshot_id: str, report_path: Path | None):
+        super().__init__(message)
+        self.run_id = run_id
+        self.snapshot_id = snapshot_id
+        self.report_path = report_path
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    snapshot_id: str
+    snapshot_no: int
+    schema: str
+    marts: list[str]
+
+
+@dataclass(frozen=True)
+class GuardResult:
+    """What :func:`guard` did."""
+
+    run_id: str
+    snapshot_id: str
+    passed: bool
+    promoted: bool
+    baseline_no: int | None
+    summary: str
+    report_path: Path | None
+    kpis: dict[str, Any]
+    skipped: bool = False
+
+    def lines(self) -> list[str]:
+        if self.skipped:
+            return [f"baseline    #{self.baseline_no} unchanged: {self.summary}"]
+        state = f"promoted to baseline #{self.baseline_no}" if self.promoted else "QUARANTINED"
+        out = [f"guard       {self.snapshot_id}: {state}; {self.summary.splitlines()[0]}"]
+        if self.report_path:
+            out.append(f"            validation report: {self.report_path}")
+        return out
+
+
+def reports_dir(cfg: settings_mod.Settings | None = None) -> Path:
+    cfg = cfg or settings_mod.load()
+    return cfg.state_dir / "reports" / "validation"
+
+
+# --- reading the state ---------------------------------------------------------------------------------
+
+
+def current_baseline(conn) -> tuple[int, str, str] | None:
+    """(baseline_no, snapshot_id, schema) of the current baseline, or None."""
+    return conn.execute(
+        "select baseline_no, snapshot_id, schema_name from lens_audit.baselines where status = 'current'"
+    ).fetchone()
+
+
+def _schema_exists(conn, schema: str) -> bool:
+    return conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone() is not None
+
+
+# --- freeze -------------------------------------------------------------------------------------------------
+
+
+def freeze(
+    conn,
+    marts: list[quality.MartSpec],
+    *,
+    candidate: str = CANDIDATE,
+    source_build: str | None = None,
+    data_interval: tuple[dt.datetime | None, dt.datetime | None] = (None, None),
+) -> Snapshot:
+    """Copy the candidate marts into a new ``lens_snapshot_<n>`` schema (one transaction)."""
+    from psycopg import sql
+
+    missing = [
+        m.name
+        for m in marts
+        if conn.execute(
+            "select 1 from information_schema.tables where table_schema = %s and table_name = %s", (candidate, m.name)
+        ).fetchone()
+        is None
+    ]
+    if missing:
+        raise GuardError(f"candidate schema {candidate} lacks mart(s) {', '.join(missing)}: run the transform first")
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('lens_snapshot_no'))")
+        number = conn.execute("select coalesce(max(snapshot_no), 0) + 1 from lens_audit.snapshots").fetchone()[0]
+        snapshot_id = f"s{number:04d}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
+        schema = f"{SNAPSHOT_PREFIX}{number}"
+        conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
+        for mart in marts:
+            target = sql.Identifier(schema, mart.name)
+            conn.execute(sql.SQL("create table {} as table {}").format(target, sql.Identifier(candidate, mart.name)))
+        conn.execute(
+            "insert into lens_audit.snapshots (snapshot_id, snapshot_no, schema_name, candidate_schema, "
+            "source_build, data_interval_start, data_interval_end, marts, status) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, 'validating')",
+            (snapshot_id, number, schema, candidate, source_build, *data_interval, [m.name for m in marts]),
+        )
+    for mart in marts:  # planner statistics for the checks (outside the transaction: cheap, not needed for safety)
+        conn.execute(sql.SQL("analyze {}").format(sql.Identifier(schema, mart.name)))
+    return Snapshot(snapshot_id, number, schema, [m.name for m in marts])
+
+
+# --- validate and record -------------------------------------------------------------------------------
+
+
+def _record_validation(
+    conn,
+    run_id: str,
+    snapshot: Snapshot,
+    outcome: quality.ValidationOutcome,
+    report_path: Path | None,
+    triggered_by: str,
+) -> None:
+    with conn.transaction():
+        conn.execute(
+            "insert into lens_audit.validation_runs (run_id, snapshot_id, started_at, finished_at, duration_seconds, "
+            "passed, expectations_evaluated, expectations_failed, summary, report_path, triggered_by) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)",
+            (
+                run_id,
+                snapshot.snapshot_id,
+                outcome.started_at,
+                outcome.finished_at,
+                outcome.duration_seconds,
+                outcome.passed,
+                outcome.evaluated,
+                len(outcome.failures),
+                outcome.summary(),
+                str(report_path) if report_path else None,
+                triggered_by,
+            ),
+        )
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into lens_audit.validation_failures "
+                "(run_id, mart, expectation, column_name, observed, expected) values (%s, %s, %s, %s, %s, %s)",
+                [(run_id, f.mart, f.expectation, f.column, f.observed, f.expected) for f in outcome.failures],
+            )
+        if not outcome.passed:
+            conn.execute(
+                "update lens_audit.snapshots set status = 'quarantined' where snapshot_id = %s", (snapshot.snapshot_id,)
+            )
+
+
+def write_report(path: Path, run_id: str, snapshot: Snapshot, outcome: quality.ValidationOutcome, baseline) -> Path:
+    """A self-contained HTML page of one validation: verdict, per-mart counts, every expectation."""
+    esc = html.escape
+    verdict = "passed" if outcome.passed else "FAILED"
+    against = (
+        f"baseline #{baseline.baseline_no} ({baseline.schema})" if baseline else "no baseline (absolute checks only)"
+    )
+    marts = "".join(
+        f"<tr class='{'bad' if failed else 'ok'}'><td>{esc(m)}</td><td>{n}</td><td>{failed}</td></tr>"
+        for m, (n, failed) in sorted(outcome.per_mart.items())
+    )
+    ordered = sorted(outcome.results, key=lambda r: (r["success"], r["mart"]))
+    rows = "".join(
+        f"<tr class='{'ok' if r['success'] else 'bad'}'><td>{'✔' if r['success'] else '✘'}</td>"
+        f"<td>{esc(r['mart'])}</td>"
+        f"<td>{esc(r['column'] or '')}</td><td>{esc(r['expectation'])}</td><td>{esc(r['observed'])}</td>"
+        f"<td>{esc(r['expected'])}</td></tr>"
+        for r in ordered
+    )
+    page = f"""<!doctype html><html lang="en"><head><meta charset="utf-8">
+<title>Customer Lens validation {esc(run_id)} — {verdict}</title>
+<style>body{{font:14px system-ui,sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse;margin:1em 0}}
+td,th{{border:1px solid #ddd;padding:4px 8px;text-align:left;vertical-align:top;max-width:40em;overflow-wrap:anywhere}}
+th{{background:#f3f3f3}} tr.bad td{{background:#fde8e8}} .verdict{{font-size:1.4em;font-weight:600;
+color:{"#1a7f37" if outcome.passed else "#c62828"}}}</style></head><body>
+<h1>Customer Lens — snapshot validation</h1>
+<p class="verdict">{verdict}: {len(outcome.failures)} of {outcome.evaluated} expectations failed</p>
+<p>Run <code>{esc(run_id)}</code> · snapshot <code>{esc(snapshot.snapshot_id)}</code> (schema
+<code>{esc(snapshot.schema)}</code>) · against {esc(against)} · {outcome.started_at:%Y-%m-%d %H:%M:%S} UTC ·
+{outcome.duration_seconds:.1f} s · Great Expectations suites from <code>customer_lens.quality</code></p>
+<h2>Marts</h2><table><tr><th>mart</th><th>expectations</th><th>failed</th></tr>{marts}</table>
+<h2>Expectations</h2><table><tr><th></th><th>mart</th><th>column</th><th>expectation</th><th>observed</th>
+<th>expected</th></tr>{rows}</table></body></html>"""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+# --- publish ------------------------------------------------------------------------------------------------
+
+# How long a promotion keeps trying to lock the analytics views while readers hold them.
+_PROMOTE_ATTEMPTS = 600
+_PROMOTE_PAUSE_SECONDS = 0.05
+
+
+def _analytics_views(conn) -> list[str]:
+    return [
+        r[0]
+        for r in conn.execute(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relkind = 'v' order by 1",
+            (ANALYTICS,),
+        ).fetchall()
+    ]
+
+
+def _publish(conn, baseline_no: int, snapshot_id: str, schema: str, marts: list[quality.MartSpec], cfg) -> None:
+    """Recreate the ``analytics`` views over ``schema`` (inside the caller's transaction)."""
+    from psycopg import sql
+
+    conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(ANALYTICS)))
+    existing = _analytics_views(conn)
+    if existing:
+        # Every view first, without waiting: a promotion that waited for one view while holding another
+        # could deadlock with a reader that holds the second and wants the first.
+        conn.execute(
+            sql.SQL("lock table {} in access exclusive mode nowait").format(
+                sql.SQL(", ").join(sql.Identifier(ANALYTICS, v) for v in existing)
+            )
+        )
+    wanted = {m.name for m in marts} | {"baseline_info", "baseline_kpis"}
+    for view in existing:
+        if view not in wanted:  # a mart removed from the project leaves the BI contract with its baseline
+            conn.execute(sql.SQL("drop view {}").format(sql.Identifier(ANALYTICS, view)))
+    for mart in marts:
+        view = sql.Identifier(ANALYTICS, mart.name)
+        conn.execute(sql.SQL("drop view if exists {}").format(view))
+        conn.execute(
+            sql.SQL("create view {} as select {} from {}").format(
+                view,
+                sql.SQL(", ").join(sql.Identifier(c) for c in mart.public_columns),
+                sql.Identifier(schema, mart.name),
+            )
+        )
+        _copy_comments(conn, schema, mart)
+    conn.execute(sql.SQL("drop view if exists {}").format(sql.Identifier(ANALYTICS, "baseline_info")))
+    conn.execute(
+        sql.SQL(
+            "create view {} as select {}::integer as baseline_no, {}::text as snapshot_id, promoted_at, "
+            "data_interval_start, data_interval_end, promoted_by, reason from lens_audit.baselines "
+            "where baseline_no = {}"
+        ).format(sql.Identifier(ANALYTICS, "baseline_info"), baseline_no, snapshot_id, baseline_no)
+    )
+    conn.execute("comment on view analytics.baseline_info is 'The baseline the analytics views show: one row.'")
+    conn.execute(_BASELINE_KPIS_VIEW)
+    try:
+        from customer_lens import roles
+    except ImportError:  # pragma: no cover - roles land separately
+        return
+    roles.grant_reader(conn, ANALYTICS)
+
+
+def _copy_comments(conn, schema: str, mart: quality.MartSpec) -> None:
+    """dbt's documentation (persisted as comments on the candidate tables) onto the analytics view."""
+    from psycopg import sql
+
+    rows = conn.execute(
+        "select a.attname, col_description(c.oid, a.attnum), obj_description(c.oid, 'pg_class') "
+        "from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+        "join pg_attribute a on a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped "
+        "where n.nspname = %s and c.relname = %s",
+        (CANDIDATE, mart.name),
+    ).fetchall()
+    public = set(mart.public_columns)
+    for column, comment, _table_comment in rows:
+        if comment and column in public:
+            conn.execute(
+                sql.SQL("comment on column {} is {}").format(
+                    sql.Identifier(ANALYTICS, mart.name, column), sql.Literal(comment)
+                )
+            )
+    if rows and rows[0][2]:
+        conn.execute(
+            sql.SQL("comment on view {} is {}").format(sql.Identifier(ANALYTICS, mart.name), sql.Literal(rows[0][2]))
+        )
+    del schema
+
+
+_BASELINE_KPIS_VIEW = """
+create or replace view analytics.baseline_kpis as
+with kpis as (
+    select
+        b.baseline_no,
+        b.snapshot_id,
+        b.promoted_at,
+        b.status as baseline_status,
+        v.kpi,
+        v.value
+    from lens_audit.baseline_kpi_values as v
+    join lens_audit.baselines as b on b.baseline_no = v.baseline_no
+),
+compared as (
+    select
+        kpis.*,
+        lag(value) over (partition by kpi order by baseline_no) as previous_value,
+        first_value(value) over (partition by kpi order by baseline_no) as first_value
+    from kpis
+)
+select
+    baseline_no,
+    snapshot_id,
+    promoted_at,
+    baseline_status,
+    kpi,
+    value,
+    previous_value,
+    value - previous_value as change_vs_previous,
+    round(100 * (value - previous_value) / nullif(abs(previous_value), 0), 2) as change_pct_vs_previous,
+    first_value,
+    value - first_value as change_vs_first,
+    round(100 * (value - first_value) / nullif(abs(first_value), 0), 2) as change_pct_vs_first
+from compared"""
+
+
+def _with_lock_retries(conn, work) -> Any:
+    """Run ``work()`` in a transaction, retrying while readers hold the analytics views."""
+    import psycopg
+
+    for attempt in range(_PROMOTE_ATTEMPTS):
+        try:
+            with conn.transaction():
+                return work()
+        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
+            if attempt == _PROMOTE_ATTEMPTS - 1:
+                raise GuardError("could not lock the analytics views: readers held them for too long") from None
+            time.sleep(_PROMOTE_PAUSE_SECONDS)
+    raise AssertionError("unreachable")
+
+
+def promote(
+    conn,
+    snapshot_id: str,
+    *,
+    actor: str,
+    reason: str,
+    action: str = "promote",
+    validation_run_id: str | None = None,
+    cfg: settings_mod.Settings | None = None,
+) -> int:
+    """Make a snapshot the current baseline (one transaction); returns its baseline number.
+
+    ``conn`` must be in autocommit mode (each step below is its own transaction), as are the
+    connections of :func:`customer_lens.audit.connect` with ``autocommit=True``.
+    """
+    cfg = cfg or settings_mod.load()
+    row = conn.execute(
+        "select schema_name, marts, data_interval_start, data_interval_end, status from lens_audit.snapshots "
+        "where snapshot_id = %s",
+        (snapshot_id,),
+    ).fetchone()
+    if row is None:
+        raise GuardError(f"no snapshot {snapshot_id}")
+    schema, mart_names, start, end, status = row
+    if status == "pruned" or not _schema_exists(conn, schema):
+        raise GuardError(f"snapshot {snapshot_id} was pruned (schema {schema} is gone)")
+    if status == "promoted":
+        raise GuardError(f"snapshot {snapshot_id} is a baseline already: use rollback to return to it")
+    specs = {m.name: m for m in quality.load_marts(cfg, parse=False)}
+    marts = [specs.get(name) or _spec_from_table(conn, schema, name) for name in mart_names]
+    kpis = quality.compute_kpis(conn, schema)
+
+    def work() -> int:
+        conn.execute("set local lock_timeout = '2s'")
+        conn.execute("select pg_advisory_xact_lock(hashtext('lens_baseline'))")
+        previous = current_baseline(conn)
+        number = conn.execute("select coalesce(max(baseline_no), 0) + 1 from lens_audit.baselines").fetchone()[0]
+        conn.execute("update lens_audit.baselines set status = 'retained' where status = 'current'")
+        conn.execute(
+            "insert into lens_audit.baselines (baseline_no, snapshot_id, schema_name, data_interval_start, "
+            "data_interval_end, promoted_by, reason, validation_run_id, status) "
+            "values (%s, %s, %s, %s, %s, %s, %s, %s, 'current')",
+            (number, snapshot_id, schema, start, end, actor, reason, validation_run_id),
+        )
+        conn.execute("update lens_audit.snapshots set status = 'promoted' where snapshot_id = %s", (snapshot_id,))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "insert into lens_audit.baseline_kpi_values (baseline_no, kpi, value) values (%s, %s, %s)",
+                [(number, k, v) for k, v in kpis.items()],
+            )
+        conn.execute(
+            "insert into lens_audit.baseline_events (action, baseline_no, previous_baseline_no, actor, reason) "
+            "values (%s, %s, %s, %s, %s)",
+            (action, number, previous[0] if previous else None, actor, reason),
+        )
+        if validation_run_id:
+            conn.execute(
+                "update lens_audit.validation_runs set baseline_no = %s where run_id = %s", (number, validation_run_id)
+            )
+        _publish(conn, number, snapshot_id, schema, marts, cfg)
+        return number
+
+    number = _with_lock_retries(conn, work)
+    prune(conn, quality.GuardConfig.load(cfg))
+    return number
+
+
+def _spec_from_table(conn, schema: str, name: str) -> quality.MartSpec:
+    """A mart no longer in the dbt project (an old snapshot): its columns as stored, nothing hidden."""
+    cols = conn.execute(
+        "select column_name, data_type from information_schema.columns where table_schema = %s and table_name = %s "
+        "order by ordinal_position",
+        (schema, name),
+    ).fetchall()
+    return quality.MartSpec(name, dict(cols), ())
+
+
+def rollback(conn, baseline_no: int, *, actor: str, reason: str, cfg: settings_mod.Settings | None = None) -> int:
+    """Point ``analytics`` back at a retained baseline (audited); returns that baseline's number."""
+    cfg = cfg or settings_mod.load()
+    row = conn.execute(
+        "select snapshot_id, schema_name, status from lens_audit.baselines where baseline_no = %s", (baseline_no,)
+    ).fetchone()
+    if row is None:
+        raise GuardError(f"no baseline #{baseline_no}")
+    snapshot_id, schema, status = row
+    if status == "current":
+        raise GuardError(f"baseline #{baseline_no} is the current one already")
+    if status == "pruned" or not _schema_exists(conn, schema):
+        raise GuardError(f"baseline #{baseline_no} was pruned: it cannot be restored")
+    mart_names = conn.execute(
+        "select marts from lens_audit.snapshots where snapshot_id = %s", (snapshot_id,)
+    ).fetchone()[0]
+    specs = {m.name: m for m in quality.load_marts(cfg, parse=False)}
+    marts = [specs.get(name) or _spec_from_table(conn, schema, name) for name in mart_names]
+
+    def work() -> int:
+        conn.execute("set local lock_timeout = '2s'")
+        conn.execute("select pg_advisory_xact_lock(hashtext('lens_baseline'))")
+        previous = current_baseline(conn)
+        conn.execute("update lens_audit.baselines set status = 'retained' where status = 'current'")
+        conn.execute("update lens_audit.baselines set status = 'current' where baseline_no = %s", (baseline_no,))
+        conn.execute(
+            "insert into lens_audit.baseline_events (action, baseline_no, previous_baseline_no, actor, reason) "
+            "values ('rollback', %s, %s, %s, %s)",
+            (baseline_no, previous[0] if previous else None, actor, reason),
+        )
+        _publish(conn, baseline_no, snapshot_id, schema, marts, cfg)
+        return baseline_no
+
+    return _with_lock_retries(conn, work)
+
+
+def override(
+    conn, snapshot_id: str | None, *, actor: str, reason: str, cfg: settings_mod.Settings | None = None
+) -> int:
+    """Promote a quarantined snapshot (default: the latest) despite its failed validation, with a reason."""
+    if not reason or not reason.strip():
+        raise GuardError("an override needs a reason")
+    if snapshot_id is None:
+        row = conn.execute(
+            "select snapshot_id from lens_audit.snapshots where status = 'quarantined' "
+            "order by snapshot_no desc limit 1"
+        ).fetchone()
+        if row is None:
+            raise GuardError("no quarantined snapshot to promote")
+        snapshot_id = row[0]
+    status = conn.execute("select status from lens_audit.snapshots where snapshot_id = %s", (snapshot_id,)).fetchone()
+    if status is None or status[0] != "quarantined":
+        raise GuardError(f"snapshot {snapshot_id} is not quarantined ({status[0] if status else 'unknown'})")
+    run = conn.execute(
+        "select run_id from lens_audit.validation_runs where snapshot_id = %s order by finished_at desc limit 1",
+        (snapshot_id,),
+    ).fetchone()
+    return promote(
+        conn,
+        snapshot_id,
+        actor=actor,
+        reason=f"override: {reason.strip()}",
+        action="override",
+        validation_run_id=run[0] if run else None,
+        cfg=cfg,
+    )
+
+
+def prune(conn, config: quality.GuardConfig) -> list[str]:
+    """Drop snapshot schemas beyond what is retained; returns the dropped schemas."""
+    import psycopg
+    from psycopg import sql
+
+    keep = max(config.baselines_retained, 1)
+    stale = conn.execute(
+        "select b.snapshot_id, b.schema_name from lens_audit.baselines b where b.status = 'retained' and "
+        "b.baseline_no not in (select baseline_no from lens_audit.baselines where status <> 'pruned' "
+        "order by (status = 'current') desc, baseline_no desc limit %s)",
+        (keep,),
+    ).fetchall()
+    quarantined = conn.execute(
+        "select snapshot_id, schema_name from lens_audit.snapshots where status = 'quarantined' "
+        "order by snapshot_no desc offset %s",
+        (max(config.quarantine_retained, 0),),
+    ).fetchall()
+    dropped = []
+    for snapshot_id, schema in [*stale, *quarantined]:
+        try:
+            with conn.transaction():
+                conn.execute("set local lock_timeout = '5s'")
+                conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+                conn.execute("update lens_audit.baselines set status = 'pruned' where snapshot_id = %s", (snapshot_id,))
+                conn.execute("update lens_audit.snapshots set status = 'pruned' where snapshot_id = %s", (snapshot_id,))
+            dropped.append(schema)
+        except psycopg.Error as exc:  # a reader still on it: try again at the next promotion
+            log.warning("could not prune %s yet: %s", schema, exc)
+    return dropped
+
+
+# --- the gate ------------------------------------------------------------------------------------------------
+
+
+def _actor() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name in some containers
+        return "unknown"
+
+
+def guard(
+    *,
+    candidate: str = CANDIDATE,
+    source_build: str | None = None,
+    data_interval: tuple[dt.datetime | None, dt.datetime | None] = (None, None),
+    triggered_by: str | None = None,
+    raise_on_failure: bool = True,
+    cfg: settings_mod.Settings | None = None,
+) -> GuardResult:
+    """Freeze the candidate, validate it, promote it if it passes. See the module docstring.
+
+    ``source_build`` identifies the transform build: when the current baseline was frozen from the same
+    build, nothing changed and the baseline is kept as it is (a rerun on unchanged data).
+    On failure raises :class:`ValidationFailed` (after recording it) unless ``raise_on_failure`` is false.
+    """
+
+    cfg = cfg or settings_mod.load()
+    config = quality.GuardConfig.load(cfg)
+    actor = triggered_by or _actor()
+    url = warehouse.url(cfg=cfg)
+    with audit.connect(cfg) as conn:
+        conn.autocommit = True
+        current = current_baseline(conn)
+        if current and source_build:
+            same = conn.execute(
+                "select 1 from lens_audit.snapshots where snapshot_id = %s and source_build = %s",
+                (current[1], source_build),
+            ).fetchone()
+            if same:
+                return GuardResult(
+                    "", current[1], True, False, current[0], "same transform build as the baseline", None, {}, True
+                )
+        marts = quality.load_marts(cfg)
+        snapshot = freeze(conn, marts, candidate=candidate, source_build=source_build, data_interval=data_interval)
+        baseline = quality.read_baseline(conn, current[0], current[2], marts) if current else None
+        run_id = f"v{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+        try:
+            outcome = quality.validate(url, snapshot.schema, marts, config=config, baseline=baseline)
+        except Exception:
+            conn.execute(
+                "update lens_audit.snapshots set status = 'quarantined' where snapshot_id = %s", (snapshot.snapshot_id,)
+            )
+            raise
+        report = write_report(reports_dir(cfg) / f"{run_id}.html", run_id, snapshot, outcome, baseline)
+        _record_validation(conn, run_id, snapshot, outcome, report, actor)
+        summary = outcome.summary()
+        if not outcome.passed:
+            log.error("snapshot %s quarantined:\n%s\nreport: %s", snapshot.snapshot_id, summary, report)
+            prune(conn, config)
+            if raise_on_failure:
+                raise ValidationFailed(
+                    f"snapshot {snapshot.snapshot_id} failed validation and is quarantined in schema "
+                    f"{snapshot.schema}; the baseline is unchanged.\n{summary}\nreport: {report}",
+                    run_id=run_id,
+                    snapshot_id=snapshot.snapshot_id,
+                    report_path=report,
+                )
+            return GuardResult(
+                run_id, snapshot.snapshot_id, False, False, current[0] if current else None, summary, report, {}
+            )
+        number = promote(conn, snapshot.snapshot_id, actor=actor, reason="validated", validation_run_id=run_id, cfg=cfg)
+        kpis = dict(
+            conn.execute(
+                "select kpi, value from lens_audit.baseline_kpi_values where baseline_no = %s", (number,)
+            ).fetchall()
+        )
+    return GuardResult(run_id, snapshot.snapshot_id, True, True, number, summary, report, kpis)

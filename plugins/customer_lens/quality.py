@@ -1,0 +1,662 @@
+"""The snapshot guard's checks: Great Expectations suites, one per mart, built in code.
+
+What is guarded comes from the dbt project itself (:func:`load_marts` reads dbt's manifest): every
+model under ``models/marts`` that is a table. Each mart gets **default checks** without anyone writing
+a suite — not empty, its documented columns and their types, its primary key (the model's
+``primary_key`` constraint) not null and unique, its yml's ``accepted_values`` — plus, once a baseline
+exists, its row count within a tolerance of the baseline's. The marts of the BI contract add
+**business checks** in :data:`BUSINESS_CHECKS` (value ranges and identities) and the snapshot as a
+whole is held against the baseline: the headline KPIs (:data:`KPIS`) within their tolerances, closed
+past months unchanged (:data:`CLOSED_PERIOD_CHECKS`), no segment vanishing (:data:`VANISHING_CHECKS`).
+
+Every expectation runs as SQL inside PostgreSQL (GX's SQLAlchemy execution engine; the hand-written
+checks are ``UnexpectedRowsExpectation`` queries). Baseline figures are read from the baseline
+snapshot at run time and written into the suites (:class:`Baseline`); without a baseline only the
+absolute checks run. Tolerances come from :class:`GuardConfig` (``config/guard.yml``).
+
+Great Expectations is imported inside the functions: DAG files import this package.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from customer_lens import settings as settings_mod
+
+log = logging.getLogger(__name__)
+
+
+# --- what is guarded: the marts, from dbt's manifest ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MartSpec:
+    """One mart as the dbt project documents it."""
+
+    name: str
+    columns: dict[str, str]  # column -> data type, as in the yml (contract)
+    primary_key: tuple[str, ...]
+    pii_columns: frozenset[str] = frozenset()
+    accepted_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # ``meta: {guard: {allow_empty: true}}`` on the model: an empty table is a valid state.
+    allow_empty: bool = False
+
+    @property
+    def public_columns(self) -> list[str]:
+        """The columns BI may see (everything but the ones marked ``meta: {pii: true}``)."""
+        return [c for c in self.columns if c not in self.pii_columns]
+
+
+def manifest_path(cfg: settings_mod.Settings | None = None) -> Path:
+    cfg = cfg or settings_mod.load()
+    return cfg.state_dir / "dbt" / "target" / "manifest.json"
+
+
+def load_marts(cfg: settings_mod.Settings | None = None, *, parse: bool = True) -> list[MartSpec]:
+    """The marts of the dbt project (``models/marts/**``, materialized as tables), sorted by name.
+
+    Reads the manifest of the last dbt command; ``parse`` runs ``dbt parse`` first (partial parsing
+    makes it cheap) so that a mart an analyst just added is guarded without a build in between.
+    """
+    cfg = cfg or settings_mod.load()
+    if parse:
+        from customer_lens import transform
+
+        transform.run_dbt(["parse", "--quiet"])
+    manifest = json.loads(manifest_path(cfg).read_text())
+    return marts_from_manifest(manifest)
+
+
+def marts_from_manifest(manifest: dict[str, Any]) -> list[MartSpec]:
+    tests_by_model: dict[str, list[dict]] = {}
+    for node in manifest["nodes"].values():
+        if node["resource_type"] == "test" and node.get("attached_node"):
+            tests_by_model.setdefault(node["attached_node"], []).append(node)
+    marts = []
+    for uid, node in manifest["nodes"].items():
+        if node["resource_type"] != "model" or "marts" not in node["fqn"][1:-1]:
+            continue
+        if node["config"].get("materialized") not in ("table", "incremental"):
+            continue
+        columns = {name: (col.get("data_type") or "").lower() for name, col in node["columns"].items()}
+        key: tuple[str, ...] = ()
+        for constraint in node.get("constraints") or []:
+            if constraint.get("type") == "primary_key":
+                key = tuple(constraint.get("columns") or ())
+        if not key:
+            key = tuple(
+                n
+                for n, col in node["columns"].items()
+                for c in col.get("constraints") or []
+                if c["type"] == "primary_key"
+            )
+        accepted: dict[str, tuple[str, ...]] = {}
+        for test in tests_by_model.get(uid, []):
+            meta = test.get("test_metadata") or {}
+            if meta.get("name") == "accepted_values" and test.get("column_name"):
+                values = (meta.get("kwargs") or {}).get("values") or []
+                accepted[test["column_name"]] = tuple(str(v) for v in values)
+        pii = frozenset(n for n, col in node["columns"].items() if (col.get("meta") or {}).get("pii"))
+        guard_meta = (node.get("config", {}).get("meta") or node.get("meta") or {}).get("guard") or {}
+        marts.append(MartSpec(node["name"], columns, key, pii, accepted, bool(guard_meta.get("allow_empty"))))
+    return sorted(marts, key=lambda m: m.name)
+
+
+# --- configuration --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GuardConfig:
+    """Tolerances of the drift checks and how many baselines are kept (``config/guard.yml``)."""
+
+    # A mart's row count may differ from the baseline's by this share (either way).
+    row_count_tolerance: float = 0.25
+    # Per headline KPI: relative tolerance (share of the baseline value), or absolute points for
+    # KPIs in :data:`ABSOLUTE_KPIS`.
+    kpi_tolerance: dict[str, float] = field(
+        default_factory=lambda: {
+            "customers": 0.10,
+            "active_customers": 0.20,
+            "lost_customers": 0.25,
+            "revenue": 0.10,
+            "gross_margin": 0.15,
+            "nps": 10.0,
+            "complaint_rate": 0.50,
+        }
+    )
+    # Closed past months may be restated by at most this share of the baseline's figure.
+    closed_period_tolerance: float = 0.005
+    # Promoted baselines kept for rollback (the current one included); older ones are pruned.
+    baselines_retained: int = 5
+    # Quarantined (failed) snapshots kept for inspection.
+    quarantine_retained: int = 3
+
+    @classmethod
+    def load(cls, cfg: settings_mod.Settings | None = None) -> GuardConfig:
+        import yaml
+
+        cfg = cfg or settings_mod.load()
+        path = Path(os.environ.get("LENS_GUARD_CONFIG") or cfg.home / "config" / "guard.yml")
+        if not path.exists():
+            return cls()
+        data = yaml.safe_load(path.read_text()) or {}
+        unknown = set(data) - set(cls.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"{path}: unknown setting(s) {', '.join(sorted(unknown))}")
+        if "kpi_tolerance" in data:
+            data["kpi_tolerance"] = cls().kpi_tolerance | dict(data["kpi_tolerance"])
+        return cls(**data)
+
+
+# --- the baseline figures the drift checks compare against -----------------------------------------
+
+# Headline KPIs: name -> (mart, query over it). ``{table}`` is the mart (a GX batch or schema.table).
+KPIS: dict[str, tuple[str, str]] = {
+    "customers": ("customers", "select count(*) from {table}"),
+    "active_customers": ("customers", "select count(*) filter (where customer_status = 'active') from {table}"),
+    "lost_customers": ("customers", "select count(*) filter (where customer_status = 'lost') from {table}"),
+    "revenue": ("customers", "select sum(lifetime_revenue) from {table}"),
+    "gross_margin": ("customers", "select sum(lifetime_gross_margin) from {table}"),
+    # NPS of the last 12 months of answers, -100..100.
+    "nps": (
+        "nps_by_segment",
+        "select round(100.0 * (sum(promoters) - sum(detractors)) / nullif(sum(nps_responses), 0), 2) from {table} "
+        "where month_start_date > (select max(month_start_date) from {table}) - interval '12 months'",
+    ),
+    # Complaints of the last 90 days per 100 customers not lost.
+    "complaint_rate": (
+        "customers",
+        "select round(100.0 * sum(complaints_last_90_days) "
+        "/ nullif(count(*) filter (where customer_status <> 'lost'), 0), 2) from {table}",
+    ),
+}
+ABSOLUTE_KPIS = frozenset({"nps"})
+
+# Closed past months must not change: mart -> (month key columns, filter of closed detail, figures).
+CLOSED_PERIOD_CHECKS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
+    "guerrilla_metrics": (
+        ("period_type", "period_start_date"),
+        "group_type = 'all' and is_complete_period",
+        ("orders", "revenue", "new_customers", "renewals", "referrals"),
+    ),
+    "nps_by_segment": (
+        ("month_start_date",),
+        "is_complete_month",
+        ("nps_responses", "promoters", "detractors"),
+    ),
+    "complaint_trends": (
+        ("month_start_date",),
+        "ticket_category = 'all' and ticket_channel = 'all' and rfm_segment = 'all' and is_complete_month",
+        ("complaints",),
+    ),
+}
+
+# Values present in the baseline's current snapshot that must still be present: mart -> (column, filter).
+VANISHING_CHECKS: dict[str, list[tuple[str, str]]] = {
+    "customer_segments": [("rfm_segment", "is_latest_snapshot"), ("value_tier", "is_latest_snapshot")],
+    "guerrilla_metrics": [("group_value", "group_type <> 'all'")],
+}
+
+
+@dataclass
+class Baseline:
+    """Figures of the current baseline, read at run time (None: no baseline yet)."""
+
+    baseline_no: int
+    schema: str
+    row_counts: dict[str, int]
+    kpis: dict[str, Decimal | None]
+    present_values: dict[tuple[str, str], list[str]]  # (mart, column) -> values
+
+
+def compute_kpis(conn, schema: str) -> dict[str, Decimal | None]:
+    """The headline KPIs of the marts in ``schema``."""
+    from psycopg import sql
+
+    values = {}
+    for kpi, (mart, query) in KPIS.items():
+        table = sql.Identifier(schema, mart).as_string(conn)
+        values[kpi] = conn.execute(query.format(table=table)).fetchone()[0]
+    return values
+
+
+def read_baseline(conn, baseline_no: int, schema: str, marts: list[MartSpec]) -> Baseline:
+    from psycopg import sql
+
+    names = {m.name for m in marts}
+    existing = {
+        r[0]
+        for r in conn.execute(
+            "select table_name from information_schema.tables where table_schema = %s", (schema,)
+        ).fetchall()
+    }
+    counts = {
+        m: conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, m))).fetchone()[0]
+        for m in sorted(names & existing)
+    }
+    present = {}
+    for mart, checks in VANISHING_CHECKS.items():
+        if mart not in existing:
+            continue
+        for column, where in checks:
+            rows = conn.execute(
+                sql.SQL("select distinct {c}::text from {t} where {c} is not null and ({w}) order by 1").format(
+                    c=sql.Identifier(column), t=sql.Identifier(schema, mart), w=sql.SQL(where)
+                )
+            ).fetchall()
+            present[(mart, column)] = [r[0] for r in rows]
+    return Baseline(baseline_no, schema, counts, compute_kpis(conn, schema), present)
+
+
+# --- the suites --------------------------------------------------------------------------------------
+
+# Business checks of the BI marts: mart -> list of (kind, arguments). Kinds:
+#   between: (column, min, max)            values in range (nulls allowed)
+#   rows:    (name, where-clause)          rows matching the clause are violations
+BUSINESS_CHECKS: dict[str, list[tuple[str, tuple]]] = {
+    "customers": [
+        ("between", ("lifetime_orders", 0, None)),
+        ("between", ("lifetime_revenue", 0, None)),
+        ("between", ("lifetime_complaints", 0, None)),
+        ("between", ("complaints_last_90_days", 0, None)),
+        ("rows", ("recent complaints exceed lifetime complaints", "complaints_last_90_days > lifetime_complaints")),
+        ("rows", ("first order after last order", "first_order_date > last_order_date")),
+        ("between", ("last_nps_score", 0, 10)),
+    ],
+    "customer_segments": [
+        ("between", ("r_score", 1, 5)),
+        ("between", ("f_score", 1, 5)),
+        ("between", ("m_score", 1, 5)),
+        ("between", ("recency_days", 0, None)),
+        ("between", ("frequency_orders", 1, None)),
+    ],
+    "customer_lifetime_value": [
+        ("between", ("frequency", 0, None)),
+        ("between", ("recency", 0, None)),
+        ("between", ("monetary_value", 0, None)),
+        ("rows", ("recency beyond T", "recency > t")),
+    ],
+    "segment_migrations": [("between", ("customers", 1, None))],
+    "complaint_trends": [
+        ("between", ("complaints", 0, None)),
+        ("between", ("complaints_per_100_active_customers", 0, None)),
+        ("between", ("reopen_rate_pct", 0, 100)),
+        ("between", ("median_first_reply_hours", 0, None)),
+        ("between", ("median_resolution_hours", 0, None)),
+    ],
+    "guerrilla_metrics": [
+        *[
+            ("between", (c, 0, None))
+            for c in (
+                "active_customers",
+                "new_customers",
+                "lost_customers",
+                "renewals",
+                "orders",
+                "tickets",
+                "complaints",
+                "referrals",
+                "nps_responses",
+                "promoters",
+            )
+        ],
+        ("between", ("promoter_share_pct", 0, 100)),
+        ("rows", ("promoters exceed answers", "promoters > nps_responses")),
+    ],
+    "renewals_by_reason": [("between", ("renewals", 1, None)), ("between", ("renewal_value", 0, None))],
+    "lost_customer_review": [
+        ("between", ("value_rank", 1, None)),
+        ("between", ("tenure_days", 0, None)),
+        ("between", ("complaints_before_loss", 0, None)),
+        ("between", ("last_nps_score", 0, 10)),
+    ],
+    "nps_by_segment": [
+        ("between", ("nps", -100, 100)),
+        ("between", ("csat_pct", 0, 100)),
+        ("between", ("nps_responses", 0, None)),
+        (
+            "rows",
+            ("promoters + passives + detractors <> responses", "promoters + passives + detractors <> nps_responses"),
+        ),
+        ("rows", ("satisfied CSAT answers exceed CSAT answers", "csat_satisfied_responses > csat_responses")),
+    ],
+}
+
+# Identities across rows (hand-written SQL; a returned row is a violation): mart -> [(name, query)].
+IDENTITY_CHECKS: dict[str, list[tuple[str, str]]] = {
+    "guerrilla_metrics": [
+        (
+            "groups add up to the company total",
+            "select period_type, period_start_date, group_type, sum(revenue) as group_revenue, "
+            "max(total_revenue) as total_revenue from ("
+            " select period_type, period_start_date, group_type, revenue,"
+            " sum(revenue) filter (where group_type = 'all') over (partition by period_type, period_start_date)"
+            " as total_revenue from {batch}) as x "
+            "where group_type <> 'all' group by 1, 2, 3 "
+            "having abs(coalesce(sum(revenue), 0) - coalesce(max(total_revenue), 0)) > 0.01",
+        ),
+    ],
+}
+
+# GX's names for the PostgreSQL types of the contracts (SQLAlchemy's reflected type class names).
+_GX_TYPES = {
+    "bigint": "BIGINT",
+    "integer": "INTEGER",
+    "smallint": "SMALLINT",
+    "text": "TEXT",
+    "date": "DATE",
+    "boolean": "BOOLEAN",
+    "timestamptz": "TIMESTAMP WITH TIME ZONE",
+    "timestamp": "TIMESTAMP",
+    "double precision": "DOUBLE_PRECISION",
+}
+
+
+def _gx_type(data_type: str) -> str | None:
+    """The type name GX reports for a contract's data type (it compares them as text)."""
+    if data_type.startswith("numeric"):
+        precision = data_type.removeprefix("numeric").strip("() ")
+        return f"NUMERIC({', '.join(p.strip() for p in precision.split(','))})" if precision else "NUMERIC"
+    return _GX_TYPES.get(data_type)
+
+
+def _literal(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, int | float | Decimal):
+        return repr(float(value)) if isinstance(value, float) else str(value)
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def build_suite(
+    mart: MartSpec,
+    *,
+    config: GuardConfig,
+    baseline: Baseline | None,
+    baseline_schema: str | None = None,
+) -> Any:
+    """The GX ``ExpectationSuite`` of one mart: default checks, business checks, drift vs baseline."""
+    import great_expectations as gx
+    import great_expectations.expectations as gxe
+
+    exps: list[Any] = []
+    meta = lambda check, **kw: {"lens_check": check, **kw}  # noqa: E731 — a tag per expectation, for summaries
+
+    # default checks
+    if not mart.allow_empty:
+        exps.append(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("not empty")))
+    exps.append(gxe.ExpectTableColumnsToMatchSet(column_set=list(mart.columns), exact_match=True, meta=meta("columns")))
+    for column, data_type in mart.columns.items():
+        gx_type = _gx_type(data_type)
+        if gx_type:
+            exps.append(gxe.ExpectColumnValuesToBeOfType(column=column, type_=gx_type, meta=meta("type")))
+    for column in mart.primary_key:
+        exps.append(gxe.ExpectColumnValuesToNotBeNull(column=column, meta=meta("key not null")))
+    if len(mart.primary_key) == 1:
+        exps.append(gxe.ExpectColumnValuesToBeUnique(column=mart.primary_key[0], meta=meta("key unique")))
+    elif mart.primary_key:
+        key = ", ".join(mart.primary_key)
+        exps.append(
+            gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=(
+                    f"select {key}, count(*) as copies from {{batch}} group by {key} having count(*) > 1"
+                ),
+                description=f"key ({key}) unique",
+                meta=meta("key unique", columns=list(mart.primary_key)),
+            )
+        )
+    for column, values in mart.accepted_values.items():
+        if any("{{" in v for v in values):  # values from a dbt var: the dbt test itself covers them
+            continue
+        exps.append(
+            gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values), meta=meta("accepted values"))
+        )
+
+    # business checks
+    for kind, args in BUSINESS_CHECKS.get(mart.name, []):
+        if kind == "between":
+            column, low, high = args
+            if column in mart.columns:
+                exps.append(
+                    gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high, meta=meta("range"))
+                )
+        else:
+            name, where = args
+            exps.append(
+                gxe.UnexpectedRowsExpectation(
+                    unexpected_rows_query=f"select * from {{batch}} where {where} limit 20",
+                    description=name,
+                    meta=meta("identity"),
+                )
+            )
+    for name, query in IDENTITY_CHECKS.get(mart.name, []):
+        exps.append(gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=name, meta=meta("identity")))
+
+    # drift against the baseline
+    if baseline is not None and mart.name in baseline.row_counts:
+        base = baseline.row_counts[mart.name]
+        tol = config.row_count_tolerance
+        exps.append(
+            gxe.ExpectTableRowCountToBeBetween(
+                min_value=int(base * (1 - tol)),
+                max_value=int(base * (1 + tol)) + 1,
+                meta=meta("row count drift", baseline=base, tolerance=tol),
+            )
+        )
+        for kpi, (kpi_mart, query) in KPIS.items():
+            if kpi_mart != mart.name or baseline.kpis.get(kpi) is None:
+                continue
+            base_value = Decimal(baseline.kpis[kpi])
+            tol_value = Decimal(str(config.kpi_tolerance.get(kpi, 0.1)))
+            margin = tol_value if kpi in ABSOLUTE_KPIS else abs(base_value) * tol_value
+            low, high = base_value - margin, base_value + margin
+            exps.append(
+                gxe.UnexpectedRowsExpectation(
+                    unexpected_rows_query=(
+                        f"select '{kpi}' as kpi, value from ({query.format(table='{batch}')}) k(value) "
+                        f"where value is null or value not between {low} and {high}"
+                    ),
+                    description=f"KPI {kpi} within {tol_value}{' points' if kpi in ABSOLUTE_KPIS else ' (share)'} "
+                    f"of baseline #{baseline.baseline_no} ({base_value})",
+                    meta=meta("kpi drift", kpi=kpi, baseline=str(base_value), low=str(low), high=str(high)),
+                )
+            )
+        if mart.name in CLOSED_PERIOD_CHECKS and baseline_schema:
+            keys, where, figures = CLOSED_PERIOD_CHECKS[mart.name]
+            key_list = ", ".join(keys)
+            sums = ", ".join(f"sum({f}) as {f}" for f in figures)
+            tol = config.closed_period_tolerance
+            differs = " or ".join(
+                f"abs(coalesce(c.{f}, 0) - b.{f}) > greatest({tol} * abs(b.{f}), 0.01)" for f in figures
+            )
+            base_table = f'"{baseline_schema}"."{mart.name}"'
+            exps.append(
+                gxe.UnexpectedRowsExpectation(
+                    unexpected_rows_query=(
+                        f"with b as (select {key_list}, {sums} from {base_table} where {where} group by {key_list}), "
+                        f"c as (select {key_list}, {sums} from {{batch}} as candidate_rows where {where} "
+                        f"group by {key_list}) "
+                        f"select b.*, {', '.join(f'c.{f} as candidate_{f}' for f in figures)} "
+                        f"from b left join c using ({key_list}) where c.{keys[0]} is null or {differs}"
+                    ),
+                    description=f"closed past periods unchanged (within {tol:.1%}) vs baseline #{baseline.baseline_no}",
+                    meta=meta("closed periods"),
+                )
+            )
+        for column, where in VANISHING_CHECKS.get(mart.name, []):
+            values = baseline.present_values.get((mart.name, column))
+            if not values:
+                continue
+            listed = ", ".join(f"({_literal(v)})" for v in values)
+            exps.append(
+                gxe.UnexpectedRowsExpectation(
+                    unexpected_rows_query=(
+                        f"select v.value as vanished_{column} from (values {listed}) as v(value) where v.value not in "
+                        f"(select {column}::text from {{batch}} where {column} is not null and ({where}))"
+                    ),
+                    description=f"no {column} of baseline #{baseline.baseline_no} vanishes",
+                    meta=meta("vanished values", column=column),
+                )
+            )
+
+    suite = gx.ExpectationSuite(name=f"lens_{mart.name}")
+    for exp in exps:
+        suite.add_expectation(exp)
+    return suite
+
+
+# --- running them ------------------------------------------------------------------------------------
+
+
+@dataclass
+class Failure:
+    mart: str
+    expectation: str
+    column: str | None
+    observed: str
+    expected: str
+
+    def line(self) -> str:
+        where = f"{self.mart}.{self.column}" if self.column else self.mart
+        return f"{where}: {self.expectation} — observed {self.observed}; expected {self.expected}"
+
+
+@dataclass
+class ValidationOutcome:
+    passed: bool
+    evaluated: int
+    failures: list[Failure]
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    per_mart: dict[str, tuple[int, int]]  # mart -> (evaluated, failed)
+    results: list[dict[str, Any]]  # every expectation's outcome (for the report)
+
+    @property
+    def duration_seconds(self) -> float:
+        return (self.finished_at - self.started_at).total_seconds()
+
+    def summary(self, limit: int = 20) -> str:
+        if self.passed:
+            return f"passed: {self.evaluated} expectations on {len(self.per_mart)} marts"
+        lines = [f"FAILED: {len(self.failures)} of {self.evaluated} expectations"]
+        lines += [f"  - {f.line()}" for f in self.failures[:limit]]
+        if len(self.failures) > limit:
+            lines.append(f"  ... and {len(self.failures) - limit} more (see the report)")
+        return "\n".join(lines)
+
+
+def _short(value: Any, limit: int = 300) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _describe(result: Any) -> tuple[str, str | None, str, str]:
+    """(expectation, column, observed, expected) of one GX validation result."""
+    config = result.expectation_config
+    kwargs = dict(config.kwargs)
+    meta = config.meta or {}
+    column = kwargs.get("column") or (",".join(meta["columns"]) if meta.get("columns") else None)
+    res = result.result or {}
+    if config.type == "unexpected_rows_expectation":
+        observed = f"{res.get('observed_value')}: {_short(res.get('details', {}).get('unexpected_rows', [])[:5])}"
+        expected = "no rows"
+    elif "unexpected_count" in res:
+        observed = f"{res.get('unexpected_count')} rows ({res.get('unexpected_percent') or 0:.2f}%), e.g. " + _short(
+            res.get("partial_unexpected_list", [])[:5]
+        )
+        bounds = {k: kwargs[k] for k in ("min_value", "max_value", "value_set", "type_") if k in kwargs}
+        expected = _short(bounds) if bounds else "none"
+    else:
+        observed = _short(res.get("observed_value"))
+        bounds = {k: v for k, v in kwargs.items() if k not in ("batch_id", "column")}
+        expected = _short(bounds)
+    check = meta.get("lens_check")
+    label = f"{config.type}" + (f" [{check}]" if check else "")
+    if config.description:
+        label += f" ({config.description})"
+    return label, column, observed, expected
+
+
+def validate(
+    url: str,
+    schema: str,
+    marts: list[MartSpec],
+    *,
+    config: GuardConfig,
+    baseline: Baseline | None,
+) -> ValidationOutcome:
+    """Run every mart's suite against the tables in ``schema``; nothing is written to the database."""
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    import great_expectations as gx
+
+    started = dt.datetime.now(dt.UTC)
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_postgres(name="lens_snapshot", connection_string=_sqlalchemy_url(url))
+    definitions = []
+    for mart in marts:
+        asset = source.add_table_asset(name=mart.name, table_name=mart.name, schema_name=schema)
+        batch = asset.add_batch_definition_whole_table(name=f"{mart.name}_whole")
+        suite = context.suites.add(
+            build_suite(mart, config=config, baseline=baseline, baseline_schema=baseline.schema if baseline else None)
+        )
+        definitions.append(
+            context.validation_definitions.add(gx.ValidationDefinition(name=mart.name, data=batch, suite=suite))
+        )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name="lens_snapshot_guard",
+            validation_definitions=definitions,
+            result_format={"result_format": "SUMMARY", "partial_unexpected_count": 5},
+        )
+    )
+    result = checkpoint.run()
+    failures: list[Failure] = []
+    per_mart: dict[str, tuple[int, int]] = {}
+    rows: list[dict[str, Any]] = []
+    evaluated = 0
+    for run_result in result.run_results.values():
+        mart = run_result.suite_name.removeprefix("lens_")
+        failed = 0
+        for r in run_result.results:
+            evaluated += 1
+            label, column, observed, expected = _describe(r)
+            rows.append(
+                {
+                    "mart": mart,
+                    "expectation": label,
+                    "column": column,
+                    "success": bool(r.success),
+                    "observed": observed,
+                    "expected": expected,
+                }
+            )
+            if not r.success:
+                failed += 1
+                failures.append(Failure(mart, label, column, observed, expected))
+        per_mart[mart] = (len(run_result.results), failed)
+    return ValidationOutcome(
+        passed=not failures and bool(result.success),
+        evaluated=evaluated,
+        failures=failures,
+        started_at=started,
+        finished_at=dt.datetime.now(dt.UTC),
+        per_mart=per_mart,
+        results=rows,
+    )
+
+
+def _sqlalchemy_url(url: str) -> str:
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix) :]
+    return url
