@@ -1,0 +1,198 @@
+"""The snapshot guard end to end on a real warehouse: promotion, a block per class of failure, the audit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from customer_lens import baseline, environment
+
+CANDIDATE = "analytics_candidate"
+
+
+def test_first_run_promotes_baseline_one_with_kpis_and_audit(guard_world) -> None:
+    out = guard_world.first_run_stdout
+    assert "promoted to baseline #1" in out
+    assert "headline KPIs" in out and "revenue" in out
+    assert guard_world.current()[0] == 1
+    run = guard_world.one(
+        "select passed, expectations_evaluated, expectations_failed, duration_seconds > 0, report_path "
+        "from lens_audit.validation_runs where baseline_no = 1"
+    )
+    assert run[0] is True and run[1] > 100 and run[2] == 0 and run[3]
+    assert "passed" in Path(run[4]).read_text(encoding="utf-8")
+    # analytics shows the baseline's snapshot, without the PII columns
+    schema = guard_world.one("select schema_name from lens_audit.baselines where baseline_no = 1")[0]
+    n_snapshot = guard_world.one(f'select count(*) from "{schema}".customers')[0]
+    assert guard_world.one("select count(*) from analytics.customers")[0] == n_snapshot > 0
+    listed = guard_world.one(
+        "select string_agg(column_name, ',') from information_schema.columns "
+        "where table_schema = 'analytics' and table_name = 'customers'"
+    )[0]
+    cols = set(listed.split(","))
+    assert "customer_id" in cols and "email" not in cols and "customer_name" not in cols
+    # one row per KPI of baseline #1, no previous value yet
+    kpis = guard_world.one(
+        "select count(*), count(previous_value), min(change_vs_first) from analytics.baseline_kpis "
+        "where baseline_no = 1"
+    )
+    assert kpis[0] == 7 and kpis[1] == 0 and kpis[2] == 0
+
+
+# Each class of failure: (name, SQL that damages the candidate, text the failure summary must show).
+DAMAGE = [
+    ("empty mart", f"delete from {CANDIDATE}.segment_migrations", "segment_migrations: expect_table_row_count"),
+    (
+        "missing column",
+        f"alter table {CANDIDATE}.customers drop column referred_customers",
+        "customers: expect_table_columns_to_match_set",
+    ),
+    (
+        "changed type",
+        f"alter table {CANDIDATE}.nps_by_segment alter column nps type double precision",
+        "nps_by_segment.nps: expect_column_values_to_be_of_type",
+    ),
+    (
+        "null key",
+        f"update {CANDIDATE}.customers set customer_id = null where customer_id = (select min(customer_id) "
+        f"from {CANDIDATE}.customers)",
+        "customers.customer_id: expect_column_values_to_not_be_null",
+    ),
+    (
+        "duplicate key",
+        f"insert into {CANDIDATE}.customer_segments select * from {CANDIDATE}.customer_segments limit 3",
+        "key (customer_id, snapshot_date) unique",
+    ),
+    (
+        "value out of range",
+        f"update {CANDIDATE}.customer_segments set r_score = 7 where customer_id = (select min(customer_id) "
+        f"from {CANDIDATE}.customer_segments)",
+        "customer_segments.r_score: expect_column_values_to_be_between",
+    ),
+    (
+        "broken identity",
+        f"update {CANDIDATE}.nps_by_segment set promoters = promoters + 1 where nps_responses > 0",
+        "promoters + passives + detractors <> responses",
+    ),
+    (
+        "row count drift",
+        f"delete from {CANDIDATE}.customer_segments where customer_id % 2 = 0",
+        "customer_segments: expect_table_row_count_to_be_between [row count drift]",
+    ),
+    (
+        "KPI drift",
+        f"update {CANDIDATE}.customers set lifetime_revenue = lifetime_revenue * 1.5",
+        "KPI revenue within",
+    ),
+    (
+        "restated closed month",
+        f"update {CANDIDATE}.guerrilla_metrics set revenue = revenue * 1.05 where period_type = 'month' "
+        f"and period_start_date = (select max(period_start_date) - interval '3 months' "
+        f"from {CANDIDATE}.guerrilla_metrics where period_type = 'month')",
+        "closed past periods unchanged",
+    ),
+    (
+        "vanished segment",
+        f"update {CANDIDATE}.customer_segments set value_tier = 'long_tail' where value_tier <> 'long_tail' "
+        f"and is_latest_snapshot and value_tier = (select min(value_tier) from {CANDIDATE}.customer_segments "
+        f"where is_latest_snapshot and value_tier <> 'long_tail')",
+        "no value_tier of baseline #1 vanishes",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "damage", "expected"), DAMAGE, ids=[d[0] for d in DAMAGE])
+def test_each_class_of_failure_is_blocked_and_the_baseline_stays(guard_world, name, damage, expected) -> None:
+    before = guard_world.current()
+    customers_before = guard_world.one("select count(*) from analytics.customers")[0]
+    guard_world.restore_candidate()
+    with guard_world.connect() as conn:
+        conn.execute(damage)
+    try:
+        with guard_world.env(), pytest.raises(baseline.ValidationFailed) as failed:
+            baseline.guard()
+    finally:
+        guard_world.restore_candidate()
+    message = str(failed.value)
+    assert expected in message, message
+    assert "the baseline is unchanged" in message and "report:" in message
+    assert guard_world.current() == before
+    assert guard_world.one("select count(*) from analytics.customers")[0] == customers_before
+    run = guard_world.one(
+        "select v.passed, v.expectations_failed, s.status, s.schema_name, v.report_path "
+        "from lens_audit.validation_runs v join lens_audit.snapshots s using (snapshot_id) where v.run_id = %s",
+        (failed.value.run_id,),
+    )
+    assert run[0] is False and run[1] >= 1 and run[2] == "quarantined"
+    # the quarantined candidate is kept for inspection, with its failures recorded
+    assert guard_world.one(f'select count(*) from "{run[3]}".customers')[0] >= 0
+    assert (
+        guard_world.one(
+            "select count(*) from lens_audit.validation_failures where run_id = %s", (failed.value.run_id,)
+        )[0]
+        == run[1]
+    )
+    assert "FAILED" in Path(run[4]).read_text(encoding="utf-8")
+
+
+def test_override_promotes_a_quarantined_snapshot_with_its_reason_and_rollback_returns(guard_world) -> None:
+    guard_world.restore_candidate()
+    before_no, before_snapshot = guard_world.current()
+    with guard_world.connect() as conn:
+        conn.execute(f"update {CANDIDATE}.customers set lifetime_revenue = lifetime_revenue * 1.5")
+    try:
+        with guard_world.env():
+            result = baseline.guard(raise_on_failure=False)
+    finally:
+        guard_world.restore_candidate()
+    assert not result.passed and not result.promoted
+    with guard_world.connect() as conn:
+        with pytest.raises(baseline.GuardError, match="needs a reason"):
+            baseline.override(conn, result.snapshot_id, actor="tester", reason=" ")
+        number = baseline.override(conn, result.snapshot_id, actor="tester", reason="price list changed")
+    assert number == before_no + 1
+    assert guard_world.one("select baseline_no from analytics.baseline_info")[0] == number
+    row = guard_world.one(
+        "select b.reason, b.promoted_by, e.action from lens_audit.baselines b join lens_audit.baseline_events e "
+        "using (baseline_no) where b.baseline_no = %s",
+        (number,),
+    )
+    assert row == ("override: price list changed", "tester", "override")
+    revenue_kpi = guard_world.one(
+        "select change_pct_vs_previous from analytics.baseline_kpis where baseline_no = %s and kpi = 'revenue'",
+        (number,),
+    )[0]
+    assert 49 < revenue_kpi < 51
+
+    with guard_world.connect() as conn:
+        assert baseline.rollback(conn, before_no, actor="tester", reason="back to validated") == before_no
+        with pytest.raises(baseline.GuardError, match="current one already"):
+            baseline.rollback(conn, before_no, actor="tester", reason="again")
+    assert guard_world.current() == (before_no, before_snapshot)
+    assert guard_world.one("select baseline_no from analytics.baseline_info")[0] == before_no
+    event = guard_world.one(
+        "select action, previous_baseline_no, actor from lens_audit.baseline_events order by event_id desc limit 1"
+    )
+    assert event == ("rollback", number, "tester")
+
+
+def test_unchanged_build_keeps_the_baseline_and_old_snapshots_are_pruned(guard_world, tmp_path) -> None:
+    guard_world.restore_candidate()
+    config = tmp_path / "guard.yml"
+    config.write_text("baselines_retained: 2\nquarantine_retained: 1\n")
+    with guard_world.env(), environment.overridden({"LENS_GUARD_CONFIG": str(config)}):
+        results = [baseline.guard(source_build=f"build-{i}") for i in range(2)]
+        again = baseline.guard(source_build="build-1")
+    assert all(r.promoted for r in results)
+    assert again.skipped and again.baseline_no == results[-1].baseline_no
+    retained = guard_world.one("select count(*) from lens_audit.baselines where status in ('current', 'retained')")[0]
+    assert retained == 2
+    pruned = guard_world.one(
+        "select count(*) from lens_audit.baselines b where status = 'pruned' "
+        "and not exists (select 1 from pg_namespace where nspname = b.schema_name)"
+    )[0]
+    total = guard_world.one("select count(*) from lens_audit.baselines")[0]
+    assert pruned == total - retained > 0
+    quarantined = guard_world.one("select count(*) from lens_audit.snapshots where status = 'quarantined'")[0]
+    assert quarantined == 1
