@@ -183,6 +183,16 @@ def run(
         typer.echo(line)
 
 
+@app.command("roles")
+@_friendly_errors
+def roles_cmd() -> None:
+    """Create the warehouse roles (bi_reader, lens_loader, lens_transformer) and apply their grants."""
+    from customer_lens import roles
+
+    for line in roles.apply():
+        typer.echo(line)
+
+
 # -- the snapshot guard and the baselines ----------------------------------------------------------
 @app.command("guard")
 @_friendly_errors

@@ -223,7 +223,7 @@ def extract(
     warehouse_url: str | None = None,
 ) -> BatchResult:
     """Load ``entity`` of ``source`` for the interval ``[start, end)`` into the raw layer."""
-    from customer_lens import warehouse
+    from customer_lens import roles, warehouse
 
     entity = source.entity(entity) if isinstance(entity, str) else entity
     if start.tzinfo is None or end.tzinfo is None:
@@ -231,7 +231,9 @@ def extract(
     result = BatchResult(source.name, entity.name, uuid.uuid4(), start, end)
     began = time.monotonic()
     # Timestamps without an offset in a source are read as UTC, whatever the server's default zone.
-    with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options="-c TimeZone=UTC") as conn:
+    # With LENS_LOADER_ROLE set, the load runs as that role (customer_lens.roles).
+    options = "-c TimeZone=UTC" + roles.connect_options("loader")
+    with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options=options) as conn:
         raw.ensure(conn, source)
         try:
             if source.kind == "postgres":
