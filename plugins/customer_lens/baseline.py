@@ -607,7 +607,14 @@ def guard(
         _record_validation(conn, run_id, snapshot, outcome, report, actor)
         summary = outcome.summary()
         if not outcome.passed:
-            log.error("snapshot %s quarantined:\n%s\nreport: %s", snapshot.snapshot_id, summary, report)
+            from customer_lens import alerts
+
+            alerts.send(
+                "snapshot_blocked",
+                f"snapshot {snapshot.snapshot_id} failed validation and is quarantined; the baseline is unchanged. "
+                f"{summary}\nreport: {report}",
+                {"run_id": run_id, "snapshot_id": snapshot.snapshot_id, "report": str(report)},
+            )
             prune(conn, config)
             if raise_on_failure:
                 raise ValidationFailed(

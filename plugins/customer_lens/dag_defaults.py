@@ -9,6 +9,8 @@ from datetime import timedelta
 
 import pendulum
 
+from customer_lens.alerts import on_task_failure
+
 OWNER = "customer-lens"
 TAG = "customer-lens"
 # A fixed, timezone-aware start: the first day the demo history can begin. Schedules are daily in UTC.
@@ -18,6 +20,8 @@ DEFAULT_ARGS = {
     "retries": 2,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
+    # Log always; webhook / e-mail when configured (customer_lens.alerts).
+    "on_failure_callback": on_task_failure,
 }
 
 
