@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,5 +57,7 @@ def guard_world(make_database, tmp_path_factory) -> GuardWorld:
     state: Path = tmp_path_factory.mktemp("guard") / "state"
     wh, sales = make_database("guard_wh"), make_database("guard_sales_src")
     env = {"LENS_WAREHOUSE_URL": wh, "LENS_SALES_SRC_URL": sales, "LENS_STATE_DIR": str(state)}
+    if os.environ.get("LENS_HOME"):  # another checkout of the project (dbt_project/, dags/, config/)
+        env["LENS_HOME"] = os.environ["LENS_HOME"]
     first = run_lens("run", "--scale", "tiny", "--seed", "7", env=env, timeout=900)
     return GuardWorld(wh, env, first.stdout)
