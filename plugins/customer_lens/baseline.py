@@ -280,13 +280,21 @@ def _publish(conn, baseline_no: int, snapshot_id: str, schema: str, marts: list[
             )
         )
         _copy_comments(conn, schema, mart)
+    # Literals, not a query on lens_audit: a repeatable-read reader whose snapshot predates this
+    # transaction still sees the new views (catalog) over data frozen before it (the snapshot tables),
+    # but not rows this transaction writes — baseline_info must not depend on them.
+    info = conn.execute(
+        "select promoted_at, data_interval_start, data_interval_end, promoted_by, reason from lens_audit.baselines "
+        "where baseline_no = %s",
+        (baseline_no,),
+    ).fetchone()
     conn.execute(sql.SQL("drop view if exists {}").format(sql.Identifier(ANALYTICS, "baseline_info")))
     conn.execute(
         sql.SQL(
-            "create view {} as select {}::integer as baseline_no, {}::text as snapshot_id, promoted_at, "
-            "data_interval_start, data_interval_end, promoted_by, reason from lens_audit.baselines "
-            "where baseline_no = {}"
-        ).format(sql.Identifier(ANALYTICS, "baseline_info"), baseline_no, snapshot_id, baseline_no)
+            "create view {} as select {}::integer as baseline_no, {}::text as snapshot_id, {}::timestamptz as "
+            "promoted_at, {}::timestamptz as data_interval_start, {}::timestamptz as data_interval_end, "
+            "{}::text as promoted_by, {}::text as reason"
+        ).format(sql.Identifier(ANALYTICS, "baseline_info"), baseline_no, snapshot_id, *map(sql.Literal, info))
     )
     conn.execute("comment on view analytics.baseline_info is 'The baseline the analytics views show: one row.'")
     conn.execute(_BASELINE_KPIS_VIEW)
