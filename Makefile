@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test lint format lock warehouse-start warehouse-stop bench clean
+.PHONY: help install run test lint format lock airflow report roles warehouse-start warehouse-stop bench clean
 
 help: ## Show this help
 	@grep -hE '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  \033[36m%-16s\033[0m %s\n", $$1, $$2}'
@@ -43,6 +43,16 @@ lock: ## Re-resolve requirements.in into the pinned requirements.txt
 	{ echo "# Full pinned lock of the Customer Lens stack (Python 3.11). Regenerate with: make lock"; \
 	  .lock-venv/bin/pip freeze --exclude-editable; } > requirements.txt
 	rm -rf .lock-venv
+
+AIRFLOW_PORT ?= 8080
+airflow: $(STAMP) ## Airflow 3 UI on http://127.0.0.1:$(AIRFLOW_PORT) with the DAGs and the Customer Lens page (Ctrl-C stops it)
+	$(BIN)/lens airflow --port $(AIRFLOW_PORT)
+
+report: $(STAMP) ## Write the offline HTML report of the current baseline
+	$(BIN)/lens report
+
+roles: $(STAMP) ## Create/refresh the warehouse roles (bi_reader, lens_loader, lens_transformer)
+	$(BIN)/lens roles
 
 warehouse-start: $(STAMP) ## Start the embedded warehouse
 	$(BIN)/lens warehouse start

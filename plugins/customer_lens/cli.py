@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -181,6 +182,41 @@ def run(
     """The main job: warehouse, demo sources, raw layer, dbt marts, guard, promotion to `analytics`."""
     for line in pipeline.run(scale=scale, seed=seed, progress=sys.stderr.isatty(), anomaly=anomaly):
         typer.echo(line)
+
+
+# -- the report and the Airflow UI ------------------------------------------------------------------
+@app.command("report")
+@_friendly_errors
+def report_cmd(
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Where to write it [default: $LENS_STATE_DIR/reports/customer_lens.html]."),
+    ] = None,
+) -> None:
+    """Write the Customer Lens report: one self-contained HTML file (opens offline) from the baseline."""
+    from customer_lens import report
+
+    warehouse.ensure_running()
+    try:
+        path = report.render(out=out, progress=lambda line: typer.echo(line, err=True))
+    except report.ReportError as exc:
+        _fail(str(exc))
+    typer.echo(f"report      {path}")
+
+
+@app.command("airflow")
+@_friendly_errors
+def airflow_cmd(
+    port: Annotated[int, typer.Option(help="Port of the Airflow UI and API.")] = 8080,
+    host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: your network).")] = "127.0.0.1",
+) -> None:
+    """Airflow 3 (UI, scheduler, DAG processor, triggerer) with the project's DAGs; Ctrl-C stops it."""
+    from customer_lens import airflow_ui
+
+    try:
+        airflow_ui.serve(host=host, port=port, echo=typer.echo)
+    except airflow_ui.AirflowUIError as exc:
+        _fail(str(exc))
 
 
 @app.command("roles")

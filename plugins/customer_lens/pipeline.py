@@ -215,10 +215,18 @@ def run(*, scale: str = "small", seed: int = 42, progress: bool = False, anomaly
     line, build_id, built = _transform(state.fingerprint, cfg, full_refresh=rebuilt)
     lines.append(line)
     docs = _docs(cfg, regenerate=built)
-    result = baseline.guard(source_build=build_id, data_interval=(start, end), cfg=cfg)
+    from customer_lens import report
+
+    try:
+        result = baseline.guard(source_build=build_id, data_interval=(start, end), cfg=cfg)
+    except baseline.ValidationFailed:
+        with contextlib.suppress(report.ReportError):
+            report.render(cfg)  # shows the quarantined snapshot and its failed expectations beside the baseline
+        raise
     lines += result.lines()
     lines += _baseline_kpi_lines(cfg)
     lines.append(f"dbt docs    {docs}")
+    lines.append(f"report      {report.render(cfg)}")
     return lines
 
 
