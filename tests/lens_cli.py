@@ -10,7 +10,8 @@ from pathlib import Path
 
 def run_lens(*args: str, env: dict[str, str], check: bool = True, timeout: int = 300) -> subprocess.CompletedProcess:
     """Run the real ``lens`` CLI in a subprocess, as a user would."""
-    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LENS_")} | env
+    # LENS_HOME (which checkout of the project) carries over; the other LENS_* settings come from ``env``.
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LENS_") or k == "LENS_HOME"} | env
     result = subprocess.run(
         [str(Path(sys.executable).with_name("lens")), *args],
         env=full_env,

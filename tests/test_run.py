@@ -36,3 +36,47 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
     assert "marts       up to date" in second.stdout
     with psycopg.connect(wh) as conn:
         assert conn.execute(COUNTS).fetchone() == counts
+    # The run ends with a promoted, validated baseline, its KPIs and the report; the rerun keeps it.
+    assert "promoted to baseline #1" in first.stdout and "headline KPIs" in first.stdout
+    report = Path(first.stdout.split("report      ")[1].split()[0])
+    assert report.is_file() and report.stat().st_size > 100_000
+    assert "baseline    #1 unchanged" in second.stdout
+    with psycopg.connect(wh) as conn:
+        assert conn.execute("select count(*) from lens_audit.baselines").fetchone()[0] == 1
+
+
+def _current_baseline(url: str) -> tuple[int, str]:
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "select baseline_no, snapshot_id from lens_audit.baselines where status = 'current'"
+        ).fetchone()
+
+
+def test_runs_on_anomalous_data_are_blocked_and_the_baseline_stays(make_database, tmp_path: Path) -> None:
+    wh = make_database("anomaly_wh")
+    env = {
+        "LENS_STATE_DIR": str(tmp_path / "state"),
+        "LENS_WAREHOUSE_URL": wh,
+        "LENS_SALES_SRC_URL": make_database("anomaly_sales_src"),
+    }
+    run_lens("run", "--scale", "tiny", "--seed", "6", env=env, timeout=900)
+    baseline = _current_baseline(wh)
+    with psycopg.connect(wh) as conn:
+        customers = conn.execute("select count(*) from analytics.customers").fetchone()[0]
+
+    for anomaly, failed_check in (
+        ("duplicate-orders", "closed past periods unchanged"),
+        ("vanished-region", "no group_value of baseline #1 vanishes"),
+    ):
+        blocked = run_lens(
+            "run", "--scale", "tiny", "--seed", "6", "--anomaly", anomaly, env=env, check=False, timeout=900
+        )
+        assert blocked.returncode == 1, blocked.stdout + blocked.stderr
+        assert "failed validation and is quarantined" in blocked.stderr
+        assert failed_check in blocked.stderr, blocked.stderr
+        assert "report:" in blocked.stderr
+        assert _current_baseline(wh) == baseline
+        with psycopg.connect(wh) as conn:
+            assert conn.execute("select count(*) from analytics.customers").fetchone()[0] == customers
+            quarantined = conn.execute("select count(*) from lens_audit.snapshots where status = 'quarantined'")
+            assert quarantined.fetchone()[0] >= 1

@@ -1,0 +1,177 @@
+{#-
+    Recency, frequency and monetary value of every customer at every snapshot date from their first
+    purchase on, with quintile-style scores 1-5 and the trailing revenue and gross margin the value tier
+    is decided on.
+
+    Score rule (deterministic, tie-aware): score = 1 + floor(5 x share of the snapshot's customers with a
+    strictly worse value). The worst value always scores 1, customers with equal values share a score,
+    and a score needs at least 20%, 40%, 60%, 80% of customers strictly behind it for 2, 3, 4, 5.
+    Worse = longer since the last purchase (R), fewer orders (F), less revenue (M).
+-#}
+{#- how far back the trailing window reaches from a snapshot period's start (one period less than it) -#}
+{%- set window_months = var('value_window_months') | int -%}
+{%- set trailing_window_offset = {
+    'week': window_months ~ ' months -7 days',
+    'month': (window_months - 1) ~ ' months',
+    'quarter': (window_months - 3) ~ ' months',
+}[snapshot_grain() | trim] -%}
+
+with
+
+snapshots as (
+
+    select
+        period_start_date,
+        snapshot_date
+    from {{ ref('int_periods_generated') }}
+    where is_snapshot_period
+
+),
+
+purchase_days as (
+
+    select
+        customer_id,
+        purchase_date,
+        orders,
+        revenue,
+        cost
+    from {{ ref('int_customer_purchase_days_aggregated') }}
+
+),
+
+purchases_aggregated_to_snapshots as (
+
+    select
+        purchase_days.customer_id,
+        snapshots.period_start_date,
+        count(*) as purchase_days,
+        sum(purchase_days.orders) as orders,
+        sum(purchase_days.revenue) as revenue,
+        sum(purchase_days.cost) as known_cost,
+        count(*) filter (where purchase_days.cost is null) as days_with_unknown_cost,
+        min(purchase_days.purchase_date) as first_purchase_date,
+        max(purchase_days.purchase_date) as last_purchase_date
+    from purchase_days
+    inner join snapshots
+        on purchase_days.purchase_date between snapshots.period_start_date and snapshots.snapshot_date
+    group by purchase_days.customer_id, snapshots.period_start_date
+
+),
+
+customer_first_periods as (
+
+    select
+        customer_id,
+        min(period_start_date) as first_period_start_date
+    from purchases_aggregated_to_snapshots
+    group by customer_id
+
+),
+
+customer_snapshots as (
+
+    select
+        customer_first_periods.customer_id,
+        snapshots.period_start_date,
+        snapshots.snapshot_date
+    from customer_first_periods
+    inner join snapshots
+        on customer_first_periods.first_period_start_date <= snapshots.period_start_date
+
+),
+
+cumulated as (
+
+    select
+        customer_snapshots.customer_id,
+        customer_snapshots.snapshot_date,
+
+        -- lifetime to the snapshot date
+        min(purchases.first_purchase_date) over lifetime_window as first_purchase_date,
+        max(purchases.last_purchase_date) over lifetime_window as last_purchase_date,
+        sum(coalesce(purchases.orders, 0)) over lifetime_window as frequency_orders,
+        sum(coalesce(purchases.revenue, 0)) over lifetime_window as monetary_revenue,
+
+        -- trailing window (var value_window_months) ending at the snapshot date
+        sum(coalesce(purchases.revenue, 0)) over trailing_window as trailing_revenue,
+        sum(coalesce(purchases.known_cost, 0)) over trailing_window as trailing_known_cost,
+        sum(coalesce(purchases.days_with_unknown_cost, 0)) over trailing_window as trailing_days_with_unknown_cost
+
+    from customer_snapshots
+    left join purchases_aggregated_to_snapshots as purchases
+        on customer_snapshots.customer_id = purchases.customer_id
+            and customer_snapshots.period_start_date = purchases.period_start_date
+    window
+        lifetime_window as (
+            partition by customer_snapshots.customer_id
+            order by customer_snapshots.period_start_date
+            rows between unbounded preceding and current row
+        ),
+        trailing_window as (
+            partition by customer_snapshots.customer_id
+            order by customer_snapshots.period_start_date
+            -- the window's snapshot periods: this one and those starting less than the window before it
+            range between interval '{{ trailing_window_offset }}' preceding and current row
+        )
+
+),
+
+measured as (
+
+    select
+        customer_id,
+        snapshot_date,
+        first_purchase_date,
+        last_purchase_date,
+        snapshot_date - last_purchase_date as recency_days,
+        frequency_orders,
+        monetary_revenue,
+        trailing_revenue,
+        case when trailing_days_with_unknown_cost = 0 then trailing_revenue - trailing_known_cost end
+            as trailing_gross_margin
+    from cumulated
+
+),
+
+ranked as (
+
+    -- rank() - 1 = the number of customers with a strictly worse value (peers share a rank)
+    select
+        *,
+        rank() over (partition by snapshot_date order by recency_days desc) - 1 as customers_less_recent,
+        rank() over (partition by snapshot_date order by frequency_orders asc) - 1 as customers_less_frequent,
+        rank() over (partition by snapshot_date order by monetary_revenue asc) - 1 as customers_spending_less,
+        count(*) over (partition by snapshot_date) as snapshot_customers
+    from measured
+
+),
+
+scored as (
+
+    select
+        -- keys
+        customer_id,
+        snapshot_date,
+
+        -- recency, frequency, monetary (lifetime up to the snapshot date)
+        first_purchase_date,
+        last_purchase_date,
+        recency_days,
+        frequency_orders,
+        monetary_revenue,
+
+        -- scores: integer division = floor
+        1 + (5 * customers_less_recent) / snapshot_customers as r_score,
+        1 + (5 * customers_less_frequent) / snapshot_customers as f_score,
+        1 + (5 * customers_spending_less) / snapshot_customers as m_score,
+
+        -- trailing window (value tiers)
+        trailing_revenue,
+        trailing_gross_margin
+
+    from ranked
+
+)
+
+select * from scored
