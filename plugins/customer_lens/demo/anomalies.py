@@ -72,23 +72,25 @@ def _duplicate_orders(conn) -> str:
 
 
 def _vanished_region(conn) -> str:
-    # The smallest region that shares its country with another region: it is merged into the largest one.
+    # The smallest region is merged into the largest region of its country (or the largest of all).
     row = conn.execute(
         """
         with regions as (
-            select country_code, region, count(*) as customers from customers where region is not null group by 1, 2
+            select country, region, count(*) as customers from customers group by 1, 2
         ),
-        ranked as (
-            select *, count(*) over (partition by country_code) as regions_in_country,
-                   first_value(region) over (partition by country_code order by customers desc, region) as largest
-            from regions
+        smallest as (
+            select * from regions order by customers, region limit 1
         )
-        select region, largest from ranked where regions_in_country > 1 and region <> largest
-        order by customers, region limit 1
+        select s.region, coalesce(
+            (select r.region from regions r where r.country = s.country and r.region <> s.region
+             order by r.customers desc, r.region limit 1),
+            (select r.region from regions r where r.region <> s.region order by r.customers desc, r.region limit 1)
+        )
+        from smallest s
         """
     ).fetchone()
-    if row is None:
-        raise ValueError("no country with two regions to merge")
+    if row is None or row[1] is None:
+        raise ValueError("the demo data has a single region: nothing to merge")
     gone, into = row
     n = conn.execute("update customers set region = %s where region = %s", (into, gone)).rowcount
     return f"region {gone!r} merged into {into!r} ({n} customers)"
