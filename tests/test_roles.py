@@ -380,12 +380,58 @@ def test_transformer_reads_raw_and_writes_candidate_and_snapshots(
         denied(conn, "create table public.x (a int)")
 
 
-def test_session_role_must_be_a_plain_name(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_session_roles_are_on_by_default_and_must_be_plain_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LENS_LOADER_ROLE", raising=False)
+    monkeypatch.delenv("LENS_TRANSFORMER_ROLE", raising=False)
+    assert roles.connect_options("loader") == " -c role=lens_loader"
+    assert roles.session_role("transformer") == "lens_transformer"
+    monkeypatch.setenv("LENS_LOADER_ROLE", "")  # switched off: the pipeline runs as its connection user
     assert roles.connect_options("loader") == ""
     monkeypatch.setenv("LENS_LOADER_ROLE", "lens_loader -c search_path=evil")
     with pytest.raises(roles.RoleError, match="LENS_LOADER_ROLE"):
         roles.connect_options("loader")
+
+
+def test_prepare_session_role_puts_the_roles_in_place_when_needed(
+    make_world: Callable[[str], World], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The pipeline's first load or build on a warehouse hands the admin-made schemas to the roles."""
+    monkeypatch.delenv("LENS_LOADER_ROLE", raising=False)
+    monkeypatch.delenv("LENS_TRANSFORMER_ROLE", raising=False)
+    world = make_world("roles_prepare")  # raw_sales, analytics_candidate, ... all created by the admin
+
+    def owners(conn: psycopg.Connection, schema: str) -> set[str]:
+        return {
+            owner
+            for (owner,) in conn.execute(
+                "select pg_get_userbyid(nspowner) from pg_namespace where nspname = %(s)s union "
+                "select pg_get_userbyid(c.relowner) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                "where n.nspname = %(s)s and c.relkind in ('r', 'v', 'S')",
+                {"s": schema},
+            )
+        }
+
+    with world.admin() as conn:
+        assert owners(conn, "raw_sales") == {"postgres"}
+        assert roles.prepare_session_role(conn, "loader") == "lens_loader"
+        assert owners(conn, "raw_sales") == {"lens_loader"}
+        # A table the admin adds by hand in the candidate schema is handed over before the next build.
+        assert roles.prepare_session_role(conn, "transformer") == "lens_transformer"
+        conn.execute("create table analytics_candidate.by_hand (a int)")
+        assert "postgres" in owners(conn, "analytics_candidate")
+        assert roles.prepare_session_role(conn, "transformer") == "lens_transformer"
+        assert owners(conn, "analytics_candidate") == {"lens_transformer"}
+        changes_before = roles.ensure_roles(conn, passwords={})
+        assert changes_before == []  # prepare left the declared state behind
+    with world.acting_as("loader", monkeypatch, roles.LOADER) as conn:
+        conn.execute("insert into raw_sales.customers values (3, 'cy@example.com', 'Cyan')")
+    # A role the environment names but nobody created is an error that says what to do.
+    monkeypatch.setenv("LENS_LOADER_ROLE", "etl_loader")
+    with world.admin() as conn, pytest.raises(roles.RoleError, match=r"etl_loader \(LENS_LOADER_ROLE\) does not exist"):
+        roles.prepare_session_role(conn, "loader")
+    monkeypatch.setenv("LENS_LOADER_ROLE", "")
+    with world.admin() as conn:
+        assert roles.prepare_session_role(conn, "loader") is None
 
 
 # -- the docker-compose path: a non-superuser pipeline user --------------------------------------------
@@ -509,4 +555,8 @@ def test_apply_reports_the_roles(shared_world: World, monkeypatch: pytest.Monkey
     assert "(no changes)" in text
     parts = urlsplit(shared_world.url)
     assert f"connect as postgresql://bi_reader@{parts.hostname}:{parts.port}{parts.path}" in text
-    assert f"loader connections run as {parts.username} (LENS_LOADER_ROLE)" in text
+    assert "loader connections switch to lens_loader (LENS_LOADER_ROLE)" in text
+    monkeypatch.setenv("LENS_TRANSFORMER_ROLE", "")
+    assert f"transformer connections run as {parts.username} (LENS_TRANSFORMER_ROLE)" in "\n".join(
+        roles.apply(settings.load())
+    )

@@ -214,6 +214,15 @@ def _record_batch(conn: Connection, source: Source, entity: Entity, result: Batc
 
 # -- postgres sources -----------------------------------------------------------------------------
 # -- entry point ----------------------------------------------------------------------------------
+def _act_as_loader(conn: Connection) -> None:
+    """Switch ``conn`` (the pipeline user's) to the loader role, putting the role in place if needed."""
+    from customer_lens import roles
+
+    role = roles.prepare_session_role(conn, "loader")
+    if role:
+        conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+
+
 def extract(
     source: Source,
     entity: Entity | str,
@@ -223,7 +232,7 @@ def extract(
     warehouse_url: str | None = None,
 ) -> BatchResult:
     """Load ``entity`` of ``source`` for the interval ``[start, end)`` into the raw layer."""
-    from customer_lens import roles, warehouse
+    from customer_lens import warehouse
 
     entity = source.entity(entity) if isinstance(entity, str) else entity
     if start.tzinfo is None or end.tzinfo is None:
@@ -231,9 +240,9 @@ def extract(
     result = BatchResult(source.name, entity.name, uuid.uuid4(), start, end)
     began = time.monotonic()
     # Timestamps without an offset in a source are read as UTC, whatever the server's default zone.
-    # With LENS_LOADER_ROLE set, the load runs as that role (customer_lens.roles).
-    options = "-c TimeZone=UTC" + roles.connect_options("loader")
-    with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options=options) as conn:
+    # The load runs as the loader role (LENS_LOADER_ROLE, see customer_lens.roles).
+    with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options="-c TimeZone=UTC") as conn:
+        _act_as_loader(conn)
         raw.ensure(conn, source)
         try:
             if source.kind == "postgres":

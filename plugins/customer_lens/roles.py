@@ -9,12 +9,15 @@
 The pipeline's own connection user (``postgres`` on the embedded server, ``lens`` under docker-compose;
 the *admin* below) runs :func:`ensure_roles`, owns ``lens_audit`` and ``analytics`` (the promotion
 creates the BI views as itself) and is a member of the loader and transformer roles, so it may act as
-them: the loader's connections switch with ``-c role=lens_loader`` (see :func:`connect_options`), dbt
+them: the loader's connections switch with ``SET ROLE lens_loader`` (see :func:`connect_options`), dbt
 with the ``role`` field of its profile. The admin inherits what those roles own, so the views it
-creates in ``analytics`` can read the snapshot schemas while ``bi_reader`` reads only the views. Each role
-switch is set by an environment variable (``LENS_LOADER_ROLE``, ``LENS_TRANSFORMER_ROLE``); unset, the
-pipeline runs as the admin as before. A ``SET ROLE`` can be undone by the session (``RESET ROLE``), so
-the switch confines mistakes, not hostile code; give the roles passwords and their own URLs for that.
+creates in ``analytics`` can read the snapshot schemas while ``bi_reader`` reads only the views. The
+switches are on by default; ``LENS_LOADER_ROLE`` / ``LENS_TRANSFORMER_ROLE`` name another role, or
+switch one off when set to an empty string (the pipeline then runs as the admin). Before a load or a
+build, :func:`prepare_session_role` checks that the role exists and owns its schemas, and runs
+:func:`ensure_roles` when not (the first run on a new warehouse, or schemas the admin created by hand).
+A ``SET ROLE`` can be undone by the session (``RESET ROLE``), so the switch confines mistakes, not
+hostile code; give the roles passwords and their own URLs for that.
 
 Everything here is idempotent: roles are created when missing, objects created by the admin before
 the roles existed are handed to their owning role, grants are re-applied. Passwords come from
@@ -23,6 +26,8 @@ the roles existed are handed to their owning role, grants are re-applied. Passwo
 reaches the server's statement log.
 
 - :func:`ensure_roles` — the whole declaration, in one transaction;
+- :func:`session_role`, :func:`prepare_session_role` — which role a part of the pipeline acts as, and
+  making sure it can;
 - :func:`grant_reader` — make ``analytics`` readable by ``bi_reader``; the promotion calls it in its
   own transaction right after it recreates the views, and it refuses views exposing PII columns;
 - :func:`apply` — ``ensure_roles`` on the configured warehouse, as lines to print (``lens roles``);
@@ -60,8 +65,11 @@ PASSWORD_ENV = {
     LOADER: "LENS_LOADER_PASSWORD",
     TRANSFORMER: "LENS_TRANSFORMER_PASSWORD",
 }
-# Which role a part of the pipeline switches to (unset: it runs as the connection user).
+# Which role a part of the pipeline switches to: the default unless the variable is set ("" = no switch).
 SESSION_ROLE_ENV = {"loader": "LENS_LOADER_ROLE", "transformer": "LENS_TRANSFORMER_ROLE"}
+SESSION_ROLE_DEFAULT = {"loader": LOADER, "transformer": TRANSFORMER}
+# Serialises concurrent ensure_roles calls (parallel extract tasks on a fresh warehouse).
+_ADVISORY_LOCK = 0x4C454E53  # "LENS"
 
 # Session defaults of the reader: read-only transactions (a second fence behind the privileges) and
 # the BI schema first, so a BI tool's unqualified names resolve there.
@@ -88,10 +96,60 @@ class RoleError(warehouse.WarehouseError):
 
 # -- how the pipeline switches role ----------------------------------------------------------------
 def session_role(kind: str) -> str | None:
-    """The role the ``loader`` or ``transformer`` part of the pipeline runs as, or None (no switch)."""
-    role = os.environ.get(SESSION_ROLE_ENV[kind]) or None
+    """The role the ``loader`` or ``transformer`` part of the pipeline runs as, or None (no switch).
+
+    Unset variable: the default role (``lens_loader`` / ``lens_transformer``); empty: no switch.
+    """
+    value = os.environ.get(SESSION_ROLE_ENV[kind])
+    role = SESSION_ROLE_DEFAULT[kind] if value is None else (value.strip() or None)
     if role is not None and not _ROLE_NAME.fullmatch(role):
         raise RoleError(f"{SESSION_ROLE_ENV[kind]}={role!r} is not a plain lower-case role name")
+    return role
+
+
+def prepare_session_role(conn: Connection, kind: str, *, candidate_schema: str | None = None) -> str | None:
+    """Make sure the ``kind`` role can do its work on ``conn``'s database; returns the role (or None).
+
+    The role must exist and own its schemas (``raw_*`` for the loader, the candidate schema for the
+    transformer). When one of the built-in roles does not, :func:`ensure_roles` puts it in place: the
+    first load into a new warehouse, or a schema the admin created without the switch. A role named by
+    the environment (not one of ours) is only checked. ``conn`` is the admin's connection.
+    """
+    role = session_role(kind)
+    if role is None:
+        return None
+    candidate = candidate_schema or os.environ.get("LENS_DBT_SCHEMA") or CANDIDATE
+    pattern, schema = (RAW_PATTERN, None) if kind == "loader" else (None, candidate)
+    # It may create schemas in this database (ensure_roles grants that per database, with the default
+    # privileges that let the transformer read what the loader creates), and its schemas, and every
+    # table, view and sequence in them, are its own.
+    exists, foreign = conn.execute(
+        """
+        with r as (select oid from pg_roles where rolname = %(role)s),
+        schemas as (select oid, nspowner from pg_namespace where nspname like %(pattern)s or nspname = %(schema)s)
+        select exists (select 1 from r),
+               not exists (select 1 from r where has_database_privilege(r.oid, current_database(), 'CREATE'))
+               or exists (select 1 from schemas s where s.nspowner is distinct from (select oid from r))
+               or exists (select 1 from pg_class c join schemas s on s.oid = c.relnamespace
+                          where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+                            and c.relowner is distinct from (select oid from r))
+        """,
+        {"role": role, "pattern": pattern, "schema": schema},
+    ).fetchone()
+    if exists and not foreign:
+        return role
+    var = SESSION_ROLE_ENV[kind]
+    if role != SESSION_ROLE_DEFAULT[kind]:
+        problem = "does not exist" if not exists else "does not own its schemas"
+        raise RoleError(f"role {role} ({var}) {problem}: create it and its grants, or unset {var}")
+    try:
+        ensure_roles(conn, passwords={}, candidate_schema=candidate)
+    except RoleError as exc:
+        raise RoleError(
+            f"{exc}. The pipeline loads and builds as {LOADER} / {TRANSFORMER}: have an administrator run "
+            f"`lens roles` once, or set LENS_LOADER_ROLE= and LENS_TRANSFORMER_ROLE= (empty) to run as the "
+            "connection user"
+        ) from exc
     return role
 
 
@@ -130,6 +188,7 @@ def ensure_roles(
     changes: list[str] = []
     try:
         with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
             admin, is_super = conn.execute(
                 "select current_user, rolsuper from pg_roles where rolname = current_user"
             ).fetchone()

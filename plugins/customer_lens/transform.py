@@ -21,15 +21,18 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from customer_lens import environment, warehouse
+from customer_lens import environment, roles, warehouse
 from customer_lens import settings as settings_mod
 
 DEFAULT_SCHEMA = "analytics_candidate"
 # Statuses of dbt node results that make a run fail.
 _FAILED_STATUSES = {"error", "fail", "runtime error"}
+# Commands that write to the warehouse as the transformer role (roles.prepare_session_role first).
+_BUILDING_COMMANDS = {"build", "run", "seed", "snapshot", "test", "run-operation", "docs"}
 
 
 class DbtError(RuntimeError):
@@ -74,10 +77,23 @@ def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None)
         "DBT_TARGET_PATH": str(state / "target"),
         "DBT_LOG_PATH": str(state / "logs"),
         "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
+        # The profile's `role`: dbt sets it on its connections (customer_lens.roles; "" = no switch).
+        "LENS_TRANSFORMER_ROLE": roles.session_role("transformer") or "",
     }
     if "sslmode" in query:
         env["LENS_DB_SSLMODE"] = query["sslmode"][-1]
     return env
+
+
+def prepare_role(schema: str | None = None, cfg: settings_mod.Settings | None = None) -> str | None:
+    """Put the transformer role in place for a build into ``schema`` (see ``roles.prepare_session_role``)."""
+    import psycopg
+
+    env = dbt_env(schema, cfg)
+    if not env["LENS_TRANSFORMER_ROLE"]:
+        return None
+    with psycopg.connect(warehouse.url(cfg=cfg), autocommit=True) as conn:
+        return roles.prepare_session_role(conn, "transformer", candidate_schema=env["LENS_DBT_SCHEMA"])
 
 
 def _node_statuses(result: Any) -> dict[str, str]:
@@ -99,18 +115,40 @@ def _failure_message(node_result: Any) -> str:
     return f"{name}: {message[:400]}"
 
 
-def run_dbt(args: list[str], schema: str | None = None) -> DbtResult:
+def _progress_callback(step: Any):
+    """A dbtRunner callback moving ``step`` (a ``customer_lens.progress.Phase``) as nodes finish."""
+
+    def callback(event: Any) -> None:
+        name = event.info.name
+        if name == "LogStartLine" and step.total is None:
+            step.set_total(int(event.data.total))
+        elif name == "NodeFinished":
+            node = event.data.node_info
+            if not node.unique_id.startswith("operation."):  # project hooks are not counted in the total
+                step.advance(detail=f"{node.node_name} {node.node_status}")
+
+    return callback
+
+
+def run_dbt(args: list[str], schema: str | None = None, progress: Any = None) -> DbtResult:
     """Run ``dbt <args>`` in-process for this project and return its result.
 
     The environment from :func:`dbt_env` is set in ``os.environ`` for the call and restored afterwards.
     Raises :class:`DbtError` when the command fails: the message names every failed node (errored
-    models, failing tests) or, when dbt stopped before running nodes, the exception it raised.
+    models, failing tests) or, when dbt stopped before running nodes, the exception it raised, and
+    where dbt's log is. With ``progress`` (a ``customer_lens.progress.Phase``) dbt's console output is
+    quiet (errors only) and the phase advances as nodes finish; the log file keeps every line.
     """
     from dbt.cli.main import dbtRunner
 
     env = dbt_env(schema)
+    if args and args[0] in _BUILDING_COMMANDS:
+        prepare_role(schema)
+    callbacks = [_progress_callback(progress)] if progress is not None else []
+    if progress is not None and "--quiet" not in args:
+        args = [*args, "--quiet"]
     with environment.overridden(env):
-        outcome = dbtRunner().invoke(list(args))
+        outcome = dbtRunner(callbacks=callbacks).invoke(list(args))
     if outcome.success:
         return DbtResult(list(args), env["LENS_DBT_SCHEMA"], outcome.result, _node_statuses(outcome.result))
     failed = [
@@ -122,7 +160,8 @@ def run_dbt(args: list[str], schema: str | None = None) -> DbtResult:
         names = [getattr(r.node, "unique_id", None) or str(r.node) for r in failed]
         details = "\n  ".join(_failure_message(r) for r in failed)
         command = f"dbt {' '.join(args)} in schema {env['LENS_DBT_SCHEMA']}"
-        raise DbtError(f"{command}: {len(failed)} node(s) failed\n  {details}", names)
+        log = Path(env["DBT_LOG_PATH"]) / "dbt.log"
+        raise DbtError(f"{command}: {len(failed)} node(s) failed (dbt log: {log})\n  {details}", names)
     cause = outcome.exception or "see the dbt log in " + env["DBT_LOG_PATH"]
     raise DbtError(f"dbt {' '.join(args)} failed in schema {env['LENS_DBT_SCHEMA']}: {cause}")
 
@@ -132,6 +171,7 @@ def build(
     full_refresh: bool = False,
     select: str | list[str] | None = None,
     dbt_vars: dict[str, Any] | None = None,
+    progress: Any = None,
 ) -> DbtResult:
     """``dbt build`` (seeds, models, unit and data tests) into ``schema``.
 
@@ -146,4 +186,4 @@ def build(
         args += ["--select", *([select] if isinstance(select, str) else select)]
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
-    return run_dbt(args, schema=schema)
+    return run_dbt(args, schema=schema, progress=progress)
