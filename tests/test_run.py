@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import psycopg
@@ -21,7 +22,30 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
     assert "demo data generated" in first.stdout
     assert "raw layer" in first.stdout and "0 rejected" in first.stdout
     assert "marts       built in schema analytics_candidate" in first.stdout
+    # Progress on stderr (plain milestones without a terminal), not dbt's line per node.
+    assert re.search(r"^raw layer   (\d+)/\1 batches in [\d.]+s$", first.stderr, re.M), first.stderr
+    assert re.search(r"^marts       (\d+)/\1 dbt nodes in [\d.]+s$", first.stderr, re.M), first.stderr
+    assert re.search(r"^guard       snapshot validated in [\d.]+s$", first.stderr, re.M), first.stderr
+    assert "START sql" not in first.stdout + first.stderr
     with psycopg.connect(wh) as conn:
+        # The pipeline loaded as lens_loader and built as lens_transformer (the default roles).
+        owners = dict(
+            conn.execute(
+                "select nspname, pg_get_userbyid(nspowner) from pg_namespace "
+                "where nspname in ('raw_sales', 'raw_service', 'raw_survey', 'analytics_candidate')"
+            ).fetchall()
+        )
+        assert owners == {
+            "raw_sales": "lens_loader",
+            "raw_service": "lens_loader",
+            "raw_survey": "lens_loader",
+            "analytics_candidate": "lens_transformer",
+        }
+        assert conn.execute(
+            "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = 'analytics_candidate' and c.relkind in ('r', 'v') "
+            "and pg_get_userbyid(c.relowner) <> 'lens_transformer'"
+        ).fetchone() == (0,)
         counts = conn.execute(COUNTS).fetchone()
         marts = conn.execute("select count(*) from analytics_candidate.customer_segments").fetchone()[0]
     assert marts > 0

@@ -180,7 +180,10 @@ def run(
     ] = None,
 ) -> None:
     """The main job: warehouse, demo sources, raw layer, dbt marts, guard, promotion to `analytics`."""
-    for line in pipeline.run(scale=scale, seed=seed, progress=sys.stderr.isatty(), anomaly=anomaly):
+    from customer_lens.progress import Reporter
+
+    reporter = Reporter()
+    for line in pipeline.run(scale=scale, seed=seed, progress=sys.stderr.isatty(), anomaly=anomaly, reporter=reporter):
         typer.echo(line)
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from customer_lens import settings as settings_mod
 from customer_lens import warehouse
+from customer_lens.progress import Reporter
 
 log = logging.getLogger(__name__)
 
@@ -182,14 +183,31 @@ def _drop_raw_schemas(cfg: settings_mod.Settings) -> None:
             conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(source.raw_schema)))
 
 
-def run(*, scale: str = "small", seed: int = 42, progress: bool = False, anomaly: str | None = None) -> list[str]:
+def _batch_count(start: dt.datetime, end: dt.datetime, *, step: str, history: bool) -> int:
+    """How many batches :func:`load_raw` runs for ``[start, end)`` (for its progress)."""
+    from customer_lens import extract, source_config
+
+    spans = len(extract.intervals(start, end, step)) + (1 if history else 0)
+    return spans * sum(len(source.entities) for source in source_config.load().values())
+
+
+def run(
+    *,
+    scale: str = "small",
+    seed: int = 42,
+    progress: bool = False,
+    anomaly: str | None = None,
+    reporter: Reporter | None = None,
+) -> list[str]:
     """Run the whole job; returns the lines to show the user.
 
-    Raises :class:`customer_lens.baseline.ValidationFailed` when the new snapshot is blocked by the guard
-    (the baseline stays as it was).
+    ``progress`` draws the demo generator's bars; ``reporter`` shows the progress of the raw load, the
+    dbt build and the guard (default: none). Raises :class:`customer_lens.baseline.ValidationFailed`
+    when the new snapshot is blocked by the guard (the baseline stays as it was).
     """
     from customer_lens import baseline
 
+    reporter = reporter or Reporter(enabled=False)
     cfg = settings_mod.load()
     status = warehouse.ensure_running(cfg)
     lines = [f"warehouse   {status.url}"]
@@ -204,7 +222,11 @@ def run(*, scale: str = "small", seed: int = 42, progress: bool = False, anomaly
     else:
         # A new demo generation is a new world: rebuild its raw layer rather than mixing in stale batches.
         _drop_raw_schemas(cfg)
-        results = load_raw(start, end, step="month", history=True)
+        total = _batch_count(start, end, step="month", history=True)
+        with reporter.phase("raw layer", total=total, unit="batches") as step:
+            results = load_raw(
+                start, end, step="month", history=True, echo=lambda r: step.advance(detail=f"{r.source}.{r.entity}")
+            )
         loaded = sum(r.rows_loaded for r in results)
         rejected = sum(r.rows_rejected for r in results)
         _record_initial_load(state.fingerprint, len(results), loaded, cfg)
@@ -212,13 +234,14 @@ def run(*, scale: str = "small", seed: int = 42, progress: bool = False, anomaly
         lines.append(
             f"raw layer   {len(results)} batches up to {end:%Y-%m-%d}: {loaded} rows loaded, {rejected} rejected"
         )
-    line, build_id, built = _transform(state.fingerprint, cfg, full_refresh=rebuilt)
+    line, build_id, built = _transform(state.fingerprint, cfg, full_refresh=rebuilt, reporter=reporter)
     lines.append(line)
-    docs = _docs(cfg, regenerate=built)
+    docs = _docs(cfg, regenerate=built, reporter=reporter)
     from customer_lens import report
 
     try:
-        result = baseline.guard(source_build=build_id, data_interval=(start, end), cfg=cfg)
+        with reporter.phase("guard", unit="snapshot validated"):
+            result = baseline.guard(source_build=build_id, data_interval=(start, end), cfg=cfg)
     except baseline.ValidationFailed:
         with contextlib.suppress(report.ReportError):
             report.render(cfg)  # shows the quarantined snapshot and its failed expectations beside the baseline
@@ -230,13 +253,14 @@ def run(*, scale: str = "small", seed: int = 42, progress: bool = False, anomaly
     return lines
 
 
-def _docs(cfg: settings_mod.Settings, *, regenerate: bool) -> Path:
+def _docs(cfg: settings_mod.Settings, *, regenerate: bool, reporter: Reporter) -> Path:
     """``dbt docs generate`` (the catalog of the candidate build) unless it is there and current."""
     from customer_lens import transform
 
     index = Path(transform.dbt_env(cfg=cfg)["DBT_TARGET_PATH"]) / "index.html"
     if regenerate or not index.exists():
-        transform.run_dbt(["docs", "generate", "--quiet"])
+        with reporter.phase("dbt docs", unit="catalog generated"):
+            transform.run_dbt(["docs", "generate", "--quiet"])
     return index
 
 
@@ -256,7 +280,9 @@ def _baseline_kpi_lines(cfg: settings_mod.Settings) -> list[str]:
     return out
 
 
-def _transform(fingerprint: str, cfg: settings_mod.Settings, *, full_refresh: bool) -> tuple[str, str, bool]:
+def _transform(
+    fingerprint: str, cfg: settings_mod.Settings, *, full_refresh: bool, reporter: Reporter
+) -> tuple[str, str, bool]:
     """Build the dbt project into the candidate schema unless it was built from this data already.
 
     After the raw layer was rebuilt (a new demo generation), incremental models are rebuilt in full:
@@ -274,7 +300,8 @@ def _transform(fingerprint: str, cfg: settings_mod.Settings, *, full_refresh: bo
         ).fetchone()
     if done:
         return f"marts       up to date in schema {schema}", f"{fingerprint[:16]}@{done[0].isoformat()}", False
-    result = transform.build(full_refresh=full_refresh)
+    with reporter.phase("marts", unit="dbt nodes") as step:
+        result = transform.build(full_refresh=full_refresh, progress=step)
     with _audit(cfg) as conn:
         built_at = conn.execute(
             "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "

@@ -596,6 +596,9 @@ def validate(
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     import great_expectations as gx
 
+    # This module sets its own logger to INFO at import ("Created temporary directory ... docs site").
+    logging.getLogger("great_expectations.data_context.types.base").setLevel(logging.WARNING)
+
     started = dt.datetime.now(dt.UTC)
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
