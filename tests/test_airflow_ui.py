@@ -25,6 +25,7 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
+from airflow_procs import lens_processes, wait_for_output, wait_for_run
 
 from customer_lens import airflow_local, airflow_ui, audit, settings
 from customer_lens.airflow_ui import ApiClient
@@ -179,30 +180,6 @@ def test_a_busy_port_is_one_clear_error_before_anything_starts(tmp_path: Path, m
     assert not (tmp_path / "state").exists()  # no warehouse, no Airflow home
 
 
-def _lens_processes(state: Path) -> list[psutil.Process]:
-    """Every live process started for this state directory (they all carry it in their environment)."""
-    found = []
-    for proc in psutil.process_iter():
-        try:
-            if proc.environ().get("LENS_STATE_DIR") == str(state) and proc.status() != psutil.STATUS_ZOMBIE:
-                found.append(proc)
-        except psutil.Error:
-            continue
-    return found
-
-
-def _wait_for_output(path: Path, proc: subprocess.Popen, marker: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        text = path.read_text(errors="replace")
-        if marker in text:
-            return text
-        if proc.poll() is not None:
-            pytest.fail(f"lens airflow exited with {proc.returncode}:\n{text[-3000:]}")
-        time.sleep(1)
-    pytest.fail(f"lens airflow not ready after {timeout} s:\n{path.read_text(errors='replace')[-3000:]}")
-
-
 def _http(url: str, token: str | None = None, accept: str = "text/html") -> tuple[int, str, dict]:
     headers = {"Accept": accept} | ({"Authorization": f"Bearer {token}"} if token else {})
 
@@ -216,16 +193,6 @@ def _http(url: str, token: str | None = None, accept: str = "text/html") -> tupl
             return resp.status, resp.read().decode(), {k.lower(): v for k, v in resp.headers.items()}
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read().decode(errors="replace"), {k.lower(): v for k, v in exc.headers.items()}
-
-
-def _wait_for_run(api: ApiClient, dag_id: str, run_id: str, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        state = api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}")["state"]
-        if state in ("success", "failed"):
-            return state
-        time.sleep(2)
-    return "timeout"
 
 
 @pytest.mark.slow
@@ -247,7 +214,7 @@ def test_lens_airflow_serves_the_project_and_leaves_no_process(tmp_path: Path, m
         )
     tree: list[psutil.Process] = []
     try:
-        text = _wait_for_output(out, proc, "Press Ctrl-C to stop.", timeout=300)
+        text = wait_for_output(out, proc, "Press Ctrl-C to stop.", timeout=300)
         ready_after = time.monotonic() - started
         password = re.search(r"login\s+admin / (\S+)", text).group(1)
         url = f"http://127.0.0.1:{port}"
@@ -311,7 +278,7 @@ def test_lens_airflow_serves_the_project_and_leaves_no_process(tmp_path: Path, m
             "/api/v2/dags/lens_demo_sources/dagRuns",
             {"logical_date": None, "conf": {"scale": "tiny", "seed": 5, "end_date": "2026-03-31"}},
         )
-        assert _wait_for_run(api, "lens_demo_sources", run["dag_run_id"], timeout=300) == "success"
+        assert wait_for_run(api, "lens_demo_sources", run["dag_run_id"], timeout=300) == "success"
         assert json.loads((state / "sources" / "demo_generation.json").read_text())["scale"] == "tiny"
 
         proc_info = psutil.Process(proc.pid)
@@ -325,9 +292,9 @@ def test_lens_airflow_serves_the_project_and_leaves_no_process(tmp_path: Path, m
             proc.wait(timeout=120)
         finally:
             deadline = time.monotonic() + 30
-            while _lens_processes(state) and time.monotonic() < deadline:
+            while lens_processes(state) and time.monotonic() < deadline:
                 time.sleep(0.5)
-            leftovers = _lens_processes(state)
+            leftovers = lens_processes(state)
             for leftover in leftovers:  # never leave them running, even when the test fails
                 leftover.kill()
     stop_took = time.monotonic() - stop_started

@@ -1,0 +1,126 @@
+"""The whole chain under a real Airflow scheduler: extract Assets → transform → validate → promote.
+
+Nothing is triggered by hand. The warehouse holds the demo history up to the day before yesterday
+(what an initial load leaves); ``lens airflow`` starts Airflow 3 (scheduler, DAG processor, triggerer,
+API server, LocalExecutor) and the test only unpauses the DAGs. The scheduler then runs each
+extraction DAG for its latest complete interval (yesterday, the demo data's last day); their Assets
+trigger ``lens_transform`` (Cosmos ``dbt build`` into the candidate schema); its mart Assets trigger
+``lens_guard``, which validates the snapshot with Great Expectations and promotes it to baseline #1.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pytest
+from airflow_procs import lens_processes, wait_for_output
+
+from customer_lens import airflow_local, pipeline, source_config, warehouse
+from customer_lens.airflow_ui import ApiClient
+
+CHAIN = ("extract_sales", "extract_service", "extract_survey", "lens_transform", "lens_guard")
+
+
+def _runs(api: ApiClient, dag_id: str) -> list[dict]:
+    return api.get(f"/api/v2/dags/{dag_id}/dagRuns?limit=20")["dag_runs"]
+
+
+def _wait_for_chain(api: ApiClient, timeout: float) -> dict[str, list[dict]]:
+    """Every DAG of the chain has a finished run (or one failed: no point waiting for the rest)."""
+    deadline = time.monotonic() + timeout
+    runs: dict[str, list[dict]] = {}
+    while time.monotonic() < deadline:
+        runs = {dag_id: _runs(api, dag_id) for dag_id in CHAIN}
+        states = [run["state"] for dag_runs in runs.values() for run in dag_runs]
+        if "failed" in states:
+            return runs
+        if all(dag_runs and dag_runs[-1]["state"] == "success" for dag_runs in runs.values()):
+            return runs
+        time.sleep(3)
+    return runs
+
+
+@pytest.mark.slow
+def test_the_scheduler_runs_extract_transform_guard_on_assets(tmp_path: Path, monkeypatch) -> None:
+    state = tmp_path / "state"
+    for var in ("LENS_WAREHOUSE_URL", "LENS_WAREHOUSE_PORT", "LENS_SALES_SRC_URL", "LENS_SOURCES_DIR"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("LENS_STATE_DIR", str(state))
+
+    # The demo history ends yesterday; the raw layer holds everything before it.
+    yesterday = dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
+    url = warehouse.ensure_running().url
+    proc = None
+    try:
+        pipeline.ensure_demo_data(scale="tiny", seed=11, end_date=yesterday)
+        start, end = pipeline.demo_range()
+        last_day = end - dt.timedelta(days=1)
+        assert last_day.date() == yesterday
+        pipeline.load_raw(start, last_day, step="month", history=True)
+
+        port = airflow_local.free_port()
+        out = tmp_path / "lens-airflow.out"
+        with open(out, "wb") as fh:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "customer_lens.airflow_ui", "--port", str(port)],
+                env=dict(os.environ),
+                stdout=fh,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        text = wait_for_output(out, proc, "Press Ctrl-C to stop.", timeout=300)
+        password = re.search(r"login\s+admin / (\S+)", text).group(1)
+        api = ApiClient.login(f"http://127.0.0.1:{port}", "admin", password)
+        for dag_id in CHAIN:
+            api.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
+
+        runs = _wait_for_chain(api, timeout=900)
+        summary = {d: [(r["run_type"], r["state"]) for r in rs] for d, rs in runs.items()}
+        print(f"chain: {summary}")
+
+        # Each extraction ran once, by schedule, for yesterday; the rest ran on their Assets, once.
+        for source in ("sales", "service", "survey"):
+            (run,) = runs[f"extract_{source}"]
+            assert (run["run_type"], run["state"]) == ("scheduled", "success"), summary
+            assert dt.datetime.fromisoformat(run["data_interval_start"]) == last_day
+        for dag_id in ("lens_transform", "lens_guard"):
+            (run,) = runs[dag_id]
+            assert (run["run_type"], run["state"]) == ("asset_triggered", "success"), summary
+
+        with psycopg.connect(url, autocommit=True) as conn:
+            # The scheduled extractions loaded yesterday into the raw layer, as batches of their own.
+            for name, source in source_config.load().items():
+                loaded = conn.execute(
+                    f"select count(*) from {source.raw_schema}._batches "
+                    "where interval_start = %s and status = 'loaded'",
+                    (last_day,),
+                ).fetchone()[0]
+                assert loaded == len(source.entities), name
+            # The guard validated the build of those batches and promoted it.
+            passed, failed = conn.execute(
+                "select passed, expectations_failed from lens_audit.validation_runs order by started_at desc limit 1"
+            ).fetchone()
+            assert (passed, failed) == (True, 0)
+            baseline_no, status, promoted_by = conn.execute(
+                "select baseline_no, status, promoted_by from lens_audit.baselines"
+            ).fetchone()
+            assert (baseline_no, status) == (1, "current")
+            assert "lens_guard" in promoted_by
+            assert conn.execute("select count(*) from analytics.customers").fetchone()[0] == 300
+    finally:
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=120)
+        warehouse.embedded().stop()  # before the sweep below: the server carries LENS_STATE_DIR too
+        for leftover in lens_processes(state):
+            leftover.kill()
