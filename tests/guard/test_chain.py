@@ -1,11 +1,14 @@
-"""The whole chain under a real Airflow scheduler: extract Assets → transform → validate → promote.
+"""The whole chain, extract Assets → transform → validate → promote, under a real Airflow scheduler and
+under ``airflow dags test``.
 
-Nothing is triggered by hand. The warehouse holds the demo history up to the day before yesterday
+Under the scheduler nothing is triggered by hand. The warehouse holds the demo history up to the day before yesterday
 (what an initial load leaves); ``lens airflow`` starts Airflow 3 (scheduler, DAG processor, triggerer,
 API server, LocalExecutor) and the test only unpauses the DAGs. The scheduler then runs each
 extraction DAG for its latest complete interval (yesterday, the demo data's last day); their Assets
 trigger ``lens_transform`` (Cosmos ``dbt build`` into the candidate schema); its mart Assets trigger
 ``lens_guard``, which validates the snapshot with Great Expectations and promotes it to baseline #1.
+``airflow dags test`` does not follow Assets, so there the same DAGs run one after the other, as an
+engineer debugging the chain would run them.
 """
 
 from __future__ import annotations
@@ -96,26 +99,7 @@ def test_the_scheduler_runs_extract_transform_guard_on_assets(tmp_path: Path, mo
             (run,) = runs[dag_id]
             assert (run["run_type"], run["state"]) == ("asset_triggered", "success"), summary
 
-        with psycopg.connect(url, autocommit=True) as conn:
-            # The scheduled extractions loaded yesterday into the raw layer, as batches of their own.
-            for name, source in source_config.load().items():
-                loaded = conn.execute(
-                    f"select count(*) from {source.raw_schema}._batches "
-                    "where interval_start = %s and status = 'loaded'",
-                    (last_day,),
-                ).fetchone()[0]
-                assert loaded == len(source.entities), name
-            # The guard validated the build of those batches and promoted it.
-            passed, failed = conn.execute(
-                "select passed, expectations_failed from lens_audit.validation_runs order by started_at desc limit 1"
-            ).fetchone()
-            assert (passed, failed) == (True, 0)
-            baseline_no, status, promoted_by = conn.execute(
-                "select baseline_no, status, promoted_by from lens_audit.baselines"
-            ).fetchone()
-            assert (baseline_no, status) == (1, "current")
-            assert "lens_guard" in promoted_by
-            assert conn.execute("select count(*) from analytics.customers").fetchone()[0] == 300
+        _assert_promoted_from_the_last_day(url, last_day)
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGINT)
@@ -124,3 +108,47 @@ def test_the_scheduler_runs_extract_transform_guard_on_assets(tmp_path: Path, mo
         warehouse.embedded().stop()  # before the sweep below: the server carries LENS_STATE_DIR too
         for leftover in lens_processes(state):
             leftover.kill()
+
+
+def _assert_promoted_from_the_last_day(url: str, last_day: dt.datetime) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        for name, source in source_config.load().items():
+            loaded = conn.execute(
+                f"select count(*) from {source.raw_schema}._batches where interval_start = %s and status = 'loaded'",
+                (last_day,),
+            ).fetchone()[0]
+            assert loaded == len(source.entities), name
+        passed, failed = conn.execute(
+            "select passed, expectations_failed from lens_audit.validation_runs order by started_at desc limit 1"
+        ).fetchone()
+        assert (passed, failed) == (True, 0)
+        baseline_no, status, promoted_by = conn.execute(
+            "select baseline_no, status, promoted_by from lens_audit.baselines"
+        ).fetchone()
+        assert (baseline_no, status) == (1, "current")
+        assert "lens_guard" in promoted_by
+        assert conn.execute("select count(*) from analytics.customers").fetchone()[0] == 300
+
+
+@pytest.mark.slow
+def test_the_chain_under_dags_test(make_database, tmp_path: Path, monkeypatch) -> None:
+    lens_env = {
+        "LENS_STATE_DIR": str(tmp_path / "state"),
+        "LENS_WAREHOUSE_URL": make_database("chain_dags_test_wh"),
+        "LENS_SALES_SRC_URL": make_database("chain_dags_test_sales_src"),
+    }
+    for var, value in lens_env.items():
+        monkeypatch.setenv(var, value)
+    pipeline.ensure_demo_data(scale="tiny", seed=11, end_date=dt.date(2026, 6, 30))
+    start, end = pipeline.demo_range()
+    last_day = end - dt.timedelta(days=1)
+    pipeline.load_raw(start, last_day, step="month", history=True)
+
+    env = airflow_local.environment(home=tmp_path / "airflow", extra=lens_env)
+    airflow_local.airflow("db", "migrate", env=env)
+    for source in source_config.load():  # `dags test DAG D` runs the interval ending at D
+        airflow_local.airflow("dags", "test", f"extract_{source}", end.isoformat(), env=env, timeout=600)
+    airflow_local.airflow("dags", "test", "lens_transform", env=env, timeout=900)
+    airflow_local.airflow("dags", "test", "lens_guard", env=env, timeout=900)
+
+    _assert_promoted_from_the_last_day(lens_env["LENS_WAREHOUSE_URL"], last_day)
