@@ -34,6 +34,14 @@ def test_transform_dag_builds_the_marts_into_the_candidate_schema(make_database,
     assert len(summary) > 100
     assert not [n for n, r in summary.items() if r["status"] in ("error", "fail", "skipped", "runtime error")]
 
+    # A second run reuses the partial-parse state Cosmos cached from the first instead of parsing anew.
+    assert "Starting full parse" in log
+    again = airflow_local.airflow("dags", "test", "lens_transform", env=env, timeout=900)
+    again_log = again.stdout + again.stderr
+    assert "Partial parse is enabled and the latest partial parse file is" in again_log
+    assert "Unable to do partial parsing" not in again_log
+    assert "dbt success   model.customer_lens.customers" in again_log
+
 
 def _xcom(env: dict, dag_id: str, task_id: str) -> dict:
     """The return value of the latest run of a task, read from the metadata database."""

@@ -4,14 +4,14 @@ source as (
 
     select
         customer_id,
-        email,
-        name,
-        country,
-        region,
-        industry,
-        company_size,
-        acquisition_channel,
-        referred_by_customer_id,
+        {{ optional_column(source('sales', 'customers'), 'email', 'text') }},
+        {{ optional_column(source('sales', 'customers'), 'name', 'text') }},
+        {{ optional_column(source('sales', 'customers'), 'country', 'text') }},
+        {{ optional_column(source('sales', 'customers'), 'region', 'text') }},
+        {{ optional_column(source('sales', 'customers'), 'industry', 'text') }},
+        {{ optional_column(source('sales', 'customers'), 'company_size', 'text') }},
+        {{ optional_column(source('sales', 'customers'), 'acquisition_channel', 'text') }},
+        {{ optional_column(source('sales', 'customers'), 'referred_by_customer_id', 'bigint') }},
         created_at,
         updated_at,
         _loaded_at

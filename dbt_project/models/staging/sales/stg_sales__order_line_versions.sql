@@ -10,11 +10,11 @@ source as (
     select
         order_line_id,
         order_id,
-        product_id,
+        {{ optional_column(source('sales', 'order_lines'), 'product_id', 'integer') }},
         quantity,
         unit_price,
-        discount_pct,
-        unit_cost,
+        {{ optional_column(source('sales', 'order_lines'), 'discount_pct', 'numeric') }},
+        {{ optional_column(source('sales', 'order_lines'), 'unit_cost', 'numeric') }},
         created_at,
         updated_at,
         _loaded_at

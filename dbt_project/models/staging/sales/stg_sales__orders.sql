@@ -6,8 +6,8 @@ source as (
         order_id,
         customer_id,
         ordered_at,
-        status,
-        sales_channel,
+        {{ optional_column(source('sales', 'orders'), 'status', 'text') }},
+        {{ optional_column(source('sales', 'orders'), 'sales_channel', 'text') }},
         created_at,
         updated_at,
         _loaded_at

@@ -4,11 +4,11 @@ source as (
 
     select
         product_id,
-        sku,
-        name,
-        category,
-        list_price,
-        unit_cost,
+        {{ optional_column(source('sales', 'products'), 'sku', 'text') }},
+        {{ optional_column(source('sales', 'products'), 'name', 'text') }},
+        {{ optional_column(source('sales', 'products'), 'category', 'text') }},
+        {{ optional_column(source('sales', 'products'), 'list_price', 'numeric') }},
+        {{ optional_column(source('sales', 'products'), 'unit_cost', 'numeric') }},
         created_at,
         updated_at,
         _loaded_at

@@ -9,19 +9,19 @@ source as (
 
     select
         ticket_id,
-        requester_email,
+        {{ optional_column(source('service', 'tickets'), 'requester_email', 'text') }},
         created_at,
         updated_at,
-        first_reply_at,
-        solved_at,
-        status,
-        channel,
-        type,
-        category,
-        priority,
-        reopen_count,
-        satisfaction,
-        subject,
+        {{ optional_column(source('service', 'tickets'), 'first_reply_at', 'timestamptz') }},
+        {{ optional_column(source('service', 'tickets'), 'solved_at', 'timestamptz') }},
+        {{ optional_column(source('service', 'tickets'), 'status', 'text') }},
+        {{ optional_column(source('service', 'tickets'), 'channel', 'text') }},
+        {{ optional_column(source('service', 'tickets'), 'type', 'text') }},
+        {{ optional_column(source('service', 'tickets'), 'category', 'text') }},
+        {{ optional_column(source('service', 'tickets'), 'priority', 'text') }},
+        {{ optional_column(source('service', 'tickets'), 'reopen_count', 'integer') }},
+        {{ optional_column(source('service', 'tickets'), 'satisfaction', 'text') }},
+        {{ optional_column(source('service', 'tickets'), 'subject', 'text') }},
         _loaded_at
     from {{ source('service', 'tickets') }}
 

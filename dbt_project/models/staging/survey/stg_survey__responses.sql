@@ -7,12 +7,12 @@ source as (
         customer_ref,
         submitted_at,
         kind,
-        nps_score,
-        csat_score,
-        reason,
-        would_refer,
-        comment,
-        language,
+        {{ optional_column(source('survey', 'responses'), 'nps_score', 'integer') }},
+        {{ optional_column(source('survey', 'responses'), 'csat_score', 'integer') }},
+        {{ optional_column(source('survey', 'responses'), 'reason', 'text') }},
+        {{ optional_column(source('survey', 'responses'), 'would_refer', 'text') }},
+        {{ optional_column(source('survey', 'responses'), 'comment', 'text') }},
+        {{ optional_column(source('survey', 'responses'), 'language', 'text') }},
         _loaded_at
     from {{ source('survey', 'responses') }}
 

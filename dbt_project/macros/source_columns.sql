@@ -1,0 +1,22 @@
+{#-
+    A source column that a user's source may not have: the column itself when the raw table has it, else
+    a typed null under the same name. A source configured without e.g. unit_cost (a transaction file with
+    no cost) then still builds, and every figure that depends on cost is null, never zero-filled.
+    Keys, timestamps and the load metadata are required and referenced directly: their absence is an error.
+-#}
+{% macro optional_column(relation, column_name, data_type) -%}
+    {%- if execute and column_name | lower not in _relation_column_names(relation) -%}
+        null::{{ data_type }} as {{ column_name }}
+    {%- else -%}
+        {{ column_name }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The lower-cased column names of a relation (one catalog query; empty when the relation is missing). -#}
+{% macro _relation_column_names(relation) -%}
+    {%- set names = [] -%}
+    {%- for column in adapter.get_columns_in_relation(relation) -%}
+        {%- do names.append(column.name | lower) -%}
+    {%- endfor -%}
+    {{- return(names) -}}
+{%- endmacro %}

@@ -1,0 +1,88 @@
+"""A sales source without costs (a user's transaction file has none): everything builds, cost figures are null.
+
+The sources file is the project's own with ``unit_cost`` taken out of products and order lines, so the raw
+tables are created without the column, exactly as for a user who configures a source that lacks it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+
+from customer_lens import demo, environment, extract, source_config, transform
+
+END = dt.date(2026, 10, 31)
+SCHEMA = "dbt_no_cost"
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def no_cost_warehouse(make_database, tmp_path_factory) -> str:
+    tmp = tmp_path_factory.mktemp("no_cost")
+    sales_url, wh = make_database("no_cost_sales_src"), make_database("no_cost_wh")
+    files = tmp / "sources"
+    demo.generate(scale="tiny", seed=5, end_date=END, sales_url=sales_url, files_dir=files)
+    document = yaml.safe_load((REPO / "config" / "sources.yml").read_text())
+    document["sources"]["sales"]["url"] = sales_url
+    for name in ("service", "survey"):
+        document["sources"][name]["location"] = str(files / name)
+    for entity in ("products", "order_lines"):
+        del document["sources"]["sales"]["entities"][entity]["columns"]["unit_cost"]
+    start_date = json.loads((files / "demo_generation.json").read_text())["start_date"]
+    start = dt.datetime.combine(dt.date.fromisoformat(start_date), dt.time(), dt.UTC)
+    end = dt.datetime.combine(END, dt.time(), dt.UTC) + dt.timedelta(days=1)
+    with environment.overridden({"LENS_WAREHOUSE_URL": wh, "LENS_STATE_DIR": str(tmp / "state")}):
+        for source in source_config.parse(document).values():
+            extract.extract_range(source, start, end, step="month", warehouse_url=wh, history=True)
+        transform.build(schema=SCHEMA, full_refresh=True)  # raises DbtError if any model or test fails
+    return wh
+
+
+def _one(url: str, query: str) -> tuple:
+    with psycopg.connect(url) as conn:
+        return conn.execute(query).fetchone()
+
+
+def test_the_raw_layer_has_no_cost_column(no_cost_warehouse) -> None:
+    (columns,) = _one(
+        no_cost_warehouse,
+        "select count(*) from information_schema.columns "
+        "where table_schema = 'raw_sales' and table_name in ('order_lines', 'products') and column_name = 'unit_cost'",
+    )
+    assert columns == 0
+
+
+@pytest.mark.parametrize(
+    ("mart", "known", "unknown"),
+    [
+        ("order_lines", "line_revenue", "line_cost"),
+        ("order_lines", "line_revenue", "line_gross_margin"),
+        ("customers", "lifetime_revenue", "lifetime_cost"),
+        ("customers", "lifetime_revenue", "lifetime_gross_margin"),
+        ("customer_segments", "trailing_revenue", "trailing_gross_margin"),
+        ("guerrilla_metrics", "revenue", "gross_margin"),
+        ("guerrilla_metrics", "revenue", "net_margin"),
+        ("lost_customer_review", "revenue_12m_before_loss", "gross_margin_12m_before_loss"),
+    ],
+)
+def test_cost_figures_are_null_not_zero(no_cost_warehouse, mart, known, unknown) -> None:
+    rows, with_value, with_unknown_figure = _one(
+        no_cost_warehouse,
+        f"select count(*), count(*) filter (where {known} > 0), count({unknown}) "
+        f"from {SCHEMA}.{mart} where {known} > 0",
+    )
+    assert rows > 0 and with_value == rows  # the figures that do not depend on cost are there
+    assert with_unknown_figure == 0  # and the ones that do are unknown, never 0
+
+
+def test_value_tiers_are_unknown_without_margins(no_cost_warehouse) -> None:
+    tiers = _one(
+        no_cost_warehouse,
+        f"select array_agg(distinct coalesce(value_tier, '(null)')) from {SCHEMA}.customer_segments",
+    )[0]
+    assert set(tiers) <= {"(null)", "inactive"} and "(null)" in tiers
