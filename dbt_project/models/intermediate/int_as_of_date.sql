@@ -3,7 +3,12 @@
     entity has loaded in full — the end of its newest loaded batch interval, minus a day, taking the
     least advanced entity (a source that lags holds the others back, so no mart mixes a complete day of
     sales with half a day of tickets).
+
+    A table, not a view: a single row that every mart reads (often several times per query); as a view each
+    reference re-scans the load batches and PostgreSQL plans it blind.
 -#}
+{{ config(materialized='table', post_hook='analyze {{ this }}') }}
+
 with
 
 sales_batches as (

@@ -1,7 +1,12 @@
 {#-
     Purchase days: the days a known customer placed at least one revenue (completed) order, up to the
     as-of date. The unit of recency, frequency and lifetime-value calculations (lifetimes' daily grain).
+
+    A table, not a view: segments, customers, episodes and lifetime value all read it; a view would
+    aggregate all orders once per reader.
 -#}
+{{ config(materialized='table', post_hook='analyze {{ this }}') }}
+
 with
 
 orders as (

@@ -2,7 +2,13 @@
     The calendar every mart reports on: months, quarters and years (and the snapshot grain, if it is
     another one) from the first recorded activity to the as-of date. A period's snapshot_date is its last
     day, or the as-of date for the period still running.
+
+    A table, not a view: a few dozen rows that most marts join to; as a view, each reference recomputes
+    the first activity over all raw sources, and PostgreSQL estimates one row for it, which sends the
+    customer x period joins into nested loops over millions of rows (minutes at large scale).
 -#}
+{{ config(materialized='table', post_hook='analyze {{ this }}') }}
+
 with
 
 as_of as (
