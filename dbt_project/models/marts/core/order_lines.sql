@@ -11,6 +11,7 @@
         unique_key='order_line_id',
         incremental_strategy='merge',
         on_schema_change='fail',
+        indexes=[{'columns': ['loaded_at']}],
     )
 }}
 
@@ -31,10 +32,7 @@ line_versions as (
         loaded_at
     from {{ ref('stg_sales__order_line_versions') }}
     {% if is_incremental() %}
-    where loaded_at > (
-            select coalesce(max(loaded_at), '-infinity'::timestamptz)
-            from {{ this }}
-        ) - interval '{{ var("incremental_lookback_hours") | int }} hours'
+    where loaded_at > {{ incremental_watermark('loaded_at') }}
     {% endif %}
 
 ),
