@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import uuid
+
+import psycopg
 import pytest
+
+from customer_lens import transform
 
 COMPARED = (
     "order_lines",
@@ -75,3 +80,54 @@ def test_late_updates_win_and_stale_versions_do_not(dbt_warehouse) -> None:
         "select count(*) from raw_sales.order_lines where order_line_id = any(%s)", (dbt_warehouse.late_line_ids,)
     )[0]
     assert versions >= 2 * len(dbt_warehouse.late_line_ids)
+
+
+def test_a_batch_that_commits_after_a_newer_one_is_still_merged(dbt_warehouse) -> None:
+    """A load that started before the newest merged row (older _loaded_at) but committed after the build.
+
+    A plain "loaded since the newest merged row" filter would skip its rows; the batch rule re-reads it.
+    """
+    schema = "dbt_late_batch"
+    with dbt_warehouse.env():
+        first = transform.run_dbt(["run", "--select", "+order_lines"], schema=schema)
+    assert first.node_statuses["model.customer_lens.order_lines"] == "success"
+    with psycopg.connect(dbt_warehouse.url) as conn:
+        newest, total = conn.execute(f"select max(loaded_at), count(*) from {schema}.order_lines").fetchone()
+        line_id = conn.execute("select max(order_line_id) + 1 from raw_sales.order_lines").fetchone()[0]
+        batch_id = uuid.uuid4()
+        conn.execute(
+            """
+            insert into raw_sales._batches (batch_id, entity, interval_start, interval_end, status, started_at,
+                finished_at)
+            values (%(batch)s, 'order_lines', '2024-01-01', '2024-01-02', 'loaded',
+                    %(newest)s - interval '2 milliseconds', %(newest)s + interval '1 minute')
+            """,
+            {"batch": batch_id, "newest": newest},
+        )
+        conn.execute(
+            """
+            insert into raw_sales.order_lines
+            select %(line)s, order_id, product_id, quantity, unit_price, discount_pct, unit_cost, created_at,
+                   updated_at, %(batch)s, %(newest)s - interval '1 millisecond', _interval_start, _interval_end,
+                   _source_file, _source_line, _extra
+            from raw_sales.order_lines
+            order by order_line_id
+            limit 1
+            """,
+            {"line": line_id, "batch": batch_id, "newest": newest},
+        )
+    try:
+        with dbt_warehouse.env():
+            second = transform.run_dbt(["run", "--select", "order_lines"], schema=schema)
+        merged = _adapter_response(second, "order_lines")
+        (found,) = dbt_warehouse.rows(
+            f"select count(*) from {schema}.order_lines where order_line_id = %s", (line_id,)
+        )[0]
+        assert found == 1
+        assert merged["code"] == "MERGE"
+        assert 0 < merged["rows_affected"] < total / 2  # only the overlapping batches were read again
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            conn.execute("delete from raw_sales.order_lines where _batch_id = %s", (batch_id,))
+            conn.execute("delete from raw_sales._batches where batch_id = %s", (batch_id,))
+            conn.execute(f"drop schema if exists {schema} cascade")

@@ -1,10 +1,11 @@
 {#-
-    Incremental: each run reads the raw versions loaded since the newest version already merged (minus
-    var('incremental_lookback_hours')), puts them together with the rows this table already holds for the
+    Incremental: each run reads the raw versions of every batch that may hold unmerged rows (see
+    incremental_watermark), puts them together with the rows this table already holds for the
     same lines, keeps the newest version per line (updated_at, then loaded_at) and merges on order_line_id.
     A late-arriving older version therefore never overwrites a newer one, and the result equals a full
     refresh (tests/dbt/test_incremental.py proves it).
 -#}
+-- depends_on: {{ ref('stg_sales__load_batches') }}  (read by incremental_watermark on incremental runs only)
 {{
     config(
         materialized='incremental',
@@ -32,7 +33,7 @@ line_versions as (
         loaded_at
     from {{ ref('stg_sales__order_line_versions') }}
     {% if is_incremental() %}
-    where loaded_at > {{ incremental_watermark('loaded_at') }}
+    where loaded_at >= {{ incremental_watermark(ref('stg_sales__load_batches'), 'order_lines') }}
     {% endif %}
 
 ),

@@ -1,10 +1,11 @@
 {#-
-    Incremental, like order_lines: each run reads the ticket versions loaded since the newest version
-    already merged (minus var('incremental_lookback_hours')), adds the current row of the same tickets,
+    Incremental, like order_lines: each run reads the ticket versions of every batch that may hold
+    unmerged rows (incremental_watermark), adds the current row of the same tickets,
     keeps the newest version per ticket (updated_at, then loaded_at) and merges on ticket_id. Customer
     matching happens downstream (int_tickets_matched), so a ticket whose customer arrives later is
     matched at the next build without reprocessing this table.
 -#}
+-- depends_on: {{ ref('stg_service__load_batches') }}  (read by incremental_watermark on incremental runs only)
 {{
     config(
         materialized='incremental',
@@ -37,7 +38,7 @@ ticket_versions as (
         loaded_at
     from {{ ref('stg_service__ticket_versions') }}
     {% if is_incremental() %}
-    where loaded_at > {{ incremental_watermark('loaded_at') }}
+    where loaded_at >= {{ incremental_watermark(ref('stg_service__load_batches'), 'tickets') }}
     {% endif %}
 
 ),

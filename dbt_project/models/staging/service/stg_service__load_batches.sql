@@ -8,6 +8,7 @@ source as (
         interval_start,
         interval_end,
         status,
+        started_at,
         finished_at
     from {{ source('service', 'load_batches') }}
 
@@ -27,6 +28,7 @@ renamed as (
         -- timestamps (UTC): the data interval [start, end) the batch covers
         interval_start as interval_start_at,
         interval_end as interval_end_at,
+        started_at,
         finished_at
 
     from source
