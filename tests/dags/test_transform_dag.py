@@ -34,8 +34,8 @@ def test_transform_dag_builds_the_marts_into_the_candidate_schema(make_database,
     assert len(summary) > 100
     assert not [n for n, r in summary.items() if r["status"] in ("error", "fail", "skipped", "runtime error")]
 
-    # A second run reuses the partial-parse state Cosmos cached from the first instead of parsing anew.
-    assert "Starting full parse" in log
+    # A second run reuses the partial-parse state Cosmos cached (at the latest by the first) instead of
+    # parsing the whole project anew.
     again = airflow_local.airflow("dags", "test", "lens_transform", env=env, timeout=900)
     again_log = again.stdout + again.stderr
     assert "Partial parse is enabled and the latest partial parse file is" in again_log
