@@ -16,13 +16,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import demo_sources
 import psycopg
 import pytest
-import yaml
 
-from customer_lens import demo, environment, extract, source_config, transform
+from customer_lens import demo, environment, transform
 
-REPO = Path(__file__).resolve().parents[2]
 END = dt.date(2026, 10, 31)
 MID = dt.datetime(2025, 7, 1, tzinfo=dt.UTC)
 INCREMENTAL_SCHEMA = "dbt_incremental"
@@ -68,17 +67,9 @@ def _lens_env(url: str, state_dir: Path):
 
 
 def _sources(sales_url: str, files: Path) -> dict:
-    document = yaml.safe_load((REPO / "config" / "sources.yml").read_text())
+    document = demo_sources.sources_document(sales_url, files)
     document["defaults"]["max_reject_ratio"] = 1.0  # tiny batches: a few bad records are a large share
-    document["sources"]["sales"]["url"] = sales_url
-    for name in ("service", "survey"):
-        document["sources"][name]["location"] = str(files / name)
-    return source_config.parse(document)
-
-
-def _load(sources: dict, start: dt.datetime, end: dt.datetime, wh: str, history: bool) -> None:
-    for source in sources.values():
-        extract.extract_range(source, start, end, step="month", warehouse_url=wh, history=history)
+    return document
 
 
 def _update_loaded_lines(sales_url: str) -> list[int]:
@@ -153,11 +144,11 @@ def dbt_warehouse(make_database, tmp_path_factory) -> DbtWarehouse:
     sources = _sources(sales_url, files)
 
     with _lens_env(wh, state):
-        _load(sources, start, MID, wh, history=True)
+        demo_sources.load(sources, start, MID, wh, history=True)
         models_and_seeds = ["build", "--resource-type", "model", "--resource-type", "seed", "--vars", NO_LOOKBACK]
         first_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
         late_line_ids = _update_loaded_lines(sales_url)
-        _load(sources, MID, end, wh, history=False)
+        demo_sources.load(sources, MID, end, wh, history=False)
         stale_ticket_id = _insert_stale_versions(wh, late_line_ids[0])
         second_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
         full_build = transform.build(schema=FULL_SCHEMA, full_refresh=True)

@@ -8,17 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
+import demo_sources
 import psycopg
 import pytest
-import yaml
 
-from customer_lens import demo, environment, extract, source_config, transform
+from customer_lens import demo, environment, transform
 
 END = dt.date(2026, 10, 31)
 SCHEMA = "dbt_no_cost"
-REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +25,14 @@ def no_cost_warehouse(make_database, tmp_path_factory) -> str:
     sales_url, wh = make_database("no_cost_sales_src"), make_database("no_cost_wh")
     files = tmp / "sources"
     demo.generate(scale="tiny", seed=5, end_date=END, sales_url=sales_url, files_dir=files)
-    document = yaml.safe_load((REPO / "config" / "sources.yml").read_text())
-    document["sources"]["sales"]["url"] = sales_url
-    for name in ("service", "survey"):
-        document["sources"][name]["location"] = str(files / name)
+    document = demo_sources.sources_document(sales_url, files)
     for entity in ("products", "order_lines"):
         del document["sources"]["sales"]["entities"][entity]["columns"]["unit_cost"]
     start_date = json.loads((files / "demo_generation.json").read_text())["start_date"]
     start = dt.datetime.combine(dt.date.fromisoformat(start_date), dt.time(), dt.UTC)
     end = dt.datetime.combine(END, dt.time(), dt.UTC) + dt.timedelta(days=1)
     with environment.overridden({"LENS_WAREHOUSE_URL": wh, "LENS_STATE_DIR": str(tmp / "state")}):
-        for source in source_config.parse(document).values():
-            extract.extract_range(source, start, end, step="month", warehouse_url=wh, history=True)
+        demo_sources.load(document, start, end, wh, history=True)
         transform.build(schema=SCHEMA, full_refresh=True)  # raises DbtError if any model or test fails
     return wh
 
