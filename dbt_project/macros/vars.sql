@@ -13,6 +13,11 @@
     {{ attribute }}
 {%- endmacro %}
 
+{#- A customer's attribute group: the var group_attribute column of `alias` (its `column`), 'unknown' if null. -#}
+{% macro group_attribute_value(alias, column=none) -%}
+    coalesce({{ alias }}.{{ column or (group_attribute_column() | trim) }}, 'unknown')
+{%- endmacro %}
+
 {#- var('snapshot_grain'), validated (a date_trunc field). -#}
 {% macro snapshot_grain() -%}
     {%- set allowed = ['week', 'month', 'quarter'] -%}

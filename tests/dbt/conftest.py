@@ -5,6 +5,9 @@ and with ``--full-refresh`` after both into another.
 Between the halves the sales source changes some order lines that were already loaded (late updates),
 and after the second half older versions of a line and a ticket arrive late in the raw layer, so the
 incremental path has to merge updates and ignore stale versions to end up equal to the full refresh.
+The second half stops a day short: the last day is a third, daily run, before which a customer known
+since the first half moves to another region and an order line of six weeks ago changes (what the
+window-incremental segment models must pick up: a current attribute on history rows, a late purchase).
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ INCREMENTAL_SCHEMA = "dbt_incremental"
 FULL_SCHEMA = "dbt_full"
 # Order lines whose source row changes after the first half was loaded.
 LATE_UPDATED_LINES = 25
+# The customer whose region changes before the daily run, and the region it moves to.
+MOVED_CUSTOMER_REGION = "Moved Region"
 # Only the rows loaded since the previous run: no lookback, so the test sees the pure incremental path.
 NO_LOOKBACK = json.dumps({"incremental_lookback_hours": 0})
 
@@ -46,10 +51,14 @@ class DbtWarehouse:
     manifest: list[dict]
     first_run: transform.DbtResult
     second_run: transform.DbtResult
+    daily_run: transform.DbtResult
     full_build: transform.DbtResult
     late_line_ids: list[int]
     stale_line_id: int
     stale_ticket_id: int
+    moved_customer_id: int
+    moved_region: str
+    daily_late_line_id: int
 
     @contextlib.contextmanager
     def env(self) -> Iterator[None]:
@@ -91,6 +100,48 @@ def _update_loaded_lines(sales_url: str) -> list[int]:
             {"at": MID + dt.timedelta(days=20), "mid": MID, "n": LATE_UPDATED_LINES},
         ).fetchall()
     return sorted(row[0] for row in rows)
+
+
+def _change_before_the_last_day(sales_url: str, last_day: dt.datetime) -> tuple[int, int]:
+    """On the last day the sales system moves a long-known buyer to another region and changes a line of an
+    order placed six weeks before (more units): returns (customer_id, order_line_id)."""
+    at = last_day + dt.timedelta(hours=12)
+    with psycopg.connect(sales_url) as conn:
+        (customer_id,) = conn.execute(
+            """
+            update public.customers
+            set region = %(region)s, updated_at = %(at)s
+            where customer_id = (
+                select customers.customer_id
+                from public.customers
+                inner join public.orders on orders.customer_id = customers.customer_id
+                where customers.updated_at < %(mid)s and orders.ordered_at < %(mid)s
+                order by customers.customer_id
+                limit 1
+            )
+            returning customer_id
+            """,
+            {"region": MOVED_CUSTOMER_REGION, "at": at, "mid": MID},
+        ).fetchone()
+        (line_id,) = conn.execute(
+            """
+            update public.order_lines
+            set quantity = quantity + 5, updated_at = %(at)s
+            where order_line_id = (
+                select order_lines.order_line_id
+                from public.order_lines
+                inner join public.orders on orders.order_id = order_lines.order_id
+                where orders.ordered_at between %(at)s - interval '50 days' and %(at)s - interval '40 days'
+                    and orders.status = 'completed'
+                    and order_lines.updated_at < %(last_day)s
+                order by order_lines.order_line_id
+                limit 1
+            )
+            returning order_line_id
+            """,
+            {"at": at, "last_day": last_day},
+        ).fetchone()
+    return customer_id, line_id
 
 
 def _insert_stale_versions(wh: str, line_id: int) -> int:
@@ -148,9 +199,13 @@ def dbt_warehouse(make_database, tmp_path_factory) -> DbtWarehouse:
         models_and_seeds = ["build", "--resource-type", "model", "--resource-type", "seed", "--vars", NO_LOOKBACK]
         first_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
         late_line_ids = _update_loaded_lines(sales_url)
-        demo_sources.load(sources, MID, end, wh, history=False)
+        last_day = end - dt.timedelta(days=1)
+        demo_sources.load(sources, MID, last_day, wh, history=False)
         stale_ticket_id = _insert_stale_versions(wh, late_line_ids[0])
         second_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
+        moved_customer_id, daily_late_line_id = _change_before_the_last_day(sales_url, last_day)
+        demo_sources.load(sources, last_day, end, wh, history=False)
+        daily_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
         full_build = transform.build(schema=FULL_SCHEMA, full_refresh=True)
 
     return DbtWarehouse(
@@ -164,8 +219,12 @@ def dbt_warehouse(make_database, tmp_path_factory) -> DbtWarehouse:
         manifest=json.loads((files / "bad_records.json").read_text()),
         first_run=first_run,
         second_run=second_run,
+        daily_run=daily_run,
         full_build=full_build,
         late_line_ids=late_line_ids,
         stale_line_id=late_line_ids[0],
         stale_ticket_id=stale_ticket_id,
+        moved_customer_id=moved_customer_id,
+        moved_region=MOVED_CUSTOMER_REGION,
+        daily_late_line_id=daily_late_line_id,
     )

@@ -17,6 +17,7 @@ COMPARED = (
     "customers",
     "unmatched_source_records",
     "customer_match_summary",
+    "int_customer_segments_scored",
     "customer_segments",
     "customer_period_groups",
     "segment_migrations",
@@ -44,6 +45,58 @@ def test_second_run_merged_only_the_new_rows(dbt_warehouse, model) -> None:
     assert first["code"] != "MERGE"  # the first run created the table
     assert second["code"] == "MERGE"
     assert 0 < second["rows_affected"] < total
+
+
+@pytest.mark.parametrize("model", ["int_customer_segments_scored", "customer_segments", "segment_migrations"])
+def test_the_daily_run_replaced_only_the_recent_snapshots(dbt_warehouse, model) -> None:
+    """Window-incremental: the daily run rewrote the snapshots from the earliest changed purchase day on
+    (the late line of six weeks ago, the running month), not the history before."""
+    response = _adapter_response(dbt_warehouse.daily_run, model)
+    schema = dbt_warehouse.incremental_schema
+    (total, snapshots, oldest_rewritten) = dbt_warehouse.rows(
+        f"""
+        select count(*), count(distinct snapshot_date),
+               (select count(distinct snapshot_date) from {schema}.{model} where snapshot_date >= (
+                   select min(order_date) from {schema}.orders
+                   inner join {schema}.order_lines using (order_id)
+                   where order_line_id = %s))
+        from {schema}.{model}
+        """,
+        (dbt_warehouse.daily_late_line_id,),
+    )[0]
+    assert response["code"] == "INSERT"
+    assert 0 < response["rows_affected"] < total / 4, (response, total)
+    assert snapshots > 12 and oldest_rewritten >= 2
+
+
+def test_the_daily_run_replaced_only_the_recent_customer_periods(dbt_warehouse) -> None:
+    response = _adapter_response(dbt_warehouse.daily_run, "customer_period_groups")
+    schema = dbt_warehouse.incremental_schema
+    (total, years) = dbt_warehouse.rows(
+        f"select count(*), count(distinct period_start_date) filter (where period_type = 'year') "
+        f"from {schema}.customer_period_groups"
+    )[0]
+    assert response["code"] == "INSERT"
+    assert years >= 3
+    assert 0 < response["rows_affected"] < total / 4, (response, total)
+
+
+def test_a_moved_customer_has_the_new_region_on_every_snapshot(dbt_warehouse) -> None:
+    for schema in (dbt_warehouse.incremental_schema, dbt_warehouse.full_schema):
+        (snapshots, moved) = dbt_warehouse.rows(
+            f"select count(*), count(*) filter (where region = %s) from {schema}.customer_segments "
+            "where customer_id = %s",
+            (dbt_warehouse.moved_region, dbt_warehouse.moved_customer_id),
+        )[0]
+        assert snapshots > 6, schema  # a customer since the first half: long history
+        assert moved == snapshots, schema
+        (periods, moved) = dbt_warehouse.rows(
+            f"select count(*), count(*) filter (where attribute_value = %s) from {schema}.customer_period_groups "
+            "where customer_id = %s",
+            (dbt_warehouse.moved_region, dbt_warehouse.moved_customer_id),
+        )[0]
+        assert periods > 6, schema
+        assert moved == periods, schema
 
 
 @pytest.mark.parametrize("model", COMPARED)

@@ -7,6 +7,11 @@
     strictly worse value). The worst value always scores 1, customers with equal values share a score,
     and a score needs at least 20%, 40%, 60%, 80% of customers strictly behind it for 2, 3, 4, 5.
     Worse = longer since the last purchase (R), fewer orders (F), less revenue (M).
+
+    Window-incremental (macros/recompute.sql): an incremental run recomputes the snapshots from the
+    earliest date whose purchase days changed (or the previous as-of date) on. Their lifetime values
+    start from each customer's opening balance (all purchases before the trailing window of the first
+    recomputed snapshot) and add the periods from there on, so the result equals a full computation.
 -#}
 {#- how far back the trailing window reaches from a snapshot period's start (one period less than it) -#}
 {%- set window_months = var('value_window_months') | int -%}
@@ -15,6 +20,23 @@
     'month': (window_months - 1) ~ ' months',
     'quarter': (window_months - 3) ~ ' months',
 }[snapshot_grain() | trim] -%}
+
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_from',
+        replace_from_column='snapshot_date',
+        on_schema_change='fail',
+        indexes=[{'columns': ['snapshot_date']}],
+        post_hook=["{{ record_build_inputs(segment_build_inputs()) }}", "analyze {{ this }}"],
+    )
+}}
+{%- set recompute_from_date = recompute_from(segment_build_inputs()) %}
+{#- the first snapshot period to recompute and the first period its trailing window reaches -#}
+{%- if recompute_from_date %}
+    {%- set recompute_start = "date_trunc('" ~ snapshot_grain() | trim ~ "', date '" ~ recompute_from_date ~ "')" %}
+    {%- set window_start = "(" ~ recompute_start ~ " - interval '" ~ trailing_window_offset ~ "')::date" %}
+{%- endif %}
 
 with
 
@@ -25,6 +47,9 @@ snapshots as (
         snapshot_date
     from {{ ref('int_periods_generated') }}
     where is_snapshot_period
+        {% if recompute_from_date -%}
+        and period_start_date >= {{ window_start }}
+        {%- endif %}
 
 ),
 
@@ -37,6 +62,28 @@ purchase_days as (
         revenue,
         cost
     from {{ ref('int_customer_purchase_days_aggregated') }}
+    {% if recompute_from_date -%}
+    where purchase_date >= {{ window_start }}
+    {%- endif %}
+
+),
+
+opening_balances as (
+
+    -- lifetime values before the first period computed (none when everything is computed)
+    select
+        customer_id,
+        min(purchase_date) as first_purchase_date,
+        max(purchase_date) as last_purchase_date,
+        sum(orders) as orders,
+        sum(revenue) as revenue
+    from {{ ref('int_customer_purchase_days_aggregated') }}
+    {% if recompute_from_date -%}
+    where purchase_date < {{ window_start }}
+    {%- else -%}
+    where false
+    {%- endif %}
+    group by customer_id
 
 ),
 
@@ -61,10 +108,17 @@ purchases_aggregated_to_snapshots as (
 
 customer_first_periods as (
 
+    -- a customer with an opening balance is in every snapshot computed
     select
         customer_id,
         min(period_start_date) as first_period_start_date
-    from purchases_aggregated_to_snapshots
+    from (
+        select customer_id, period_start_date
+        from purchases_aggregated_to_snapshots
+        union all
+        select customer_id, '-infinity'::date
+        from opening_balances
+    ) as customer_periods
     group by customer_id
 
 ),
@@ -87,11 +141,15 @@ cumulated as (
         customer_snapshots.customer_id,
         customer_snapshots.snapshot_date,
 
-        -- lifetime to the snapshot date
-        min(purchases.first_purchase_date) over lifetime_window as first_purchase_date,
-        max(purchases.last_purchase_date) over lifetime_window as last_purchase_date,
-        sum(coalesce(purchases.orders, 0)) over lifetime_window as frequency_orders,
-        sum(coalesce(purchases.revenue, 0)) over lifetime_window as monetary_revenue,
+        -- lifetime to the snapshot date (least/greatest ignore nulls)
+        least(opening_balances.first_purchase_date, min(purchases.first_purchase_date) over lifetime_window)
+            as first_purchase_date,
+        greatest(opening_balances.last_purchase_date, max(purchases.last_purchase_date) over lifetime_window)
+            as last_purchase_date,
+        coalesce(opening_balances.orders, 0) + sum(coalesce(purchases.orders, 0)) over lifetime_window
+            as frequency_orders,
+        coalesce(opening_balances.revenue, 0) + sum(coalesce(purchases.revenue, 0)) over lifetime_window
+            as monetary_revenue,
 
         -- trailing window (var value_window_months) ending at the snapshot date
         sum(coalesce(purchases.revenue, 0)) over trailing_window as trailing_revenue,
@@ -102,6 +160,8 @@ cumulated as (
     left join purchases_aggregated_to_snapshots as purchases
         on customer_snapshots.customer_id = purchases.customer_id
             and customer_snapshots.period_start_date = purchases.period_start_date
+    left join opening_balances
+        on customer_snapshots.customer_id = opening_balances.customer_id
     window
         lifetime_window as (
             partition by customer_snapshots.customer_id
@@ -131,6 +191,10 @@ measured as (
         case when trailing_days_with_unknown_cost = 0 then trailing_revenue - trailing_known_cost end
             as trailing_gross_margin
     from cumulated
+    {% if recompute_from_date -%}
+    -- the snapshots before are only the trailing window of the first recomputed one
+    where snapshot_date >= '{{ recompute_from_date }}'
+    {%- endif %}
 
 ),
 

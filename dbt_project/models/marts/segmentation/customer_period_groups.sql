@@ -4,7 +4,26 @@
     A customer's segment and value tier for a period are those of the period's last segment snapshot
     (its end, or the as-of date for the running period); customers without a purchase by then are
     'unsegmented'. The attribute group (var group_attribute) is the customer's current value.
+
+    Window-incremental (macros/recompute.sql): an incremental run replaces the periods ending on or after
+    the earliest date its inputs changed (the segment history's, an episode's start or end, a customer's
+    creation); a post-hook brings the attribute group of older periods up to date.
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_from',
+        replace_from_column='period_end_date',
+        on_schema_change='fail',
+        indexes=[{'columns': ['period_end_date']}],
+        post_hook=[
+            "{{ record_build_inputs(customer_group_build_inputs()) }}",
+            "{{ update_current_attributes({'attribute_value': group_attribute_value('customers')}) }}",
+        ],
+    )
+}}
+{%- set recompute_from_date = recompute_from(customer_group_build_inputs()) %}
+
 with
 
 periods as (
@@ -17,6 +36,9 @@ periods as (
         segment_snapshot_date
     from {{ ref('int_periods_generated') }}
     where period_type in ('month', 'quarter', 'year')
+        {% if recompute_from_date -%}
+        and period_end_date >= '{{ recompute_from_date }}'
+        {%- endif %}
 
 ),
 
@@ -49,6 +71,9 @@ segments as (
         rfm_segment,
         value_tier
     from {{ ref('customer_segments') }}
+    {% if recompute_from_date -%}
+    where snapshot_date >= (select min(segment_snapshot_date) from periods)
+    {%- endif %}
 
 ),
 
@@ -114,7 +139,7 @@ final as (
             when segments.customer_id is null then 'unsegmented'
             else coalesce(segments.value_tier, 'unknown')
         end)::text as value_tier,
-        coalesce(customers.attribute_value, 'unknown')::text as attribute_value,
+        {{ group_attribute_value('customers', column='attribute_value') }}::text as attribute_value,
 
         -- flags
         activity_in_periods.is_active_in_period::boolean as is_active_in_period,

@@ -13,7 +13,31 @@
         long_tail     everyone else
       "Carry the first x%" counts the customers ranked above: a customer is a power player when the
       customers ranked above them carry less than x% of the margin (so the one who crosses x% is included).
+
+    Window-incremental like int_customer_segments_scored (macros/recompute.sql): an incremental run
+    replaces the snapshots from the earliest changed date on; a post-hook then brings the attributes of
+    the older snapshots up to date for the customers whose attributes changed (they are current values).
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_from',
+        replace_from_column='snapshot_date',
+        on_schema_change='fail',
+        indexes=[{'columns': ['snapshot_date']}],
+        post_hook=[
+            "{{ record_build_inputs(segment_build_inputs()) }}",
+            "{{ update_current_attributes({
+                'country_code': 'customers.country_code',
+                'region': 'customers.region',
+                'industry': 'customers.industry',
+                'company_size': 'customers.company_size',
+            }) }}",
+        ],
+    )
+}}
+{%- set recompute_from_date = recompute_from(segment_build_inputs()) %}
+
 with
 
 scored as (
@@ -32,6 +56,9 @@ scored as (
         f_score,
         m_score
     from {{ ref('int_customer_segments_scored') }}
+    {% if recompute_from_date -%}
+    where snapshot_date >= '{{ recompute_from_date }}'
+    {%- endif %}
 
 ),
 

@@ -2,7 +2,21 @@
     How customers moved between segments from one snapshot to the next, for both segmentations
     (segment_type rfm_segment | value_tier). from_segment 'none' = the customer had no snapshot before
     (first purchase in this snapshot period); value tier 'unknown' = gross margin unknown.
+
+    Window-incremental like customer_segments (macros/recompute.sql): an incremental run replaces the
+    snapshots from the earliest changed date on, reading the snapshot before them as their "from".
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_from',
+        replace_from_column='snapshot_date',
+        on_schema_change='fail',
+        post_hook=["{{ record_build_inputs(segment_build_inputs()) }}"],
+    )
+}}
+{%- set recompute_from_date = recompute_from(segment_build_inputs()) %}
+
 with
 
 segments as (
@@ -13,6 +27,16 @@ segments as (
         rfm_segment,
         coalesce(value_tier, 'unknown') as value_tier
     from {{ ref('customer_segments') }}
+    {% if recompute_from_date -%}
+    where snapshot_date >= coalesce(
+        (
+            select max(earlier.snapshot_date)
+            from {{ ref('customer_segments') }} as earlier
+            where earlier.snapshot_date < '{{ recompute_from_date }}'
+        ),
+        '{{ recompute_from_date }}'
+    )
+    {%- endif %}
 
 ),
 
@@ -62,6 +86,10 @@ moves as (
         on current_segments.customer_id = previous_segments.customer_id
             and current_segments.segment_type = previous_segments.segment_type
             and snapshots.previous_snapshot_date = previous_segments.snapshot_date
+    {% if recompute_from_date -%}
+    -- the snapshot before the first recomputed one is only their "from"
+    where current_segments.snapshot_date >= '{{ recompute_from_date }}'
+    {%- endif %}
 
 ),
 
