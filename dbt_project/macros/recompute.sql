@@ -109,16 +109,20 @@
 {%- endmacro %}
 
 {#-
-    incremental_strategy='replace_from' (config replace_from_column): delete the target rows from the
-    earliest value of that column among the recomputed rows on, then insert the recomputed rows. The
-    model recomputes every row from its recompute_from date on, so nothing recomputed is kept twice and
-    nothing that no longer exists (the previous as-of date's running snapshot) survives.
+    incremental_strategy='replace_from' (config replace_from_column, optional replace_from_grain): delete
+    the target rows from the earliest value of that column among the recomputed rows on, then insert the
+    recomputed rows. The model recomputes every row from its recompute_from date on, so nothing is kept
+    twice. With replace_from_grain (snapshot models: the snapshot grain) the bound is the start of that
+    value's period: a period's snapshot date moves with the as-of date while the period runs, so the
+    previous as-of date's snapshot, older than the new one, goes too.
 -#}
 {% macro get_incremental_replace_from_sql(arg_dict) -%}
     {%- set column = config.require('replace_from_column') -%}
+    {%- set grain = config.get('replace_from_grain') -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
+    {%- set earliest -%}(select min({{ column }}) from {{ arg_dict['temp_relation'] }}){%- endset -%}
     delete from {{ arg_dict['target_relation'] }}
-    where {{ column }} >= (select min({{ column }}) from {{ arg_dict['temp_relation'] }});
+    where {{ column }} >= {% if grain %}date_trunc('{{ grain }}', {{ earliest }})::date{% else %}{{ earliest }}{% endif %};
 
     insert into {{ arg_dict['target_relation'] }} ({{ columns }})
     select {{ columns }}

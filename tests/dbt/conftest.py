@@ -6,8 +6,9 @@ Between the halves the sales source changes some order lines that were already l
 and after the second half older versions of a line and a ticket arrive late in the raw layer, so the
 incremental path has to merge updates and ignore stale versions to end up equal to the full refresh.
 The second half stops a day short: the last day is a third, daily run, before which a customer known
-since the first half moves to another region and an order line of six weeks ago changes (what the
-window-incremental segment models must pick up: a current attribute on history rows, a late purchase).
+since the first half moves to another region and an order line of the week before changes (what the
+window-incremental segment models must pick up: a current attribute on history rows, a late purchase,
+the running snapshot moving to the new as-of date).
 """
 
 from __future__ import annotations
@@ -104,7 +105,9 @@ def _update_loaded_lines(sales_url: str) -> list[int]:
 
 def _change_before_the_last_day(sales_url: str, last_day: dt.datetime) -> tuple[int, int]:
     """On the last day the sales system moves a long-known buyer to another region and changes a line of an
-    order placed six weeks before (more units): returns (customer_id, order_line_id)."""
+    order placed a week or two before, in the same month (more units): returns (customer_id, order_line_id).
+    The month's running snapshot moves to the new as-of date, and the late line starts the recomputation
+    inside that month: the previous as-of date's snapshot must not survive."""
     at = last_day + dt.timedelta(hours=12)
     with psycopg.connect(sales_url) as conn:
         (customer_id,) = conn.execute(
@@ -131,7 +134,7 @@ def _change_before_the_last_day(sales_url: str, last_day: dt.datetime) -> tuple[
                 select order_lines.order_line_id
                 from public.order_lines
                 inner join public.orders on orders.order_id = order_lines.order_id
-                where orders.ordered_at between %(at)s - interval '50 days' and %(at)s - interval '40 days'
+                where orders.ordered_at between %(at)s - interval '13 days' and %(at)s - interval '6 days'
                     and orders.status = 'completed'
                     and order_lines.updated_at < %(last_day)s
                 order by order_lines.order_line_id

@@ -23,6 +23,7 @@
         materialized='incremental',
         incremental_strategy='replace_from',
         replace_from_column='snapshot_date',
+        replace_from_grain=snapshot_grain() | trim,
         on_schema_change='fail',
         indexes=[{'columns': ['snapshot_date']}],
         post_hook=[

@@ -11,6 +11,7 @@
         materialized='incremental',
         incremental_strategy='replace_from',
         replace_from_column='snapshot_date',
+        replace_from_grain=snapshot_grain() | trim,
         on_schema_change='fail',
         post_hook=["{{ record_build_inputs(segment_build_inputs()) }}"],
     )
