@@ -109,26 +109,116 @@
 {%- endmacro %}
 
 {#-
-    incremental_strategy='replace_from' (config replace_from_column, optional replace_from_grain): delete
-    the target rows from the earliest value of that column among the recomputed rows on, then insert the
-    recomputed rows. The model recomputes every row from its recompute_from date on, so nothing is kept
-    twice. With replace_from_grain (snapshot models: the snapshot grain) the bound is the start of that
-    value's period: a period's snapshot date moves with the as-of date while the period runs, so the
-    previous as-of date's snapshot, older than the new one, goes too.
+    incremental_strategy='replace_from' (config replace_from_column, optional replace_from_grain and
+    replace_customers_column): delete the target rows from the earliest value of that column among the
+    recomputed rows on, then insert the recomputed rows. The model recomputes every row from its
+    recompute_from date on, so nothing is kept twice. With replace_from_grain (snapshot models: the
+    snapshot grain) the bound is the start of that value's period: a period's snapshot date moves with
+    the as-of date while the period runs, so the previous as-of date's snapshot, older than the new one,
+    goes too. With replace_customers_column (customer_period_groups) the model also recomputes whole
+    customers, whose inputs of their own changed: their rows before the date (set by the model's
+    pre-hook set_recompute_from) are replaced as well.
 -#}
 {% macro get_incremental_replace_from_sql(arg_dict) -%}
     {%- set column = config.require('replace_from_column') -%}
     {%- set grain = config.get('replace_from_grain') -%}
+    {%- set customer_column = config.get('replace_customers_column') -%}
+    {%- set target_relation = arg_dict['target_relation'] -%}
+    {%- set temp_relation = arg_dict['temp_relation'] -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    {%- set earliest -%}(select min({{ column }}) from {{ arg_dict['temp_relation'] }}){%- endset -%}
-    delete from {{ arg_dict['target_relation'] }}
-    where {{ column }} >= {% if grain %}date_trunc('{{ grain }}', {{ earliest }})::date{% else %}{{ earliest }}{% endif %};
+    {%- if customer_column -%}
+        {%- set bound = "current_setting('lens.recompute_from')::date" -%}
+    {%- elif grain -%}
+        {%- set bound = "date_trunc('" ~ grain ~ "', (select min(" ~ column ~ ") from " ~ temp_relation ~ "))::date" -%}
+    {%- else -%}
+        {%- set bound = "(select min(" ~ column ~ ") from " ~ temp_relation ~ ")" -%}
+    {%- endif %}
+    delete from {{ target_relation }}
+    where {{ column }} >= {{ bound }}
+    {%- if customer_column %}
+        or {{ customer_column }} in (
+            select {{ customer_column }} from {{ temp_relation }} where {{ column }} < {{ bound }}
+        )
+    {%- endif %};
 
-    insert into {{ arg_dict['target_relation'] }} ({{ columns }})
+    insert into {{ target_relation }} ({{ columns }})
     select {{ columns }}
-    from {{ arg_dict['temp_relation'] }}
+    from {{ temp_relation }}
 {%- endmacro %}
 
+{#-
+    pre-hook of a model with replace_customers_column: its recompute_from date as the transaction's
+    setting lens.recompute_from ('-infinity' = everything), for the strategy's delete. Its inputs are
+    tables built earlier in the run, so this equals the date the model's SQL was compiled with.
+-#}
+{% macro set_recompute_from(inputs_sql) -%}
+    {%- if is_incremental() -%}
+    select set_config('lens.recompute_from', '{{ recompute_from(inputs_sql) or "-infinity" }}', true)
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+    Per-customer inputs (customer_period_groups): a fingerprint per customer of what its rows depend on
+    beyond the calendar and the segment history, recorded in _lens_build_customers after each build. A
+    customer whose fingerprint changed (an episode that starts or ends differently, a new customer) has
+    all its rows recomputed; the others only from the model's recompute_from date on.
+-#}
+{% macro create_build_customers_ledger() -%}
+    create table if not exists {{ target.schema }}._lens_build_customers (
+        model_name text not null,
+        customer_id bigint not null,
+        fingerprint text not null,
+        primary key (model_name, customer_id)
+    )
+{%- endmacro %}
+
+{% macro changed_customers_sql(fingerprints_sql) -%}
+    {%- if adapter.get_relation(this.database, target.schema, '_lens_build_customers') is none -%}
+    -- no ledger yet: every customer counts as changed
+    select current_customers.customer_id
+    from ({{ fingerprints_sql }}) as current_customers
+    {%- else -%}
+    select current_customers.customer_id
+    from ({{ fingerprints_sql }}) as current_customers
+    left join {{ target.schema }}._lens_build_customers as recorded
+        on recorded.model_name = '{{ this.identifier }}'
+            and recorded.customer_id = current_customers.customer_id
+    where recorded.fingerprint is distinct from current_customers.fingerprint
+    {%- endif %}
+{%- endmacro %}
+
+{% macro record_build_customers(fingerprints_sql) -%}
+    {{ create_build_customers_ledger() }};
+    insert into {{ target.schema }}._lens_build_customers as recorded (model_name, customer_id, fingerprint)
+    select '{{ this.identifier }}', customer_id, fingerprint
+    from ({{ fingerprints_sql }}) as current_customers
+    on conflict (model_name, customer_id) do update
+        set fingerprint = excluded.fingerprint
+        where recorded.fingerprint is distinct from excluded.fingerprint
+{%- endmacro %}
+
+{#- customer_period_groups' per-customer inputs: creation date and episodes (starts, ends). -#}
+{% macro customer_group_fingerprints() -%}
+    select
+        customers.customer_id,
+        md5(
+            coalesce(customers.created_date::text, '') || '|'
+            || coalesce(
+                string_agg(
+                    (episodes.episode_number, episodes.episode_started_date, episodes.covered_until_date)::text,
+                    ',' order by episodes.episode_number
+                ),
+                ''
+            )
+        ) as fingerprint
+    from (
+        select customer_id, {{ to_utc_date('created_at') }} as created_date
+        from {{ ref('stg_sales__customers') }}
+    ) as customers
+    left join {{ ref('customer_episodes') }} as episodes
+        on customers.customer_id = episodes.customer_id
+    group by customers.customer_id, customers.created_date
+{%- endmacro %}
 
 {#-
     The inputs of the segment history (int_customer_segments_scored, customer_segments,
@@ -155,30 +245,11 @@
 {%- endmacro %}
 
 {#-
-    The inputs of customer_period_groups: the segment history's, plus each episode's start and end
-    (covered-until) dates and each customer's creation date, so that a changed episode or a new customer
-    recomputes the periods from the earliest date it touches; and the group attribute var.
+    The dated inputs of customer_period_groups: the segment history's and the group attribute var (its
+    per-customer inputs: customer_group_fingerprints).
 -#}
 {% macro customer_group_build_inputs() -%}
-    {%- set extra -%}
-    select 'episodes@' || event_date::text, {{ rows_fingerprint('episode_events.event_kind, episode_events.customer_id, episode_events.episode_number') }}
-    from (
-        select 'start' as event_kind, customer_id, episode_number, episode_started_date as event_date
-        from {{ ref('customer_episodes') }}
-        union all
-        select 'end', customer_id, episode_number, covered_until_date
-        from {{ ref('customer_episodes') }}
-    ) as episode_events
-    group by event_date
-    union all
-    select 'customers@' || created_date::text, {{ rows_fingerprint('created.customer_id') }}
-    from (
-        select customer_id, {{ to_utc_date('created_at') }} as created_date
-        from {{ ref('stg_sales__customers') }}
-    ) as created
-    group by created_date
-    {%- endset -%}
-    {{ segment_build_inputs(extra, group_attribute_column() | trim) }}
+    {{ segment_build_inputs(none, group_attribute_column() | trim) }}
 {%- endmacro %}
 
 {#-

@@ -60,6 +60,7 @@ class DbtWarehouse:
     moved_customer_id: int
     moved_region: str
     daily_late_line_id: int
+    corrected_contract_customer_id: int
 
     @contextlib.contextmanager
     def env(self) -> Iterator[None]:
@@ -147,6 +148,35 @@ def _change_before_the_last_day(sales_url: str, last_day: dt.datetime) -> tuple[
     return customer_id, line_id
 
 
+def _correct_an_old_contract(sales_url: str, wh: str, last_day: dt.datetime) -> int:
+    """On the last day the sales system corrects a contract term that ended in a loss half a year or more
+    before: it ran 90 days longer. The customer's loss moves (an episode ends later) while no purchase day
+    changes, so only that customer's old periods change: returns the customer_id."""
+    with psycopg.connect(wh) as conn:
+        customer_id, lost_date = conn.execute(
+            f"""
+            select customer_id, lost_date
+            from {INCREMENTAL_SCHEMA}.customer_episodes
+            where loss_type in ('contract_expired', 'contract_cancelled')
+                and lost_date < %(last_day)s - interval '180 days'
+            order by customer_id
+            limit 1
+            """,
+            {"last_day": last_day},
+        ).fetchone()
+    with psycopg.connect(sales_url) as conn:
+        updated = conn.execute(
+            """
+            update public.contracts
+            set end_date = end_date + 90, updated_at = %(at)s
+            where customer_id = %(customer)s and end_date = %(lost)s::date - 1
+            """,
+            {"at": last_day + dt.timedelta(hours=13), "customer": customer_id, "lost": lost_date},
+        ).rowcount
+    assert updated == 1
+    return customer_id
+
+
 def _insert_stale_versions(wh: str, line_id: int) -> int:
     """Load, late, versions OLDER than the newest of one order line and one ticket (must not win)."""
     with psycopg.connect(wh) as conn:
@@ -207,6 +237,7 @@ def dbt_warehouse(make_database, tmp_path_factory) -> DbtWarehouse:
         stale_ticket_id = _insert_stale_versions(wh, late_line_ids[0])
         second_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
         moved_customer_id, daily_late_line_id = _change_before_the_last_day(sales_url, last_day)
+        corrected_customer_id = _correct_an_old_contract(sales_url, wh, last_day)
         demo_sources.load(sources, last_day, end, wh, history=False)
         daily_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
         full_build = transform.build(schema=FULL_SCHEMA, full_refresh=True)
@@ -230,4 +261,5 @@ def dbt_warehouse(make_database, tmp_path_factory) -> DbtWarehouse:
         moved_customer_id=moved_customer_id,
         moved_region=MOVED_CUSTOMER_REGION,
         daily_late_line_id=daily_late_line_id,
+        corrected_contract_customer_id=corrected_customer_id,
     )

@@ -6,18 +6,22 @@
     'unsegmented'. The attribute group (var group_attribute) is the customer's current value.
 
     Window-incremental (macros/recompute.sql): an incremental run replaces the periods ending on or after
-    the earliest date its inputs changed (the segment history's, an episode's start or end, a customer's
-    creation); a post-hook brings the attribute group of older periods up to date.
+    the earliest date the segment history changed, and all periods of the customers whose episodes or
+    creation date changed (per-customer fingerprints); a post-hook brings the attribute group of older
+    periods up to date.
 -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='replace_from',
         replace_from_column='period_end_date',
+        replace_customers_column='customer_id',
         on_schema_change='fail',
         indexes=[{'columns': ['period_end_date']}],
+        pre_hook=["{{ set_recompute_from(customer_group_build_inputs()) }}"],
         post_hook=[
             "{{ record_build_inputs(customer_group_build_inputs()) }}",
+            "{{ record_build_customers(customer_group_fingerprints()) }}",
             "{{ update_current_attributes({'attribute_value': group_attribute_value('customers')}) }}",
         ],
     )
@@ -36,11 +40,18 @@ periods as (
         segment_snapshot_date
     from {{ ref('int_periods_generated') }}
     where period_type in ('month', 'quarter', 'year')
-        {% if recompute_from_date -%}
-        and period_end_date >= '{{ recompute_from_date }}'
-        {%- endif %}
 
 ),
+
+{% if recompute_from_date -%}
+changed_customers as (
+
+    -- customers whose episodes or creation date changed since the last build: all their periods
+    {{ changed_customers_sql(customer_group_fingerprints()) }}
+
+),
+
+{% endif -%}
 
 customers as (
 
@@ -72,7 +83,10 @@ segments as (
         value_tier
     from {{ ref('customer_segments') }}
     {% if recompute_from_date -%}
-    where snapshot_date >= (select min(segment_snapshot_date) from periods)
+    where snapshot_date >= (
+            select min(segment_snapshot_date) from periods where period_end_date >= '{{ recompute_from_date }}'
+        )
+        or customer_id in (select customer_id from changed_customers)
     {%- endif %}
 
 ),
@@ -99,6 +113,10 @@ customer_periods as (
     from customer_starts
     inner join periods
         on customer_starts.customer_start_date <= periods.period_end_date
+    {% if recompute_from_date -%}
+    where periods.period_end_date >= '{{ recompute_from_date }}'
+        or customer_starts.customer_id in (select customer_id from changed_customers)
+    {%- endif %}
 
 ),
 
