@@ -102,7 +102,7 @@ class _SchedulerStack:
             self.standalone.start(timeout=300)
             self.api = ApiClient.login(self.standalone.url, self.login.user, self.login.password)
             expected = airflow_ui.dag_files(self.cfg)
-            dags, errors = airflow_ui._wait_for_dags(self.api, expected, lambda _status: None, self.standalone, 300)
+            dags, errors = airflow_ui.wait_for_dags(self.api, expected, lambda _status: None, self.standalone, 300)
             missing = sorted(expected - set(dags.values()))
             if missing or errors:
                 raise RuntimeError(f"DAG files not parsed: {missing}, import errors: {sorted(errors)}; see {self.log}")

@@ -12,8 +12,9 @@
     - a changed 'config' fingerprint (a var or a rule seed row), or no ledger entry at all (first build
       after an upgrade, ledger dropped): everything is recomputed, in the same run, without a flag.
 
-    The strategy 'replace_from' then deletes the target rows from the first recomputed date on and
-    inserts the recomputed ones (macro get_incremental_replace_from_sql). Fingerprints are exact in
+    The strategy 'replace_from' then deletes the target rows from that date on and inserts the
+    recomputed ones (macro get_incremental_replace_from_sql; the date reaches it through the model's
+    pre-hook set_recompute_from). Fingerprints are exact in
     practice: per date, the row count and the sum of 64-bit hashes of each row's values.
 -#}
 
@@ -109,30 +110,22 @@
 {%- endmacro %}
 
 {#-
-    incremental_strategy='replace_from' (config replace_from_column, optional replace_from_grain and
-    replace_customers_column): delete the target rows from the earliest value of that column among the
-    recomputed rows on, then insert the recomputed rows. The model recomputes every row from its
-    recompute_from date on, so nothing is kept twice. With replace_from_grain (snapshot models: the
-    snapshot grain) the bound is the start of that value's period: a period's snapshot date moves with
-    the as-of date while the period runs, so the previous as-of date's snapshot, older than the new one,
-    goes too. With replace_customers_column (customer_period_groups) the model also recomputes whole
-    customers, whose inputs of their own changed: their rows before the date (set by the model's
-    pre-hook set_recompute_from) are replaced as well.
+    incremental_strategy='replace_from' (config replace_from_column, optional replace_customers_column):
+    delete the target rows from the model's recompute_from date on, then insert the recomputed rows.
+    The date comes from the model's pre-hook set_recompute_from (the transaction's setting
+    lens.recompute_from; a model without that pre-hook fails here, loudly). Every row from that date on
+    is recomputed, so nothing is kept twice and nothing stale survives, such as the previous as-of
+    date's running snapshot, whose date lies between the recompute date and the new snapshot's.
+    With replace_customers_column (customer_period_groups) the model also recomputes whole customers,
+    whose inputs of their own changed: their rows before the date are replaced as well.
 -#}
 {% macro get_incremental_replace_from_sql(arg_dict) -%}
     {%- set column = config.require('replace_from_column') -%}
-    {%- set grain = config.get('replace_from_grain') -%}
     {%- set customer_column = config.get('replace_customers_column') -%}
     {%- set target_relation = arg_dict['target_relation'] -%}
     {%- set temp_relation = arg_dict['temp_relation'] -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
-    {%- if customer_column -%}
-        {%- set bound = "current_setting('lens.recompute_from')::date" -%}
-    {%- elif grain -%}
-        {%- set bound = "date_trunc('" ~ grain ~ "', (select min(" ~ column ~ ") from " ~ temp_relation ~ "))::date" -%}
-    {%- else -%}
-        {%- set bound = "(select min(" ~ column ~ ") from " ~ temp_relation ~ ")" -%}
-    {%- endif %}
+    {%- set bound = "current_setting('lens.recompute_from')::date" %}
     delete from {{ target_relation }}
     where {{ column }} >= {{ bound }}
     {%- if customer_column %}
@@ -147,9 +140,10 @@
 {%- endmacro %}
 
 {#-
-    pre-hook of a model with replace_customers_column: its recompute_from date as the transaction's
-    setting lens.recompute_from ('-infinity' = everything), for the strategy's delete. Its inputs are
-    tables built earlier in the run, so this equals the date the model's SQL was compiled with.
+    pre-hook of every replace_from model: its recompute_from date as the transaction's setting
+    lens.recompute_from ('-infinity' = everything), for the strategy's delete. The inputs are tables
+    built earlier in the run and the ledger changes only in the model's post-hook, so this is the date
+    the model's SQL was compiled with.
 -#}
 {% macro set_recompute_from(inputs_sql) -%}
     {%- if is_incremental() -%}
@@ -173,13 +167,10 @@
 {%- endmacro %}
 
 {% macro changed_customers_sql(fingerprints_sql) -%}
-    {%- if adapter.get_relation(this.database, target.schema, '_lens_build_customers') is none -%}
-    -- no ledger yet: every customer counts as changed
+    {%- set has_ledger = adapter.get_relation(this.database, target.schema, '_lens_build_customers') is not none %}
     select current_customers.customer_id
     from ({{ fingerprints_sql }}) as current_customers
-    {%- else -%}
-    select current_customers.customer_id
-    from ({{ fingerprints_sql }}) as current_customers
+    {%- if has_ledger %}
     left join {{ target.schema }}._lens_build_customers as recorded
         on recorded.model_name = '{{ this.identifier }}'
             and recorded.customer_id = current_customers.customer_id

@@ -302,7 +302,7 @@ class _Progress:
                 self.say(f"  ... waiting for {', '.join(waiting)} ({elapsed:.0f} s)")
 
 
-def _wait_for_dags(
+def wait_for_dags(
     api: ApiClient, expected: set[str], progress: Callable, standalone: airflow_local.Standalone, timeout: float
 ) -> tuple[dict[str, str], dict[str, str]]:
     deadline = time.monotonic() + timeout
@@ -349,7 +349,7 @@ def serve(
                 api = ApiClient.login(standalone.url, login.user, login.password)
                 upsert_connections(api, conns)
                 progress.say(f"  connections   set      ({', '.join(c['connection_id'] for c in conns)})")
-                dags, errors = _wait_for_dags(api, dag_files(cfg), progress, standalone, timeout=start_timeout)
+                dags, errors = wait_for_dags(api, dag_files(cfg), progress, standalone, timeout=start_timeout)
             except AirflowUIError as exc:
                 raise AirflowUIError(f"{exc}; see {log}") from None
             _print_ready(echo, standalone.url, login, dags, errors, log)

@@ -23,9 +23,9 @@
         materialized='incremental',
         incremental_strategy='replace_from',
         replace_from_column='snapshot_date',
-        replace_from_grain=snapshot_grain() | trim,
         on_schema_change='fail',
         indexes=[{'columns': ['snapshot_date']}],
+        pre_hook=["{{ set_recompute_from(segment_build_inputs()) }}"],
         post_hook=[
             "{{ record_build_inputs(segment_build_inputs()) }}",
             "{{ update_current_attributes({

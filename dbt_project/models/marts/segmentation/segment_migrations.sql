@@ -11,8 +11,8 @@
         materialized='incremental',
         incremental_strategy='replace_from',
         replace_from_column='snapshot_date',
-        replace_from_grain=snapshot_grain() | trim,
         on_schema_change='fail',
+        pre_hook=["{{ set_recompute_from(segment_build_inputs()) }}"],
         post_hook=["{{ record_build_inputs(segment_build_inputs()) }}"],
     )
 }}
