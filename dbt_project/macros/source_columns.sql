@@ -20,3 +20,22 @@
     {%- endfor -%}
     {{- return(names) -}}
 {%- endmacro %}
+
+{#-
+    'true' when the sales source records costs (raw order lines have unit_cost), else 'false', as SQL.
+    "Nothing bought, so nothing cost" holds only for a source that records costs at all: where a figure
+    would be a filled-in 0 for a customer, order or group without purchases, it is 0 only when this is
+    true and null otherwise, like every other cost figure of such a source. Read from the catalog at run
+    time through the graph, so the models that use it get no lineage edge to the raw source.
+-#}
+{% macro sales_costs_recorded() -%}
+    {%- if not execute -%}
+        {{- return('true') -}}
+    {%- endif -%}
+    {%- set node = graph.sources.values()
+        | selectattr('source_name', 'equalto', 'sales')
+        | selectattr('name', 'equalto', 'order_lines')
+        | first -%}
+    {%- set relation = api.Relation.create(database=node.database, schema=node.schema, identifier=node.identifier) -%}
+    {{- return('true' if 'unit_cost' in _relation_column_names(relation) else 'false') -}}
+{%- endmacro %}

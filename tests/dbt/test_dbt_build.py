@@ -114,3 +114,33 @@ def test_docs_generate(dbt_warehouse) -> None:
     ]
     assert not undocumented
     assert all(n["config"]["contract"]["enforced"] for n in marts)
+
+
+def test_every_model_documents_every_column_it_outputs(dbt_warehouse) -> None:
+    """Each column of each built relation (the catalog) is described in its yml — staging and intermediate too."""
+    with dbt_warehouse.env():
+        transform.run_dbt(["docs", "generate"], schema=dbt_warehouse.full_schema)
+    target = dbt_warehouse.state_dir / "dbt" / "target"
+    catalog = json.loads((target / "catalog.json").read_text())
+    manifest = json.loads((target / "manifest.json").read_text())
+    models = {uid: n for uid, n in manifest["nodes"].items() if n["resource_type"] == "model"}
+    assert {uid for uid in models if uid not in catalog["nodes"]} == set()  # every model was built
+    undocumented = sorted(
+        (node["name"], column.lower())
+        for uid, node in models.items()
+        for column in catalog["nodes"][uid]["columns"]
+        if not (node["columns"].get(column.lower()) or {}).get("description")
+    )
+    assert undocumented == []
+    assert all(node.get("description") for node in models.values())
+
+
+def test_source_freshness_passes_right_after_a_load(dbt_warehouse) -> None:
+    """Every source table declares freshness on its load time, and a fresh load passes it."""
+    with dbt_warehouse.env():
+        transform.run_dbt(["source", "freshness"], schema=dbt_warehouse.full_schema)
+    results = json.loads((dbt_warehouse.state_dir / "dbt" / "target" / "sources.json").read_text())["results"]
+    manifest_sources = json.loads((dbt_warehouse.state_dir / "dbt" / "target" / "manifest.json").read_text())["sources"]
+    assert {r["unique_id"] for r in results} == set(manifest_sources)  # no table without a freshness check
+    assert {r["status"] for r in results} == {"pass"}
+    assert all(0 <= r["max_loaded_at_time_ago_in_s"] < 36 * 3600 for r in results)

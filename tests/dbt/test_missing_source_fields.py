@@ -56,22 +56,27 @@ def test_the_raw_layer_has_no_cost_column(no_cost_warehouse) -> None:
     [
         ("order_lines", "line_revenue", "line_cost"),
         ("order_lines", "line_revenue", "line_gross_margin"),
+        ("orders", "revenue", "cost"),
+        ("orders", "revenue", "gross_margin"),
         ("customers", "lifetime_revenue", "lifetime_cost"),
         ("customers", "lifetime_revenue", "lifetime_gross_margin"),
         ("customer_segments", "trailing_revenue", "trailing_gross_margin"),
+        ("guerrilla_metrics", "revenue", "cost"),
         ("guerrilla_metrics", "revenue", "gross_margin"),
         ("guerrilla_metrics", "revenue", "net_margin"),
         ("lost_customer_review", "revenue_12m_before_loss", "gross_margin_12m_before_loss"),
     ],
 )
 def test_cost_figures_are_null_not_zero(no_cost_warehouse, mart, known, unknown) -> None:
-    rows, with_value, with_unknown_figure = _one(
+    rows, with_value, without_value, with_unknown_figure = _one(
         no_cost_warehouse,
-        f"select count(*), count(*) filter (where {known} > 0), count({unknown}) "
-        f"from {SCHEMA}.{mart} where {known} > 0",
+        f"select count(*), count(*) filter (where {known} > 0), count(*) filter (where {known} = 0), "
+        f"count({unknown}) from {SCHEMA}.{mart}",
     )
-    assert rows > 0 and with_value == rows  # the figures that do not depend on cost are there
-    assert with_unknown_figure == 0  # and the ones that do are unknown, never 0
+    assert with_value > 0  # the figures that do not depend on cost are there
+    # the ones that do are unknown on every row, never 0 - also where nothing was bought, or bought back
+    assert with_unknown_figure == 0, f"{with_unknown_figure} of {rows} rows have a {unknown}"
+    assert mart == "order_lines" or without_value > 0  # such rows exist here, so a filled-in 0 would show
 
 
 def test_value_tiers_are_unknown_without_margins(no_cost_warehouse) -> None:

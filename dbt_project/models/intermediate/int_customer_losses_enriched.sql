@@ -2,8 +2,8 @@
     Every loss (an episode of int_customer_episodes_stitched that ended before the as-of date) with what a
     lost-customer review needs: its value (revenue of the 12 months before the loss), the complaints
     around it, the last NPS answer before it, and the stated reason — the cancellation reason of the
-    contract that ended, else the reason of an exit survey answered between the last purchase and
-    var('exit_survey_window_days') days after the loss.
+    contract that ended, else the reason of the latest exit survey stating one, answered between the last
+    purchase and var('exit_survey_window_days') days after the loss.
 -#}
 with
 
@@ -167,7 +167,13 @@ exit_survey_after_loss as (
         on losses.customer_id = responses.customer_id
             and responses.response_kind = 'exit'
             and responses.submitted_date between losses.exit_window_start_date and losses.exit_window_end_date
-    order by losses.customer_id asc, losses.lost_date asc, responses.submitted_at desc, responses.response_id desc
+    -- the latest answer that states a reason; a later one without a reason does not hide it
+    order by
+        losses.customer_id asc,
+        losses.lost_date asc,
+        responses.stated_reason is null asc,
+        responses.submitted_at desc,
+        responses.response_id desc
 
 ),
 
@@ -198,8 +204,8 @@ enriched as (
         -- value
         coalesce(value_before_loss.revenue_12m_before_loss, 0) as revenue_12m_before_loss,
         case
-            when value_before_loss.customer_id is null then 0
-            else value_before_loss.gross_margin_12m_before_loss
+            when value_before_loss.customer_id is not null then value_before_loss.gross_margin_12m_before_loss
+            when {{ sales_costs_recorded() }} then 0
         end as gross_margin_12m_before_loss,
         contracts.annual_value as ending_contract_annual_value,
 

@@ -189,8 +189,10 @@ measured as (
         frequency_orders,
         monetary_revenue,
         trailing_revenue,
-        case when trailing_days_with_unknown_cost = 0 then trailing_revenue - trailing_known_cost end
-            as trailing_gross_margin
+        case
+            when {{ sales_costs_recorded() }} and trailing_days_with_unknown_cost = 0
+                then trailing_revenue - trailing_known_cost
+        end as trailing_gross_margin
     from cumulated
     {% if recompute_from_date -%}
     -- the snapshots before are only the trailing window of the first recomputed one

@@ -215,10 +215,12 @@ joined as (
         coalesce(purchases_aggregated.lifetime_orders, 0) as lifetime_orders,
         coalesce(purchases_aggregated.lifetime_revenue, 0) as lifetime_revenue,
         case
-            when purchases_aggregated.customer_id is null then 0 else purchases_aggregated.lifetime_cost
+            when purchases_aggregated.customer_id is not null then purchases_aggregated.lifetime_cost
+            when {{ sales_costs_recorded() }} then 0
         end as lifetime_cost,
         case
-            when purchases_aggregated.customer_id is null then 0 else purchases_aggregated.lifetime_gross_margin
+            when purchases_aggregated.customer_id is not null then purchases_aggregated.lifetime_gross_margin
+            when {{ sales_costs_recorded() }} then 0
         end as lifetime_gross_margin,
         coalesce(tickets_aggregated.lifetime_tickets, 0) as lifetime_tickets,
         coalesce(tickets_aggregated.lifetime_complaints, 0) as lifetime_complaints,

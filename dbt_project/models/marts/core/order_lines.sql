@@ -3,7 +3,7 @@
     incremental_watermark), puts them together with the rows this table already holds for the
     same lines, keeps the newest version per line (updated_at, then loaded_at) and merges on order_line_id.
     A late-arriving older version therefore never overwrites a newer one, and the result equals a full
-    refresh (tests/dbt/test_incremental.py proves it).
+    refresh (tests/dbt/test_dbt_incremental.py proves it).
 -#}
 -- depends_on: {{ ref('stg_sales__load_batches') }}  (read by incremental_watermark on incremental runs only)
 {{

@@ -93,8 +93,14 @@ final as (
         -- amounts (sales currency); revenue figures count only revenue orders
         order_revenue::numeric(18, 6) as order_value,
         case when is_revenue_order then order_revenue else 0 end::numeric(18, 6) as revenue,
-        case when is_revenue_order then order_cost else 0 end::numeric(18, 6) as cost,
-        case when is_revenue_order then order_revenue - order_cost else 0 end::numeric(18, 6) as gross_margin,
+        case
+            when is_revenue_order then order_cost
+            when {{ sales_costs_recorded() }} then 0
+        end::numeric(18, 6) as cost,
+        case
+            when is_revenue_order then order_revenue - order_cost
+            when {{ sales_costs_recorded() }} then 0
+        end::numeric(18, 6) as gross_margin,
 
         -- timestamps and dates (UTC)
         ordered_at::timestamptz as ordered_at,

@@ -458,7 +458,7 @@ filled as (
         coalesce(groups_aggregated.orders, 0) as orders,
         coalesce(groups_aggregated.revenue, 0) as revenue,
         case
-            when coalesce(groups_aggregated.orders_with_unknown_cost, 0) = 0
+            when {{ sales_costs_recorded() }} and coalesce(groups_aggregated.orders_with_unknown_cost, 0) = 0
                 then coalesce(groups_aggregated.known_cost, 0)
         end as cost,
         coalesce(groups_aggregated.tickets, 0) as tickets,
