@@ -13,35 +13,41 @@ periods as (
 
 ),
 
-orders as (
+orders_per_day as (
 
     select
         order_date,
-        revenue
+        sum(revenue) as revenue,
+        count(*) as orders
     from {{ ref('orders') }}
     where is_revenue_order
         and order_date <= {{ as_of_date() }}
+    group by order_date
 
 ),
 
-tickets as (
+tickets_per_day as (
 
-    select created_date
+    select
+        created_date,
+        count(*) as tickets
     from {{ ref('tickets') }}
     where created_date <= {{ as_of_date() }}
+    group by created_date
 
 ),
 
+-- days first, then periods: a range join of periods to days, not to every order and ticket
 totals as (
 
     select
         periods.period_type,
         periods.period_start_date,
-        coalesce(sum(orders.revenue), 0) as revenue,
-        count(orders.order_date) as orders
+        coalesce(sum(orders_per_day.revenue), 0) as revenue,
+        coalesce(sum(orders_per_day.orders), 0) as orders
     from periods
-    left join orders
-        on orders.order_date between periods.period_start_date and periods.period_end_date
+    left join orders_per_day
+        on orders_per_day.order_date between periods.period_start_date and periods.period_end_date
     group by periods.period_type, periods.period_start_date
 
 ),
@@ -51,10 +57,10 @@ ticket_totals as (
     select
         periods.period_type,
         periods.period_start_date,
-        count(tickets.created_date) as tickets
+        coalesce(sum(tickets_per_day.tickets), 0) as tickets
     from periods
-    left join tickets
-        on tickets.created_date between periods.period_start_date and periods.period_end_date
+    left join tickets_per_day
+        on tickets_per_day.created_date between periods.period_start_date and periods.period_end_date
     group by periods.period_type, periods.period_start_date
 
 ),

@@ -121,13 +121,6 @@ period_types as (
 
 ),
 
-group_types as (
-
-    select group_type
-    from unnest(array['all', 'segment', 'value_tier', '{{ group_attribute_column() }}']) as group_types (group_type)
-
-),
-
 referrals as (
 
     -- a new customer's referral counts for the referrer, on the day the new customer started
@@ -373,29 +366,24 @@ customer_periods as (
 
 ),
 
-customer_periods_in_groups as (
-
-    select
-        customer_periods.*,
-        group_types.group_type,
-        case group_types.group_type
-            when 'all' then 'all'
-            when 'segment' then customer_periods.rfm_segment
-            when 'value_tier' then customer_periods.value_tier
-            else customer_periods.attribute_value
-        end as group_value
-    from customer_periods
-    cross join group_types
-
-),
-
 groups_aggregated as (
 
+    -- one pass over the customer periods for all four group types (grouping sets, not a 4x cross join)
     select
         period_type,
         period_start_date,
-        group_type,
-        group_value,
+        case
+            when grouping(rfm_segment) = 0 then 'segment'
+            when grouping(value_tier) = 0 then 'value_tier'
+            when grouping(attribute_value) = 0 then '{{ group_attribute_column() }}'
+            else 'all'
+        end as group_type,
+        case
+            when grouping(rfm_segment) = 0 then rfm_segment
+            when grouping(value_tier) = 0 then value_tier
+            when grouping(attribute_value) = 0 then attribute_value
+            else 'all'
+        end as group_value,
         sum(active_customers) as active_customers,
         sum(new_customers) as new_customers,
         sum(case when is_new_in_period then revenue else 0 end) as new_customer_revenue,
@@ -413,8 +401,13 @@ groups_aggregated as (
         sum(referrals) as referrals,
         sum(nps_responses) as nps_responses,
         sum(promoters) as promoters
-    from customer_periods_in_groups
-    group by period_type, period_start_date, group_type, group_value
+    from customer_periods
+    group by grouping sets (
+        (period_type, period_start_date),
+        (period_type, period_start_date, rfm_segment),
+        (period_type, period_start_date, value_tier),
+        (period_type, period_start_date, attribute_value)
+    )
 
 ),
 
