@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
 from lens_cli import run_lens
 
-from customer_lens import airflow_local
+from customer_lens import airflow_local, environment
 from customer_lens.transform_dags import MARTS
 
 
@@ -54,9 +57,6 @@ def _xcom(env: dict, dag_id: str, task_id: str) -> dict:
         ".order_by(XComModel.timestamp.desc()).first()\n"
         "    print(json.dumps(row.value if isinstance(row.value, dict) else json.loads(row.value)))"
     )
-    import subprocess
-    import sys
-
     out = subprocess.run(
         [sys.executable, "-c", script, dag_id, task_id], env=env, capture_output=True, text=True, check=True
     )
@@ -65,12 +65,6 @@ def _xcom(env: dict, dag_id: str, task_id: str) -> dict:
 
 def test_transform_dag_runs_on_the_three_raw_assets_and_by_hand() -> None:
     """Scheduled on data (all three raw Assets), not on a clock, so a manual trigger is the only other way."""
-    import os
-    import subprocess
-    import sys
-
-    from customer_lens import environment
-
     repo = Path(__file__).resolve().parents[2]
     script = (
         "import json, sys\n"

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+
+import pytest
 
 from customer_lens import transform
 
@@ -96,14 +99,31 @@ def test_match_summary_counts_every_record(dbt_warehouse) -> None:
     assert summary == raw
 
 
-def test_docs_generate(dbt_warehouse) -> None:
+@dataclass(frozen=True)
+class Docs:
+    result: transform.DbtResult
+    catalog: dict
+    manifest: dict
+
+
+@pytest.fixture(scope="module")
+def docs(dbt_warehouse) -> Docs:
+    """``dbt docs generate`` of the full build, run once: its result, catalog and manifest."""
     with dbt_warehouse.env():
         result = transform.run_dbt(["docs", "generate"], schema=dbt_warehouse.full_schema)
-    catalog = json.loads((dbt_warehouse.state_dir / "dbt" / "target" / "catalog.json").read_text())
+    target = dbt_warehouse.state_dir / "dbt" / "target"
+    return Docs(
+        result,
+        json.loads((target / "catalog.json").read_text()),
+        json.loads((target / "manifest.json").read_text()),
+    )
+
+
+def test_docs_generate(dbt_warehouse, docs) -> None:
+    result, catalog, manifest = docs.result, docs.catalog, docs.manifest
     assert result.schema == dbt_warehouse.full_schema
     node = catalog["nodes"]["model.customer_lens.guerrilla_metrics"]
     assert {"period_type", "group_type", "revenue", "promoter_share_pct"} <= set(node["columns"])
-    manifest = json.loads((dbt_warehouse.state_dir / "dbt" / "target" / "manifest.json").read_text())
     marts = [n for n in manifest["nodes"].values() if n["resource_type"] == "model" and "/marts/" in f"/{n['path']}"]
     assert len(marts) == len(MARTS)
     undocumented = [
@@ -116,13 +136,9 @@ def test_docs_generate(dbt_warehouse) -> None:
     assert all(n["config"]["contract"]["enforced"] for n in marts)
 
 
-def test_every_model_documents_every_column_it_outputs(dbt_warehouse) -> None:
+def test_every_model_documents_every_column_it_outputs(docs) -> None:
     """Each column of each built relation (the catalog) is described in its yml — staging and intermediate too."""
-    with dbt_warehouse.env():
-        transform.run_dbt(["docs", "generate"], schema=dbt_warehouse.full_schema)
-    target = dbt_warehouse.state_dir / "dbt" / "target"
-    catalog = json.loads((target / "catalog.json").read_text())
-    manifest = json.loads((target / "manifest.json").read_text())
+    catalog, manifest = docs.catalog, docs.manifest
     models = {uid: n for uid, n in manifest["nodes"].items() if n["resource_type"] == "model"}
     assert {uid for uid in models if uid not in catalog["nodes"]} == set()  # every model was built
     undocumented = sorted(
@@ -139,8 +155,9 @@ def test_source_freshness_passes_right_after_a_load(dbt_warehouse) -> None:
     """Every source table declares freshness on its load time, and a fresh load passes it."""
     with dbt_warehouse.env():
         transform.run_dbt(["source", "freshness"], schema=dbt_warehouse.full_schema)
-    results = json.loads((dbt_warehouse.state_dir / "dbt" / "target" / "sources.json").read_text())["results"]
-    manifest_sources = json.loads((dbt_warehouse.state_dir / "dbt" / "target" / "manifest.json").read_text())["sources"]
+    target = dbt_warehouse.state_dir / "dbt" / "target"
+    results = json.loads((target / "sources.json").read_text())["results"]
+    manifest_sources = json.loads((target / "manifest.json").read_text())["sources"]
     assert {r["unique_id"] for r in results} == set(manifest_sources)  # no table without a freshness check
     assert {r["status"] for r in results} == {"pass"}
     assert all(0 <= r["max_loaded_at_time_ago_in_s"] < 36 * 3600 for r in results)
