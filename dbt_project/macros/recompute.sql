@@ -107,6 +107,20 @@
     insert into {{ target.schema }}._lens_build_inputs (model_name, input_key, fingerprint)
     select '{{ this.identifier }}', input_key, fingerprint
     from ({{ inputs_sql }}) as current_inputs
+    union all
+    -- what this build recomputed (not an input: for people and tests; -infinity = everything)
+    select
+        '{{ this.identifier }}',
+        'recomputed_from',
+        {{ recompute_from_bound() }}::text
+{%- endmacro %}
+
+{#-
+    SQL: the date the running replace_from model recomputes from (its pre-hook's lens.recompute_from), or
+    -infinity (everything) when the transaction has none: a full build. For the model's own SQL and hooks.
+-#}
+{% macro recompute_from_bound() -%}
+    coalesce(nullif(current_setting('lens.recompute_from', true), ''), '-infinity')::date
 {%- endmacro %}
 
 {#-
@@ -147,7 +161,11 @@
 -#}
 {% macro set_recompute_from(inputs_sql) -%}
     {%- if is_incremental() -%}
-    select set_config('lens.recompute_from', '{{ recompute_from(inputs_sql) or "-infinity" }}', true)
+    {%- set recompute_from_date = recompute_from(inputs_sql) -%}
+    {%- if recompute_from_date and execute -%}
+        {%- do log(this.identifier ~ ': recomputing from ' ~ recompute_from_date, info=true) -%}
+    {%- endif -%}
+    select set_config('lens.recompute_from', '{{ recompute_from_date or "-infinity" }}', true)
     {%- endif -%}
 {%- endmacro %}
 
@@ -162,8 +180,11 @@
         model_name text not null,
         customer_id bigint not null,
         fingerprint text not null,
+        recorded_at timestamptz not null default now(),
         primary key (model_name, customer_id)
-    )
+    );
+    alter table {{ target.schema }}._lens_build_customers
+        add column if not exists recorded_at timestamptz not null default now()
 {%- endmacro %}
 
 {% macro changed_customers_sql(fingerprints_sql) -%}
@@ -184,7 +205,7 @@
     select '{{ this.identifier }}', customer_id, fingerprint
     from ({{ fingerprints_sql }}) as current_customers
     on conflict (model_name, customer_id) do update
-        set fingerprint = excluded.fingerprint
+        set fingerprint = excluded.fingerprint, recorded_at = excluded.recorded_at
         where recorded.fingerprint is distinct from excluded.fingerprint
 {%- endmacro %}
 

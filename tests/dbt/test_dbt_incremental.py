@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 
 import psycopg
@@ -22,6 +23,7 @@ COMPARED = (
     "customer_period_groups",
     "segment_migrations",
     "customer_lifetime_value",
+    "int_guerrilla_groups_aggregated",
     "guerrilla_metrics",
     "renewals_by_reason",
     "lost_customer_review",
@@ -84,6 +86,38 @@ def test_the_daily_run_replaced_only_the_recent_customer_periods(dbt_warehouse) 
     assert response["code"] == "INSERT"
     assert years >= 3
     assert 0 < response["rows_affected"] < total / 4, (response, total)
+
+
+def test_the_daily_run_replaced_only_the_guerrilla_periods_from_its_earliest_change(dbt_warehouse) -> None:
+    """The daily run recomputed the periods ending on or after its earliest change (the corrected contract's
+    old loss, half a year or more back), kept the ones before, and moved the moved customer's contributions to
+    the kept periods from the old region's rows to the new region's (guerrilla_metrics is rebuilt from this
+    table; the equality with a full refresh is checked below)."""
+    model = "int_guerrilla_groups_aggregated"
+    response = _adapter_response(dbt_warehouse.daily_run, model)
+    schema = dbt_warehouse.incremental_schema
+    (recomputed_from,) = dbt_warehouse.rows(
+        f"select fingerprint::date from {schema}._lens_build_inputs "
+        "where model_name = %s and input_key = 'recomputed_from'",
+        (model,),
+    )[0]
+    (total, recomputed, kept_in_new_region, lost_date) = dbt_warehouse.rows(
+        f"""
+        select count(*), count(*) filter (where period_end_date >= %(from)s),
+            count(*) filter (where period_end_date < %(from)s and group_type = 'region' and group_value = %(region)s),
+            (select min(lost_date) from {dbt_warehouse.full_schema}.customer_episodes where customer_id = %(corrected)s)
+        from {schema}.{model}
+        """,
+        {
+            "from": recomputed_from,
+            "region": dbt_warehouse.moved_region,
+            "corrected": dbt_warehouse.corrected_contract_customer_id,
+        },
+    )[0]
+    assert response["code"] == "INSERT"
+    assert response["rows_affected"] == recomputed < total, (response, total)
+    assert recomputed_from <= lost_date - dt.timedelta(days=90)  # the old loss (the term ran 90 days longer)
+    assert kept_in_new_region > 0  # only the move can have filled the new region's kept periods
 
 
 def test_a_moved_customer_has_the_new_region_on_every_snapshot(dbt_warehouse) -> None:
@@ -188,4 +222,49 @@ def test_a_batch_that_commits_after_a_newer_one_is_still_merged(dbt_warehouse) -
         with psycopg.connect(dbt_warehouse.url) as conn:
             conn.execute("delete from raw_sales.order_lines where _batch_id = %s", (batch_id,))
             conn.execute("delete from raw_sales._batches where batch_id = %s", (batch_id,))
+            conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def test_a_build_tests_the_rows_it_rewrote_and_dbt_test_tests_all(dbt_warehouse) -> None:
+    """On a window-incremental model, the data tests of `dbt build` read the rows that build rewrote (from its
+    recompute date on); `dbt test` reads every row. A bad value planted in an old snapshot, which an unchanged
+    daily build keeps, passes the build's tests and fails `dbt test`."""
+    schema = "dbt_test_scope"
+    try:
+        with dbt_warehouse.env():
+            transform.run_dbt(
+                [
+                    "build",
+                    "--select",
+                    "+customer_segments",
+                    "+customers",
+                    "--resource-type",
+                    "model",
+                    "--resource-type",
+                    "seed",
+                ],
+                schema=schema,
+            )
+            (oldest,) = dbt_warehouse.rows(f"select min(snapshot_date) from {schema}.customer_segments")[0]
+            with psycopg.connect(dbt_warehouse.url) as conn:
+                planted = conn.execute(
+                    f"update {schema}.customer_segments set r_score = 9 where snapshot_date = %s", (oldest,)
+                ).rowcount
+            assert planted > 0
+            built = transform.run_dbt(["build", "--select", "customer_segments"], schema=schema)
+            r_score_tests = [
+                node
+                for node in built.node_statuses
+                if node.startswith("test.customer_lens.accepted_values_customer_") and "r_score" in node
+            ]
+            assert r_score_tests and all(built.node_statuses[node] == "pass" for node in r_score_tests)
+            (still_planted,) = dbt_warehouse.rows(f"select count(*) from {schema}.customer_segments where r_score = 9")[
+                0
+            ]
+            assert still_planted == planted  # the build kept the old snapshot (and so did not test it)
+            with pytest.raises(transform.DbtError) as failed:
+                transform.run_dbt(["test", "--select", "customer_segments"], schema=schema)
+        assert any("r_score" in name for name in failed.value.failed_nodes)
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
             conn.execute(f"drop schema if exists {schema} cascade")

@@ -1,0 +1,268 @@
+{#-
+    The additive measures of guerrilla_metrics per period and customer group (the four group types), over
+    the groups that have members or events in the period. Every event (an order, a ticket, a new or
+    won-back customer, a loss, a renewal, a referral, an NPS answer) counts in the period of its date and
+    in the group its customer belonged to in that period (customer_period_groups); records that match no
+    customer count under 'unmatched'. Quarter and year rows come from each customer's events of the whole
+    quarter or year, not from month rows (a customer's segment can differ between a month and its quarter).
+
+    Window-incremental (macros/recompute.sql): an incremental run replaces the periods ending on or after
+    the earliest of: the first changed month of events, the first period end whose memberships (segment,
+    tier, activity) changed, the previous and the current as-of date. A changed var group_attribute or an
+    earlier first period recomputes everything. The attribute group is the customer's current value, so a
+    customer who moved (var group_attribute) would change every period's rows: instead, the post-hook
+    apply_group_attribute_moves moves their contributions to the kept periods from the old group to the
+    new one. All measures are sums, so this equals a recomputation; a group left without contributing
+    customers loses its row, as in a full build.
+-#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_from',
+        replace_from_column='period_end_date',
+        on_schema_change='fail',
+        indexes=[{'columns': ['period_type', 'period_start_date', 'group_type', 'group_value'], 'unique': true}],
+        pre_hook=["{{ set_recompute_from(guerrilla_build_inputs()) }}"],
+        post_hook=[
+            "{{ apply_group_attribute_moves() }}",
+            "{{ record_build_inputs(guerrilla_build_inputs()) }}",
+            "{{ record_build_customers(guerrilla_customer_attributes()) }}",
+            "analyze {{ this }}",
+        ],
+    )
+}}
+{%- set recompute_from_date = recompute_from(guerrilla_build_inputs()) %}
+-- depends_on: {{ ref('stg_sales__customers') }}
+
+with
+
+periods as (
+
+    select
+        period_type,
+        period_start_date,
+        period_end_date
+    from {{ ref('int_periods_generated') }}
+    where period_type in ('month', 'quarter', 'year')
+    {%- if recompute_from_date %}
+        and period_end_date >= '{{ recompute_from_date }}'
+    {%- endif %}
+
+),
+
+period_types as (
+
+    -- per period type, the first day of the first recomputed period
+    select
+        period_type,
+        {%- if recompute_from_date %}
+        date_trunc(period_type, '{{ recompute_from_date }}'::date)::date as first_start_date
+        {%- else %}
+        '-infinity'::date as first_start_date
+        {%- endif %}
+    from unnest(array['month', 'quarter', 'year']) as period_types (period_type)
+
+),
+
+memberships as (
+
+    select
+        customer_id,
+        period_type,
+        period_start_date,
+        rfm_segment,
+        value_tier,
+        attribute_value,
+        is_active_in_period,
+        is_new_in_period
+    from {{ ref('customer_period_groups') }}
+    {%- if recompute_from_date %}
+    where period_end_date >= '{{ recompute_from_date }}'
+    {%- endif %}
+
+),
+
+customer_months as (
+
+    select *
+    from {{ ref('int_customer_events_aggregated_to_months') }}
+    {%- if recompute_from_date %}
+    where month_start_date >= date_trunc('year', '{{ recompute_from_date }}'::date)::date
+    {%- endif %}
+
+),
+
+events_aggregated_to_customer_periods as (
+
+    select
+        customer_months.customer_id,
+        period_types.period_type,
+        date_trunc(period_types.period_type, customer_months.month_start_date)::date as period_start_date,
+        sum(customer_months.orders) as orders,
+        sum(customer_months.revenue) as revenue,
+        sum(customer_months.known_cost) as known_cost,
+        sum(customer_months.orders_with_unknown_cost) as orders_with_unknown_cost,
+        sum(customer_months.tickets) as tickets,
+        sum(customer_months.complaints) as complaints,
+        sum(customer_months.new_customers) as new_customers,
+        sum(customer_months.reactivated_customers) as reactivated_customers,
+        sum(customer_months.lost_customers) as lost_customers,
+        sum(customer_months.lost_customer_value) as lost_customer_value,
+        sum(customer_months.renewals) as renewals,
+        sum(customer_months.renewal_value) as renewal_value,
+        sum(customer_months.referrals) as referrals,
+        sum(customer_months.nps_responses) as nps_responses,
+        sum(customer_months.promoters) as promoters
+    from customer_months
+    inner join period_types
+        on customer_months.month_start_date >= period_types.first_start_date
+    group by 1, 2, 3
+
+),
+
+customer_periods as (
+
+    -- memberships carry the groups and activity; events add the measures
+    select
+        coalesce(memberships.customer_id, events.customer_id) as customer_id,
+        coalesce(memberships.period_type, events.period_type) as period_type,
+        coalesce(memberships.period_start_date, events.period_start_date) as period_start_date,
+        case
+            when events.customer_id is null and memberships.customer_id is null then 'unmatched'
+            else coalesce(memberships.rfm_segment, 'unsegmented')
+        end as rfm_segment,
+        case
+            when events.customer_id is null and memberships.customer_id is null then 'unmatched'
+            else coalesce(memberships.value_tier, 'unsegmented')
+        end as value_tier,
+        case
+            when events.customer_id is null and memberships.customer_id is null then 'unmatched'
+            else coalesce(memberships.attribute_value, 'unknown')
+        end as attribute_value,
+        case when memberships.is_active_in_period then 1 else 0 end as active_customers,
+        coalesce(memberships.is_new_in_period, false) as is_new_in_period,
+        coalesce(events.orders, 0) as orders,
+        coalesce(events.revenue, 0) as revenue,
+        coalesce(events.known_cost, 0) as known_cost,
+        coalesce(events.orders_with_unknown_cost, 0) as orders_with_unknown_cost,
+        coalesce(events.tickets, 0) as tickets,
+        coalesce(events.complaints, 0) as complaints,
+        coalesce(events.new_customers, 0) as new_customers,
+        coalesce(events.reactivated_customers, 0) as reactivated_customers,
+        coalesce(events.lost_customers, 0) as lost_customers,
+        coalesce(events.lost_customer_value, 0) as lost_customer_value,
+        coalesce(events.renewals, 0) as renewals,
+        coalesce(events.renewal_value, 0) as renewal_value,
+        coalesce(events.referrals, 0) as referrals,
+        coalesce(events.nps_responses, 0) as nps_responses,
+        coalesce(events.promoters, 0) as promoters
+    from memberships
+    full outer join events_aggregated_to_customer_periods as events
+        on memberships.customer_id = events.customer_id
+            and memberships.period_type = events.period_type
+            and memberships.period_start_date = events.period_start_date
+
+),
+
+combinations_aggregated as (
+
+    -- the customer periods summed per combination of groups first (a hash aggregate), so the grouping
+    -- sets below roll up a few thousand rows instead of sorting every customer period four times
+    select
+        period_type,
+        period_start_date,
+        rfm_segment,
+        value_tier,
+        attribute_value,
+        count(*) as contributing_customers,
+        sum(active_customers) as active_customers,
+        sum(new_customers) as new_customers,
+        sum(case when is_new_in_period then revenue else 0 end) as new_customer_revenue,
+        sum(reactivated_customers) as reactivated_customers,
+        sum(lost_customers) as lost_customers,
+        sum(lost_customer_value) as lost_customer_value,
+        sum(renewals) as renewals,
+        sum(renewal_value) as renewal_value,
+        sum(orders) as orders,
+        sum(revenue) as revenue,
+        sum(known_cost) as known_cost,
+        sum(orders_with_unknown_cost) as orders_with_unknown_cost,
+        sum(tickets) as tickets,
+        sum(complaints) as complaints,
+        sum(referrals) as referrals,
+        sum(nps_responses) as nps_responses,
+        sum(promoters) as promoters
+    from customer_periods
+    group by period_type, period_start_date, rfm_segment, value_tier, attribute_value
+
+),
+
+groups_aggregated as (
+
+    -- all four group types in one pass (grouping sets, not a 4x cross join)
+    select
+        period_type,
+        period_start_date,
+        case
+            when grouping(rfm_segment) = 0 then 'segment'
+            when grouping(value_tier) = 0 then 'value_tier'
+            when grouping(attribute_value) = 0 then '{{ group_attribute_column() }}'
+            else 'all'
+        end as group_type,
+        case
+            when grouping(rfm_segment) = 0 then rfm_segment
+            when grouping(value_tier) = 0 then value_tier
+            when grouping(attribute_value) = 0 then attribute_value
+            else 'all'
+        end as group_value,
+        sum(contributing_customers) as contributing_customers,
+        sum(active_customers) as active_customers,
+        sum(new_customers) as new_customers,
+        sum(new_customer_revenue) as new_customer_revenue,
+        sum(reactivated_customers) as reactivated_customers,
+        sum(lost_customers) as lost_customers,
+        sum(lost_customer_value) as lost_customer_value,
+        sum(renewals) as renewals,
+        sum(renewal_value) as renewal_value,
+        sum(orders) as orders,
+        sum(revenue) as revenue,
+        sum(known_cost) as known_cost,
+        sum(orders_with_unknown_cost) as orders_with_unknown_cost,
+        sum(tickets) as tickets,
+        sum(complaints) as complaints,
+        sum(referrals) as referrals,
+        sum(nps_responses) as nps_responses,
+        sum(promoters) as promoters
+    from combinations_aggregated
+    group by grouping sets (
+        (period_type, period_start_date),
+        (period_type, period_start_date, rfm_segment),
+        (period_type, period_start_date, value_tier),
+        (period_type, period_start_date, attribute_value)
+    )
+
+),
+
+final as (
+
+    select
+        -- keys
+        groups_aggregated.period_type::text as period_type,
+        groups_aggregated.period_start_date::date as period_start_date,
+        groups_aggregated.group_type::text as group_type,
+        groups_aggregated.group_value::text as group_value,
+
+        -- period
+        periods.period_end_date::date as period_end_date,
+
+        -- additive measures
+        {{ guerrilla_measures('groups_aggregated') }}
+
+    from groups_aggregated
+    inner join periods
+        on groups_aggregated.period_type = periods.period_type
+            and groups_aggregated.period_start_date = periods.period_start_date
+
+)
+
+select * from final
