@@ -104,7 +104,8 @@
     post-hook of int_guerrilla_groups_aggregated: customers whose attribute group changed since the last
     build (ledger _lens_build_customers) take their contributions to the periods this run kept (ending
     before lens.recompute_from) out of the old group and into the new one. A contribution is what the
-    customer adds to a group's row: their membership (active, new) and their events of that period.
+    customer adds to a group's row in a period they have a membership in: the membership (active, new)
+    and their events of that period (events without a membership count under 'unknown' and stay).
     No-op on full builds and when everything was recomputed.
 -#}
 {% macro apply_group_attribute_moves() -%}
@@ -171,19 +172,20 @@
     ),
 
     contributions as (
+        -- only periods with a membership: events without one count under 'unknown' whatever the attribute
         select
-            coalesce(memberships.customer_id, events.customer_id) as customer_id,
-            coalesce(memberships.period_type, events.period_type) as period_type,
-            coalesce(memberships.period_start_date, events.period_start_date) as period_start_date,
+            memberships.customer_id,
+            memberships.period_type,
+            memberships.period_start_date,
             1 as contributing_customers,
-            coalesce(memberships.active_customers, 0) as active_customers,
+            memberships.active_customers,
             case when memberships.is_new_in_period then coalesce(events.revenue, 0) else 0 end
                 as new_customer_revenue,
             {%- for column, data_type in measures if column not in membership_measures %}
             coalesce(events.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
             {%- endfor %}
         from memberships
-        full outer join events
+        left join events
             on memberships.customer_id = events.customer_id
                 and memberships.period_type = events.period_type
                 and memberships.period_start_date = events.period_start_date
