@@ -30,6 +30,12 @@
     ]) }}
 {%- endmacro %}
 
+{#- The measures that come from events (all but the membership's: contributing, active, new revenue). -#}
+{% macro guerrilla_event_measures() -%}
+    {%- set membership_measures = ('contributing_customers', 'active_customers', 'new_customer_revenue') -%}
+    {{ return(guerrilla_measure_columns() | map(attribute=0) | reject('in', membership_measures) | list) }}
+{%- endmacro %}
+
 {#- The measures of `alias`, cast, as a select list. -#}
 {% macro guerrilla_measures(alias) -%}
     {%- for column, data_type in guerrilla_measure_columns() %}
@@ -112,7 +118,7 @@
     {%- set ledger = adapter.get_relation(this.database, target.schema, '_lens_build_customers') %}
     {%- if is_incremental() and ledger is not none %}
     {%- set measures = guerrilla_measure_columns() %}
-    {%- set membership_measures = ('contributing_customers', 'active_customers', 'new_customer_revenue') %}
+    {%- set event_measures = guerrilla_event_measures() %}
     with
 
     recompute_bound as (
@@ -159,7 +165,7 @@
             customer_months.customer_id,
             kept_periods.period_type,
             kept_periods.period_start_date,
-            {%- for column, data_type in measures if column not in membership_measures %}
+            {%- for column in event_measures %}
             sum(customer_months.{{ column }}) as {{ column }}{{ ',' if not loop.last }}
             {%- endfor %}
         from {{ ref('int_customer_events_aggregated_to_months') }} as customer_months
@@ -181,7 +187,7 @@
             memberships.active_customers,
             case when memberships.is_new_in_period then coalesce(events.revenue, 0) else 0 end
                 as new_customer_revenue,
-            {%- for column, data_type in measures if column not in membership_measures %}
+            {%- for column in event_measures %}
             coalesce(events.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
             {%- endfor %}
         from memberships

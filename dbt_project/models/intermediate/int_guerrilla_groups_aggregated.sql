@@ -32,6 +32,7 @@
     )
 }}
 {%- set recompute_from_date = recompute_from(guerrilla_build_inputs()) %}
+{%- set event_measures = guerrilla_event_measures() %}
 -- depends_on: {{ ref('stg_sales__customers') }}
 
 with
@@ -98,21 +99,9 @@ events_aggregated_to_customer_periods as (
         customer_months.customer_id,
         period_types.period_type,
         date_trunc(period_types.period_type, customer_months.month_start_date)::date as period_start_date,
-        sum(customer_months.orders) as orders,
-        sum(customer_months.revenue) as revenue,
-        sum(customer_months.known_cost) as known_cost,
-        sum(customer_months.orders_with_unknown_cost) as orders_with_unknown_cost,
-        sum(customer_months.tickets) as tickets,
-        sum(customer_months.complaints) as complaints,
-        sum(customer_months.new_customers) as new_customers,
-        sum(customer_months.reactivated_customers) as reactivated_customers,
-        sum(customer_months.lost_customers) as lost_customers,
-        sum(customer_months.lost_customer_value) as lost_customer_value,
-        sum(customer_months.renewals) as renewals,
-        sum(customer_months.renewal_value) as renewal_value,
-        sum(customer_months.referrals) as referrals,
-        sum(customer_months.nps_responses) as nps_responses,
-        sum(customer_months.promoters) as promoters
+        {%- for column in event_measures %}
+        sum(customer_months.{{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from customer_months
     inner join period_types
         on customer_months.month_start_date >= period_types.first_start_date
@@ -141,21 +130,9 @@ customer_periods as (
         end as attribute_value,
         case when memberships.is_active_in_period then 1 else 0 end as active_customers,
         coalesce(memberships.is_new_in_period, false) as is_new_in_period,
-        coalesce(events.orders, 0) as orders,
-        coalesce(events.revenue, 0) as revenue,
-        coalesce(events.known_cost, 0) as known_cost,
-        coalesce(events.orders_with_unknown_cost, 0) as orders_with_unknown_cost,
-        coalesce(events.tickets, 0) as tickets,
-        coalesce(events.complaints, 0) as complaints,
-        coalesce(events.new_customers, 0) as new_customers,
-        coalesce(events.reactivated_customers, 0) as reactivated_customers,
-        coalesce(events.lost_customers, 0) as lost_customers,
-        coalesce(events.lost_customer_value, 0) as lost_customer_value,
-        coalesce(events.renewals, 0) as renewals,
-        coalesce(events.renewal_value, 0) as renewal_value,
-        coalesce(events.referrals, 0) as referrals,
-        coalesce(events.nps_responses, 0) as nps_responses,
-        coalesce(events.promoters, 0) as promoters
+        {%- for column in event_measures %}
+        coalesce(events.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from memberships
     full outer join events_aggregated_to_customer_periods as events
         on memberships.customer_id = events.customer_id
@@ -176,22 +153,10 @@ combinations_aggregated as (
         attribute_value,
         count(*) as contributing_customers,
         sum(active_customers) as active_customers,
-        sum(new_customers) as new_customers,
         sum(case when is_new_in_period then revenue else 0 end) as new_customer_revenue,
-        sum(reactivated_customers) as reactivated_customers,
-        sum(lost_customers) as lost_customers,
-        sum(lost_customer_value) as lost_customer_value,
-        sum(renewals) as renewals,
-        sum(renewal_value) as renewal_value,
-        sum(orders) as orders,
-        sum(revenue) as revenue,
-        sum(known_cost) as known_cost,
-        sum(orders_with_unknown_cost) as orders_with_unknown_cost,
-        sum(tickets) as tickets,
-        sum(complaints) as complaints,
-        sum(referrals) as referrals,
-        sum(nps_responses) as nps_responses,
-        sum(promoters) as promoters
+        {%- for column in event_measures %}
+        sum({{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from customer_periods
     group by period_type, period_start_date, rfm_segment, value_tier, attribute_value
 
@@ -215,24 +180,9 @@ groups_aggregated as (
             when grouping(attribute_value) = 0 then attribute_value
             else 'all'
         end as group_value,
-        sum(contributing_customers) as contributing_customers,
-        sum(active_customers) as active_customers,
-        sum(new_customers) as new_customers,
-        sum(new_customer_revenue) as new_customer_revenue,
-        sum(reactivated_customers) as reactivated_customers,
-        sum(lost_customers) as lost_customers,
-        sum(lost_customer_value) as lost_customer_value,
-        sum(renewals) as renewals,
-        sum(renewal_value) as renewal_value,
-        sum(orders) as orders,
-        sum(revenue) as revenue,
-        sum(known_cost) as known_cost,
-        sum(orders_with_unknown_cost) as orders_with_unknown_cost,
-        sum(tickets) as tickets,
-        sum(complaints) as complaints,
-        sum(referrals) as referrals,
-        sum(nps_responses) as nps_responses,
-        sum(promoters) as promoters
+        {%- for column, data_type in guerrilla_measure_columns() %}
+        sum({{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
     from combinations_aggregated
     group by grouping sets (
         (period_type, period_start_date),
