@@ -36,6 +36,17 @@
     {{ return(guerrilla_measure_columns() | map(attribute=0) | reject('in', membership_measures) | list) }}
 {%- endmacro %}
 
+{#-
+    The event measures as a select list, each from `values` (measure: SQL expression) or 0 (an event
+    contributes to its own measures only): the branches of the event union in one column order.
+-#}
+{% macro guerrilla_event_values(values) -%}
+    {%- set types = dict(guerrilla_measure_columns()) -%}
+    {%- for column in guerrilla_event_measures() %}
+        ({{ values.get(column, '0') }})::{{ types[column] }} as {{ column }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
 {#- The measures of `alias`, cast, as a select list. -#}
 {% macro guerrilla_measures(alias) -%}
     {%- for column, data_type in guerrilla_measure_columns() %}

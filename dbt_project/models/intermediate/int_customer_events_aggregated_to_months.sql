@@ -112,21 +112,12 @@ events_unioned as (
     select
         customer_id,
         order_date as event_date,
-        1 as orders,
-        revenue,
-        coalesce(cost, 0) as known_cost,
-        case when cost is null then 1 else 0 end as orders_with_unknown_cost,
-        0 as tickets,
-        0 as complaints,
-        0 as new_customers,
-        0 as reactivated_customers,
-        0 as lost_customers,
-        0::numeric as lost_customer_value,
-        0 as renewals,
-        0::numeric as renewal_value,
-        0 as referrals,
-        0 as nps_responses,
-        0 as promoters
+        {{ guerrilla_event_values({
+            'orders': '1',
+            'revenue': 'revenue',
+            'known_cost': 'coalesce(cost, 0)',
+            'orders_with_unknown_cost': 'case when cost is null then 1 else 0 end'
+        }) }}
     from orders
 
     union all
@@ -134,21 +125,10 @@ events_unioned as (
     select
         customer_id,
         created_date as event_date,
-        0 as orders,
-        0::numeric as revenue,
-        0::numeric as known_cost,
-        0 as orders_with_unknown_cost,
-        1 as tickets,
-        case when is_complaint then 1 else 0 end as complaints,
-        0 as new_customers,
-        0 as reactivated_customers,
-        0 as lost_customers,
-        0::numeric as lost_customer_value,
-        0 as renewals,
-        0::numeric as renewal_value,
-        0 as referrals,
-        0 as nps_responses,
-        0 as promoters
+        {{ guerrilla_event_values({
+            'tickets': '1',
+            'complaints': 'case when is_complaint then 1 else 0 end'
+        }) }}
     from tickets
 
     union all
@@ -156,21 +136,10 @@ events_unioned as (
     select
         customer_id,
         episode_started_date as event_date,
-        0 as orders,
-        0::numeric as revenue,
-        0::numeric as known_cost,
-        0 as orders_with_unknown_cost,
-        0 as tickets,
-        0 as complaints,
-        case when episode_number = 1 then 1 else 0 end as new_customers,
-        case when episode_number > 1 then 1 else 0 end as reactivated_customers,
-        0 as lost_customers,
-        0::numeric as lost_customer_value,
-        0 as renewals,
-        0::numeric as renewal_value,
-        0 as referrals,
-        0 as nps_responses,
-        0 as promoters
+        {{ guerrilla_event_values({
+            'new_customers': 'case when episode_number = 1 then 1 else 0 end',
+            'reactivated_customers': 'case when episode_number > 1 then 1 else 0 end'
+        }) }}
     from episodes
 
     union all
@@ -178,21 +147,10 @@ events_unioned as (
     select
         customer_id,
         lost_date as event_date,
-        0 as orders,
-        0::numeric as revenue,
-        0::numeric as known_cost,
-        0 as orders_with_unknown_cost,
-        0 as tickets,
-        0 as complaints,
-        0 as new_customers,
-        0 as reactivated_customers,
-        1 as lost_customers,
-        revenue_12m_before_loss as lost_customer_value,
-        0 as renewals,
-        0::numeric as renewal_value,
-        0 as referrals,
-        0 as nps_responses,
-        0 as promoters
+        {{ guerrilla_event_values({
+            'lost_customers': '1',
+            'lost_customer_value': 'revenue_12m_before_loss'
+        }) }}
     from losses
 
     union all
@@ -200,21 +158,10 @@ events_unioned as (
     select
         customer_id,
         signed_date as event_date,
-        0 as orders,
-        0::numeric as revenue,
-        0::numeric as known_cost,
-        0 as orders_with_unknown_cost,
-        0 as tickets,
-        0 as complaints,
-        0 as new_customers,
-        0 as reactivated_customers,
-        0 as lost_customers,
-        0::numeric as lost_customer_value,
-        1 as renewals,
-        annual_value as renewal_value,
-        0 as referrals,
-        0 as nps_responses,
-        0 as promoters
+        {{ guerrilla_event_values({
+            'renewals': '1',
+            'renewal_value': 'annual_value'
+        }) }}
     from renewals
 
     union all
@@ -222,21 +169,9 @@ events_unioned as (
     select
         customer_id,
         referred_date as event_date,
-        0 as orders,
-        0::numeric as revenue,
-        0::numeric as known_cost,
-        0 as orders_with_unknown_cost,
-        0 as tickets,
-        0 as complaints,
-        0 as new_customers,
-        0 as reactivated_customers,
-        0 as lost_customers,
-        0::numeric as lost_customer_value,
-        0 as renewals,
-        0::numeric as renewal_value,
-        1 as referrals,
-        0 as nps_responses,
-        0 as promoters
+        {{ guerrilla_event_values({
+            'referrals': '1'
+        }) }}
     from referrals
 
     union all
@@ -244,21 +179,10 @@ events_unioned as (
     select
         customer_id,
         submitted_date as event_date,
-        0 as orders,
-        0::numeric as revenue,
-        0::numeric as known_cost,
-        0 as orders_with_unknown_cost,
-        0 as tickets,
-        0 as complaints,
-        0 as new_customers,
-        0 as reactivated_customers,
-        0 as lost_customers,
-        0::numeric as lost_customer_value,
-        0 as renewals,
-        0::numeric as renewal_value,
-        0 as referrals,
-        1 as nps_responses,
-        case when nps_category = 'promoter' then 1 else 0 end as promoters
+        {{ guerrilla_event_values({
+            'nps_responses': '1',
+            'promoters': "case when nps_category = 'promoter' then 1 else 0 end"
+        }) }}
     from nps_responses
 
 ),
