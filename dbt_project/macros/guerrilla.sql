@@ -142,7 +142,7 @@
             recorded.fingerprint as old_value,
             current_customers.fingerprint as new_value
         from ({{ guerrilla_customer_attributes() }}) as current_customers
-        inner join {{ target.schema }}._lens_build_customers as recorded
+        inner join {{ ledger }} as recorded
             on recorded.model_name = '{{ this.identifier }}'
                 and recorded.customer_id = current_customers.customer_id
         where recorded.fingerprint <> current_customers.fingerprint

@@ -53,10 +53,9 @@
     {%- if adapter.get_relation(relation.database, relation.schema, '_lens_build_inputs') is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set ledger = relation.schema ~ '._lens_build_inputs' -%}
     {%- set rows = run_query(
-        "select fingerprint from " ~ ledger ~ " where model_name = '" ~ relation.identifier
-        ~ "' and input_key = 'recomputed_from'"
+        "select fingerprint, recorded_at::text from " ~ relation.schema ~ "._lens_build_inputs"
+        ~ " where model_name = '" ~ relation.identifier ~ "' and input_key = 'recomputed_from'"
     ).rows -%}
     {%- if rows | length == 0 or rows[0][0] == '-infinity' -%}
         {{ return(none) }}
@@ -64,11 +63,7 @@
     {%- set model_config = models[0].config -%}
     {%- set customers_sql -%}
         select customer_id from {{ relation.schema }}._lens_build_customers
-        where model_name = '{{ relation.identifier }}'
-            and recorded_at = (
-                select recorded_at from {{ ledger }}
-                where model_name = '{{ relation.identifier }}' and input_key = 'recomputed_from'
-            )
+        where model_name = '{{ relation.identifier }}' and recorded_at = '{{ rows[0][1] }}'::timestamptz
     {%- endset -%}
     {{ return({
         'column': model_config.get('replace_from_column'),

@@ -2,9 +2,9 @@
     Every event the guerrilla metrics count (an order, a ticket, a new or won-back customer, a loss, a
     renewal, a referral, an NPS answer), summed per customer and calendar month. Records that match no
     customer are summed under customer_id null. Quarters and years are sums of their months per customer,
-    so guerrilla_metrics reads this table instead of the event sources, and compares a fingerprint of
-    each month's rows with its previous build to find the earliest month whose events changed.
-    A table: rebuilt in one pass each run; guerrilla_metrics reads it more than once.
+    so int_guerrilla_groups_aggregated reads this table instead of the event sources, and compares a
+    fingerprint of each month's rows with its previous build to find the earliest month whose events
+    changed. A table: rebuilt in one pass each run; that model and its hooks read it more than once.
 -#}
 {{ config(materialized='table', indexes=[{'columns': ['month_start_date']}], post_hook='analyze {{ this }}') }}
 
