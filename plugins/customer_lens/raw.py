@@ -112,7 +112,7 @@ def _wanted(source: Source) -> tuple[set[tuple[str, str]], set[str]]:
         names = [c.name for c in entity.columns] + list(entity.flags) + [n for n, _ in METADATA_COLUMNS]
         columns |= {(entity.name, name) for name in names}
         indexes |= {f"{entity.name}_interval_brin", f"{entity.name}_loaded_brin"}
-        if version_key(entity) and source.kind != "postgres":
+        if version_key(entity):
             indexes.add(f"{entity.name}_version_idx")
     return columns, indexes
 
@@ -164,9 +164,9 @@ def _ensure_entity(conn: Connection, source: Source, entity: Entity) -> None:
         )
     )
     key = version_key(entity)
-    # Repeats of a version are only checked for file and API sources (a database's primary key
-    # already guarantees them), so only those need the version index.
-    if key and source.kind != "postgres":
+    # The version index checks repeats of a version (file and API sources) and lets the staging views,
+    # which keep the latest version per id, serve the incremental marts' lookups of a few ids.
+    if key:
         conn.execute(
             sql.SQL("create index if not exists {} on {} ({})").format(
                 sql.Identifier(f"{entity.name}_version_idx"), target, sql.SQL(", ").join(map(sql.Identifier, key))

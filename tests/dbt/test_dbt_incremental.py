@@ -39,7 +39,7 @@ def _adapter_response(run, model: str) -> dict:
     raise AssertionError(f"{model} did not run")
 
 
-@pytest.mark.parametrize("model", ["order_lines", "tickets"])
+@pytest.mark.parametrize("model", ["order_lines", "tickets", "orders"])
 def test_second_run_merged_only_the_new_rows(dbt_warehouse, model) -> None:
     first = _adapter_response(dbt_warehouse.first_run, model)
     second = _adapter_response(dbt_warehouse.second_run, model)
@@ -267,4 +267,71 @@ def test_a_build_tests_the_rows_it_rewrote_and_dbt_test_tests_all(dbt_warehouse)
         assert any("r_score" in name for name in failed.value.failed_nodes)
     finally:
         with psycopg.connect(dbt_warehouse.url) as conn:
+            conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def _load_copy(conn, table: str, key: str, source_id: int, new_id: int, overrides: dict[str, object]) -> uuid.UUID:
+    """Load into raw_sales.<table>, as a new batch of its own, a copy of the newest version of record
+    `source_id` under the id `new_id` with `overrides` (column: value); returns the batch id."""
+    columns = [
+        name
+        for (name,) in conn.execute(
+            "select column_name from information_schema.columns where table_schema = 'raw_sales'"
+            " and table_name = %s order by ordinal_position",
+            (table,),
+        ).fetchall()
+    ]
+    batch_id = uuid.uuid4()
+    values = {**overrides, key: new_id, "_batch_id": batch_id, "_loaded_at": dt.datetime.now(dt.UTC)}
+    select_list = ", ".join(f"%({name})s" if name in values else name for name in columns)
+    conn.execute(
+        "insert into raw_sales._batches (batch_id, entity, interval_start, interval_end, status, started_at,"
+        " finished_at) values (%(_batch_id)s, %(entity)s, '2024-01-01', '2024-01-02', 'loaded', now(), now())",
+        {"_batch_id": batch_id, "entity": table},
+    )
+    conn.execute(
+        f"insert into raw_sales.{table} select {select_list} from raw_sales.{table}"
+        f" where {key} = %(source_id)s order by updated_at desc limit 1",
+        {**values, "source_id": source_id},
+    )
+    return batch_id
+
+
+def test_an_order_matches_a_customer_loaded_after_it(dbt_warehouse) -> None:
+    """An order naming a customer the sales source has not sent yet is kept, unmatched; once the customer is
+    loaded, the next incremental run of orders matches it, and rebuilds that order alone."""
+    schema = "dbt_late_customer"
+    batches: list[uuid.UUID] = []
+    try:
+        with dbt_warehouse.env():
+            transform.run_dbt(["run", "--select", "+orders"], schema=schema)
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            (order_id, source_order_id, customer_id, source_customer_id) = conn.execute(
+                "select (select max(order_id) + 1 from raw_sales.orders), (select min(order_id) from"
+                " raw_sales.orders), (select max(customer_id) + 1 from raw_sales.customers), (select"
+                " min(customer_id) from raw_sales.customers)"
+            ).fetchone()
+            batches.append(
+                _load_copy(conn, "orders", "order_id", source_order_id, order_id, {"customer_id": customer_id})
+            )
+        with dbt_warehouse.env():
+            transform.run_dbt(["run", "--select", "orders"], schema=schema)
+        assert dbt_warehouse.rows(
+            f"select is_customer_matched from {schema}.orders where order_id = %s", (order_id,)
+        ) == [(False,)]
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            batches.append(_load_copy(conn, "customers", "customer_id", source_customer_id, customer_id, {}))
+        with dbt_warehouse.env():
+            rerun = transform.run_dbt(["run", "--select", "orders"], schema=schema)
+        assert dbt_warehouse.rows(
+            f"select is_customer_matched from {schema}.orders where order_id = %s", (order_id,)
+        ) == [(True,)]
+        merged = _adapter_response(rerun, "orders")
+        assert (merged["code"], merged["rows_affected"]) == ("MERGE", 1)  # that order only
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            for batch_id in batches:
+                for table in ("orders", "customers"):
+                    conn.execute(f"delete from raw_sales.{table} where _batch_id = %s", (batch_id,))
+                conn.execute("delete from raw_sales._batches where batch_id = %s", (batch_id,))
             conn.execute(f"drop schema if exists {schema} cascade")

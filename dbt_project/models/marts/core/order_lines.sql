@@ -12,7 +12,7 @@
         unique_key='order_line_id',
         incremental_strategy='merge',
         on_schema_change='fail',
-        indexes=[{'columns': ['loaded_at']}],
+        indexes=[{'columns': ['loaded_at']}, {'columns': ['order_id']}],
     )
 }}
 
