@@ -1,71 +1,46 @@
 {#-
-    Where an incremental fact resumes reading, as a timestamptz literal read once when the model compiles
-    (so PostgreSQL plans the "loaded since" filter with a known bound: the block-range index on the raw
-    table, index lookups for the rows already merged).
-
-    W = the newest `loaded_at` the model holds (a row's load transaction start). A batch that was still
-    running when the newest merged batch started may have committed after the last merge, with older
-    `loaded_at` values: so the bound is the earliest start among the loaded batches of this entity that
-    finished at or after W (no row of a batch has a `loaded_at` before its start), minus
-    var('incremental_lookback_hours') as an extra margin. Wall-clock lookbacks alone re-read everything
-    after a bulk initial load; this re-reads only the batches that overlap the newest merged one.
--#}
-{% macro incremental_watermark(batches_relation, entity_name, column='loaded_at') -%}
-    {%- set lookback = var('incremental_lookback_hours') | int -%}
-    {%- if execute -%}
-        {%- set query -%}
-            with merged as (
-                select max({{ column }}) as newest_loaded_at
-                from {{ this }}
-            ),
-
-            overlapping_batches as (
-                select min(batches.started_at) as earliest_started_at
-                from {{ batches_relation }} as batches
-                cross join merged
-                where batches.entity_name = '{{ entity_name }}'
-                    and batches.batch_status = 'loaded'
-                    and batches.finished_at >= merged.newest_loaded_at
-            )
-
-            select (
-                coalesce(
-                    least(merged.newest_loaded_at, overlapping_batches.earliest_started_at),
-                    '-infinity'::timestamptz
-                ) - interval '{{ lookback }} hours'
-            )::text
-            from merged
-            cross join overlapping_batches
-        {%- endset -%}
-        '{{ run_query(query).columns[0].values()[0] }}'::timestamptz
-    {%- else -%}
-        '-infinity'::timestamptz
-    {%- endif -%}
-{%- endmacro %}
-
-{#-
-    Where a model that rebuilds the records touched by new raw loads (orders) resumes reading, as a
-    timestamptz literal read once when the model compiles; '-infinity' (read everything) on a full build
-    or without a ledger entry.
+    Where an incremental model resumes reading the raw layer, as a timestamptz literal read once when the
+    model compiles (so PostgreSQL plans the "loaded since" filter with a known bound: the block-range
+    index on the raw table, index lookups for the rows already built); '-infinity' (read everything) on
+    a full build.
 
     A raw row that the model's last build did not see was loaded after that build's dbt invocation
-    started (the ledger key 'loaded_through', see record_loaded_through), or by a batch of `entities` that
-    was still running then: the bound is the earlier of that start and the earliest start among those
-    batches (no row of a batch has a `loaded_at` before its start), minus var('incremental_lookback_hours').
-    The invocation's start, not the model's: the facts the model reads (order_lines) were merged after it.
+    started (the ledger key 'loaded_through', written by the post-hook record_loaded_through), or by a
+    batch of `entities` that was still running then and committed later, with older `_loaded_at` values
+    (a row's load transaction start). So the bound is the earlier of that start and the earliest start
+    among the loaded batches of `entities` that finished after it (no row of a batch has a `_loaded_at`
+    before its start), minus var('incremental_lookback_hours') as an extra margin. A batch that finished
+    before the last build started was read by it and is not read again; wall-clock lookbacks alone would
+    re-read everything after a bulk initial load. (A batch's finish stamp is its load's last statement
+    before the commit, and a build reads the raw layer only after dbt has parsed and compiled, seconds
+    after its start: a commit would have to lag its stamp by that long to be missed.)
+
+    The invocation's start, not the model's: what the model reads from earlier models of the same run
+    (orders reads order_lines) was built after it. Without a ledger entry (a table built before the
+    ledger existed) the model's newest `merged_column` value stands in for it, if given.
 -#}
-{% macro loaded_since(batches_relation, entities) -%}
+{% macro loaded_since(batches_relation, entities, merged_column=none) -%}
     {%- set lookback = var('incremental_lookback_hours') | int -%}
-    {%- if execute and this is not none and is_incremental()
-        and adapter.get_relation(this.database, target.schema, '_lens_build_inputs') is not none -%}
+    {%- if execute and this is not none and is_incremental() -%}
+        {%- set ledger = adapter.get_relation(this.database, target.schema, '_lens_build_inputs') -%}
         {%- set query -%}
             with
 
             recorded as (
-                select fingerprint::timestamptz as loaded_through
-                from {{ target.schema }}._lens_build_inputs
-                where model_name = '{{ this.identifier }}'
-                    and input_key = 'loaded_through'
+                select coalesce(
+                    {%- if ledger is not none %}
+                    (
+                        select max(fingerprint::timestamptz)
+                        from {{ ledger }}
+                        where model_name = '{{ this.identifier }}'
+                            and input_key = 'loaded_through'
+                    ),
+                    {%- endif %}
+                    {%- if merged_column %}
+                    (select max({{ merged_column }}) from {{ this }}),
+                    {%- endif %}
+                    null::timestamptz
+                ) as loaded_through
             ),
 
             overlapping_batches as (
@@ -83,8 +58,7 @@
                     '-infinity'::timestamptz
                 ) - interval '{{ lookback }} hours'
             )::text
-            from (select 1) as one_row
-            left join recorded on true
+            from recorded
             cross join overlapping_batches
         {%- endset -%}
         '{{ run_query(query).columns[0].values()[0] }}'::timestamptz

@@ -49,6 +49,22 @@ def test_second_run_merged_only_the_new_rows(dbt_warehouse, model) -> None:
     assert 0 < second["rows_affected"] < total
 
 
+@pytest.mark.parametrize("model", ["order_lines", "tickets"])
+def test_the_daily_run_read_only_the_batches_loaded_since_the_last_run(dbt_warehouse, model) -> None:
+    """The batches the previous run read are not read again: the daily run merged exactly the records of
+    the last day's load (the previous rule re-read the newest merged batch too: half the history here)."""
+    table, key = {
+        "order_lines": ("raw_sales.order_lines", "order_line_id"),
+        "tickets": ("raw_service.tickets", "ticket_id"),
+    }[model]
+    merged = _adapter_response(dbt_warehouse.daily_run, model)
+    (last_day_records,) = dbt_warehouse.rows(
+        f"select count(distinct {key}) from {table} where _interval_start = (select max(_interval_start) from {table})"
+    )[0]
+    assert last_day_records > 0
+    assert (merged["code"], merged["rows_affected"]) == ("MERGE", last_day_records)
+
+
 @pytest.mark.parametrize("model", ["int_customer_segments_scored", "customer_segments", "segment_migrations"])
 def test_the_daily_run_replaced_only_the_recent_snapshots(dbt_warehouse, model) -> None:
     """Window-incremental: the daily run rewrote the snapshots from the earliest changed purchase day on
@@ -175,9 +191,9 @@ def test_late_updates_win_and_stale_versions_do_not(dbt_warehouse) -> None:
 
 
 def test_a_batch_that_commits_after_a_newer_one_is_still_merged(dbt_warehouse) -> None:
-    """A load that started before the newest merged row (older _loaded_at) but committed after the build.
+    """A load that started before the last build (older _loaded_at than its start) but committed after it.
 
-    A plain "loaded since the newest merged row" filter would skip its rows; the batch rule re-reads it.
+    A plain "loaded since the last build" filter would skip its rows; the batch rule re-reads it.
     """
     schema = "dbt_late_batch"
     with dbt_warehouse.env():
@@ -192,7 +208,7 @@ def test_a_batch_that_commits_after_a_newer_one_is_still_merged(dbt_warehouse) -
             insert into raw_sales._batches (batch_id, entity, interval_start, interval_end, status, started_at,
                 finished_at)
             values (%(batch)s, 'order_lines', '2024-01-01', '2024-01-02', 'loaded',
-                    %(newest)s - interval '2 milliseconds', %(newest)s + interval '1 minute')
+                    %(newest)s - interval '2 milliseconds', clock_timestamp())
             """,
             {"batch": batch_id, "newest": newest},
         )

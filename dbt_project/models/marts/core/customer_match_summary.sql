@@ -1,6 +1,6 @@
 {#-
     How many records of each source entity were matched to a customer (or, for order lines, to an order)
-    and how many were not, by reason. Every record of every matched entity is counted exactly once, so
+    and how many were not, by reason (order lines: from the orders' line counts, see order_lines_matched). Every record of every matched entity is counted exactly once, so
     the counts of an entity add up to its staging row count (a test checks it).
 -#}
 with
@@ -8,15 +8,15 @@ with
 orders as (
 
     select
-        order_id,
-        is_customer_matched
+        is_customer_matched,
+        order_lines
     from {{ ref('orders') }}
 
 ),
 
 order_lines as (
 
-    select order_id
+    select count(*) as order_lines
     from {{ ref('order_lines') }}
 
 ),
@@ -42,12 +42,32 @@ responses as (
 
 ),
 
+lines_of_known_orders as (
+
+    select coalesce(sum(order_lines), 0) as order_lines
+    from orders
+
+),
+
+order_lines_matched as (
+
+    -- every order counts its lines (orders.order_lines), so the lines of known orders are their sum and
+    -- the rest name an order the sales source has not sent: two aggregates instead of joining every line
+    select
+        lines_of_known_orders.order_lines as matched_lines,
+        order_lines.order_lines - lines_of_known_orders.order_lines as unmatched_lines
+    from order_lines
+    cross join lines_of_known_orders
+
+),
+
 statuses_unioned as (
 
     select
         'sales' as source_name,
         'orders' as entity_name,
-        case when is_customer_matched then 'matched' else 'unknown_customer_id' end as match_status
+        case when is_customer_matched then 'matched' else 'unknown_customer_id' end as match_status,
+        1 as records
     from orders
 
     union all
@@ -55,17 +75,21 @@ statuses_unioned as (
     select
         'sales' as source_name,
         'order_lines' as entity_name,
-        case when orders.order_id is null then 'unknown_order_id' else 'matched' end as match_status
-    from order_lines
-    left join orders
-        on order_lines.order_id = orders.order_id
+        lines.match_status,
+        lines.records
+    from order_lines_matched
+    cross join lateral (
+        values ('matched', order_lines_matched.matched_lines), ('unknown_order_id', order_lines_matched.unmatched_lines)
+    ) as lines (match_status, records)
+    where lines.records > 0
 
     union all
 
     select
         'sales' as source_name,
         'contracts' as entity_name,
-        case when is_customer_matched then 'matched' else 'unknown_customer_id' end as match_status
+        case when is_customer_matched then 'matched' else 'unknown_customer_id' end as match_status,
+        1 as records
     from contracts
 
     union all
@@ -73,7 +97,8 @@ statuses_unioned as (
     select
         'service' as source_name,
         'tickets' as entity_name,
-        match_status
+        match_status,
+        1 as records
     from tickets
 
     union all
@@ -81,7 +106,8 @@ statuses_unioned as (
     select
         'survey' as source_name,
         'responses' as entity_name,
-        match_status
+        match_status,
+        1 as records
     from responses
 
 ),
@@ -92,7 +118,7 @@ aggregated as (
         source_name,
         entity_name,
         match_status,
-        count(*) as records
+        sum(records) as records
     from statuses_unioned
     group by source_name, entity_name, match_status
 

@@ -1,11 +1,11 @@
 {#-
     Incremental: each run reads the raw versions of every batch that may hold unmerged rows (see
-    incremental_watermark), puts them together with the rows this table already holds for the
+    loaded_since), puts them together with the rows this table already holds for the
     same lines, keeps the newest version per line (updated_at, then loaded_at) and merges on order_line_id.
     A late-arriving older version therefore never overwrites a newer one, and the result equals a full
     refresh (tests/dbt/test_dbt_incremental.py proves it).
 -#}
--- depends_on: {{ ref('stg_sales__load_batches') }}  (read by incremental_watermark on incremental runs only)
+-- depends_on: {{ ref('stg_sales__load_batches') }}  (read by loaded_since on incremental runs only)
 {{
     config(
         materialized='incremental',
@@ -13,6 +13,7 @@
         incremental_strategy='merge',
         on_schema_change='fail',
         indexes=[{'columns': ['loaded_at']}, {'columns': ['order_id']}],
+        post_hook=["{{ record_loaded_through() }}"],
     )
 }}
 
@@ -33,7 +34,7 @@ line_versions as (
         loaded_at
     from {{ ref('stg_sales__order_line_versions') }}
     {% if is_incremental() %}
-    where loaded_at >= {{ incremental_watermark(ref('stg_sales__load_batches'), 'order_lines') }}
+    where loaded_at >= {{ loaded_since(ref('stg_sales__load_batches'), ['order_lines'], 'loaded_at') }}
     {% endif %}
 
 ),

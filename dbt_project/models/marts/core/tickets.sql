@@ -1,11 +1,11 @@
 {#-
     Incremental, like order_lines: each run reads the ticket versions of every batch that may hold
-    unmerged rows (incremental_watermark), adds the current row of the same tickets,
+    unmerged rows (loaded_since), adds the current row of the same tickets,
     keeps the newest version per ticket (updated_at, then loaded_at) and merges on ticket_id. Customer
     matching happens downstream (int_tickets_matched), so a ticket whose customer arrives later is
     matched at the next build without reprocessing this table.
 -#}
--- depends_on: {{ ref('stg_service__load_batches') }}  (read by incremental_watermark on incremental runs only)
+-- depends_on: {{ ref('stg_service__load_batches') }}  (read by loaded_since on incremental runs only)
 {{
     config(
         materialized='incremental',
@@ -13,6 +13,7 @@
         incremental_strategy='merge',
         on_schema_change='fail',
         indexes=[{'columns': ['loaded_at']}],
+        post_hook=["{{ record_loaded_through() }}"],
     )
 }}
 
@@ -38,7 +39,7 @@ ticket_versions as (
         loaded_at
     from {{ ref('stg_service__ticket_versions') }}
     {% if is_incremental() %}
-    where loaded_at >= {{ incremental_watermark(ref('stg_service__load_batches'), 'tickets') }}
+    where loaded_at >= {{ loaded_since(ref('stg_service__load_batches'), ['tickets'], 'loaded_at') }}
     {% endif %}
 
 ),
