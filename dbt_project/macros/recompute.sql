@@ -19,10 +19,18 @@
 -#}
 
 {#-
-    The ledger: one row per model and input key, replaced whole by each build. Created by the first
-    build that records into it (as the role that builds the models, so it owns it like the marts).
+    The ledgers are created by the first build that records into them (as the role that builds the
+    models, so it owns them like the marts). Under a transaction-scoped advisory lock: two models
+    recording in parallel would race to create them (PostgreSQL fails one of two concurrent CREATE TABLE
+    IF NOT EXISTS); the lock is held to the model's commit, a moment after its post-hooks.
 -#}
+{% macro lock_build_ledgers() -%}
+    select pg_advisory_xact_lock(hashtext('lens-build-ledgers:{{ target.schema }}'))
+{%- endmacro %}
+
+{#- The ledger of inputs: one row per model and input key, replaced whole by each build. -#}
 {% macro create_build_inputs_ledger() -%}
+    {{ lock_build_ledgers() }};
     create table if not exists {{ target.schema }}._lens_build_inputs (
         model_name text not null,
         input_key text not null,
@@ -44,13 +52,19 @@
     input's rows of that day), 'as_of' (the as-of date) and 'config' (anything whose change invalidates
     all history).
     The inputs are rendered even when not executing, so their refs become the model's dependencies.
+    They are computed once per build: the first call (when the model's SQL compiles) keeps them in a
+    temporary table that lives until the model's transaction ends (built_inputs_sql), and the pre-hook
+    and record_build_inputs read it instead of scanning the inputs again.
 -#}
 {% macro recompute_from(inputs_sql) -%}
+    {#- unit tests render models without a relation of their own: never incremental -#}
+    {%- set incremental = execute and this is not none and is_incremental() -%}
+    {%- set current_inputs_sql = built_inputs_sql(inputs_sql, create=true) if incremental else inputs_sql -%}
     {%- set query -%}
         with
 
         current_inputs as (
-            {{ inputs_sql }}
+            {{ current_inputs_sql }}
         ),
 
         recorded_inputs as (
@@ -84,8 +98,7 @@
             )::text as recompute_from_date
         from compared
     {%- endset -%}
-    {#- unit tests render models without a relation of their own: never incremental -#}
-    {%- if not execute or this is none or not is_incremental() -%}
+    {%- if not incremental -%}
         {{ return(none) }}
     {%- endif -%}
     {%- if adapter.get_relation(this.database, target.schema, '_lens_build_inputs') is none -%}
@@ -100,13 +113,36 @@
     {{ return(row['recompute_from_date']) }}
 {%- endmacro %}
 
+{#-
+    The inputs of the running build as a query: the temporary table recompute_from filled earlier in this
+    model's transaction if there is one, else `inputs_sql` itself. With create, fills that table first.
+    The table is dropped on commit, so no later model or build can read it.
+-#}
+{% macro built_inputs_sql(inputs_sql, create=false) -%}
+    {%- set table_name = 'lens_inputs__' ~ this.identifier -%}
+    {%- set exists_query = "select to_regclass('pg_temp." ~ table_name ~ "') is not null" -%}
+    {%- if not execute -%}
+        {{ return(inputs_sql) }}
+    {%- endif -%}
+    {%- set exists = run_query(exists_query).columns[0].values()[0] -%}
+    {%- if not exists and create -%}
+        {%- do run_query(
+            'create temporary table ' ~ table_name ~ ' on commit drop as select input_key, fingerprint from ('
+            ~ inputs_sql ~ ') as current_inputs'
+        ) -%}
+        {#- outside a transaction block the table is gone at once: then read the inputs themselves -#}
+        {%- set exists = run_query(exists_query).columns[0].values()[0] -%}
+    {%- endif -%}
+    {{ return('select input_key, fingerprint from pg_temp.' ~ table_name if exists else inputs_sql) }}
+{%- endmacro %}
+
 {#- post-hook: record the inputs this build used (inside the model's transaction). -#}
 {% macro record_build_inputs(inputs_sql) -%}
     {{ create_build_inputs_ledger() }};
     delete from {{ target.schema }}._lens_build_inputs where model_name = '{{ this.identifier }}';
     insert into {{ target.schema }}._lens_build_inputs (model_name, input_key, fingerprint)
     select '{{ this.identifier }}', input_key, fingerprint
-    from ({{ inputs_sql }}) as current_inputs
+    from ({{ built_inputs_sql(inputs_sql) }}) as current_inputs
     union all
     -- what this build recomputed (not an input: for people and tests; -infinity = everything)
     select
@@ -176,6 +212,7 @@
     all its rows recomputed; the others only from the model's recompute_from date on.
 -#}
 {% macro create_build_customers_ledger() -%}
+    {{ lock_build_ledgers() }};
     create table if not exists {{ target.schema }}._lens_build_customers (
         model_name text not null,
         customer_id bigint not null,
@@ -183,8 +220,20 @@
         recorded_at timestamptz not null default now(),
         primary key (model_name, customer_id)
     );
-    alter table {{ target.schema }}._lens_build_customers
-        add column if not exists recorded_at timestamptz not null default now()
+    -- older ledgers lack recorded_at (checked first: ALTER TABLE would lock the ledger for every model)
+    do $$
+    begin
+        if not exists (
+            select 1 from information_schema.columns
+            where table_schema = '{{ target.schema }}'
+                and table_name = '_lens_build_customers'
+                and column_name = 'recorded_at'
+        ) then
+            alter table {{ target.schema }}._lens_build_customers
+                add column recorded_at timestamptz not null default now();
+        end if;
+    end
+    $$
 {%- endmacro %}
 
 {% macro changed_customers_sql(fingerprints_sql) -%}
@@ -199,10 +248,10 @@
     {%- endif %}
 {%- endmacro %}
 
-{% macro record_build_customers(fingerprints_sql) -%}
+{% macro record_build_customers(fingerprints_sql, ledger_key=none) -%}
     {{ create_build_customers_ledger() }};
     insert into {{ target.schema }}._lens_build_customers as recorded (model_name, customer_id, fingerprint)
-    select '{{ this.identifier }}', customer_id, fingerprint
+    select '{{ ledger_key or this.identifier }}', customer_id, fingerprint
     from ({{ fingerprints_sql }}) as current_customers
     on conflict (model_name, customer_id) do update
         set fingerprint = excluded.fingerprint, recorded_at = excluded.recorded_at
@@ -268,8 +317,25 @@
     post-hook of the marts that carry current customer attributes on history rows: rows built before
     an attribute changed get the current value. assignments: {mart column: SQL expression over
     `customers` (stg_sales__customers)}. Only rows whose values differ are written; no-op on full builds.
+    The customers' current values are recorded in _lens_build_customers (under '<model>@attributes', on
+    every build), so an incremental build looks only at the rows of the customers whose values changed
+    since (through the mart's key index) instead of comparing every row; without a record, all rows.
 -#}
 {% macro update_current_attributes(assignments, key='customer_id') -%}
+    {%- set ledger_key = this.identifier ~ '@attributes' -%}
+    {%- set values_sql -%}
+        select
+            customers.customer_id,
+            md5(row({{ assignments.values() | join(', ') }})::text) as fingerprint
+        from {{ ref('stg_sales__customers') }} as customers
+    {%- endset -%}
+    {%- set ledger = adapter.get_relation(this.database, target.schema, '_lens_build_customers') -%}
+    {%- set has_record = false -%}
+    {%- if execute and is_incremental() and ledger is not none -%}
+        {%- set has_record = run_query(
+            "select exists (select 1 from " ~ ledger ~ " where model_name = '" ~ ledger_key ~ "')"
+        ).columns[0].values()[0] -%}
+    {%- endif %}
     {%- if is_incremental() %}
     update {{ this }} as target
     set
@@ -278,7 +344,18 @@
         {%- endfor %}
     from {{ ref('stg_sales__customers') }} as customers
     where target.{{ key }} = customers.customer_id
+        {%- if has_record %}
+        and target.{{ key }} in (
+            select current_values.customer_id
+            from ({{ values_sql }}) as current_values
+            left join {{ ledger }} as recorded
+                on recorded.model_name = '{{ ledger_key }}'
+                    and recorded.customer_id = current_values.customer_id
+            where recorded.fingerprint is distinct from current_values.fingerprint
+        )
+        {%- endif %}
         and ({% for column in assignments.keys() %}target.{{ column }}{{ ', ' if not loop.last }}{% endfor %})
-        is distinct from ({% for expression in assignments.values() %}{{ expression }}{{ ', ' if not loop.last }}{% endfor %})
+        is distinct from ({% for expression in assignments.values() %}{{ expression }}{{ ', ' if not loop.last }}{% endfor %});
     {%- endif %}
+    {{ record_build_customers(values_sql, ledger_key) }}
 {%- endmacro %}
