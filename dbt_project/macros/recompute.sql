@@ -330,13 +330,23 @@
         from {{ ref('stg_sales__customers') }} as customers
     {%- endset -%}
     {%- set ledger = adapter.get_relation(this.database, target.schema, '_lens_build_customers') -%}
-    {%- set has_record = false -%}
+    {%- set changed = none -%}
     {%- if execute and is_incremental() and ledger is not none -%}
-        {%- set has_record = run_query(
+        {%- set recorded = run_query(
             "select exists (select 1 from " ~ ledger ~ " where model_name = '" ~ ledger_key ~ "')"
         ).columns[0].values()[0] -%}
+        {%- if recorded -%}
+            {#- the customers whose values changed since the last build, as a literal list: the planner then
+                reads their rows through the key index (a subquery would make it compare every row) -#}
+            {%- set changed = run_query(
+                "select current_values.customer_id from (" ~ values_sql ~ ") as current_values"
+                ~ " left join " ~ ledger ~ " as recorded on recorded.model_name = '" ~ ledger_key ~ "'"
+                ~ " and recorded.customer_id = current_values.customer_id"
+                ~ " where recorded.fingerprint is distinct from current_values.fingerprint"
+            ).columns[0].values() | list -%}
+        {%- endif -%}
     {%- endif %}
-    {%- if is_incremental() %}
+    {%- if is_incremental() and (changed is none or changed | length > 0) %}
     update {{ this }} as target
     set
         {%- for column, expression in assignments.items() %}
@@ -344,15 +354,9 @@
         {%- endfor %}
     from {{ ref('stg_sales__customers') }} as customers
     where target.{{ key }} = customers.customer_id
-        {%- if has_record %}
-        and target.{{ key }} in (
-            select current_values.customer_id
-            from ({{ values_sql }}) as current_values
-            left join {{ ledger }} as recorded
-                on recorded.model_name = '{{ ledger_key }}'
-                    and recorded.customer_id = current_values.customer_id
-            where recorded.fingerprint is distinct from current_values.fingerprint
-        )
+        {%- if changed is not none %}
+        and target.{{ key }} = any('{ {{- changed | join(',') -}} }'::bigint[])
+        and customers.customer_id = any('{ {{- changed | join(',') -}} }'::bigint[])
         {%- endif %}
         and ({% for column in assignments.keys() %}target.{{ column }}{{ ', ' if not loop.last }}{% endfor %})
         is distinct from ({% for expression in assignments.values() %}{{ expression }}{{ ', ' if not loop.last }}{% endfor %});

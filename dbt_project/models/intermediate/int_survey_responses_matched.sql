@@ -2,7 +2,10 @@
     Survey responses with the customer they belong to: customer_ref is a customer id (digits only) or an
     email (contains @). Unmatched responses stay, with the reason, and are listed in
     unmatched_source_records.
+    A table, not a view: seven models and the data tests read it, and each read of a view would match
+    response again.
 -#}
+{{ config(materialized='table', indexes=[{'columns': ['customer_id']}], post_hook='analyze {{ this }}') }}
 with
 
 responses as (
