@@ -22,7 +22,10 @@
         replace_from_column='period_end_date',
         on_schema_change='fail',
         indexes=[{'columns': ['period_type', 'period_start_date', 'group_type', 'group_value'], 'unique': true}],
-        pre_hook=["{{ set_recompute_from(guerrilla_build_inputs()) }}"],
+        pre_hook=[
+            "{{ set_recompute_from(guerrilla_build_inputs()) }}",
+            "set local work_mem = '{{ var('guerrilla_work_mem') }}'",
+        ],
         post_hook=[
             "{{ apply_group_attribute_moves() }}",
             "{{ record_build_inputs(guerrilla_build_inputs()) }}",
@@ -109,56 +112,100 @@ events_aggregated_to_customer_periods as (
 
 ),
 
-customer_periods as (
+memberships_aggregated as (
 
-    -- memberships carry the groups and activity; events add the measures
+    -- the memberships per combination of groups: narrow rows, most customer periods have no events
     select
-        coalesce(memberships.customer_id, events.customer_id) as customer_id,
-        coalesce(memberships.period_type, events.period_type) as period_type,
-        coalesce(memberships.period_start_date, events.period_start_date) as period_start_date,
-        case
-            when events.customer_id is null and memberships.customer_id is null then 'unmatched'
-            else coalesce(memberships.rfm_segment, 'unsegmented')
-        end as rfm_segment,
-        case
-            when events.customer_id is null and memberships.customer_id is null then 'unmatched'
-            else coalesce(memberships.value_tier, 'unsegmented')
-        end as value_tier,
-        case
-            when events.customer_id is null and memberships.customer_id is null then 'unmatched'
-            else coalesce(memberships.attribute_value, 'unknown')
-        end as attribute_value,
-        case when memberships.is_active_in_period then 1 else 0 end as active_customers,
-        coalesce(memberships.is_new_in_period, false) as is_new_in_period,
-        {%- for column in event_measures %}
-        coalesce(events.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
+        period_type,
+        period_start_date,
+        coalesce(rfm_segment, 'unsegmented') as rfm_segment,
+        coalesce(value_tier, 'unsegmented') as value_tier,
+        coalesce(attribute_value, 'unknown') as attribute_value,
+        count(*) as contributing_customers,
+        sum(case when is_active_in_period then 1 else 0 end) as active_customers
     from memberships
-    full outer join events_aggregated_to_customer_periods as events
-        on memberships.customer_id = events.customer_id
-            and memberships.period_type = events.period_type
-            and memberships.period_start_date = events.period_start_date
+    group by 1, 2, 3, 4, 5
 
 ),
 
-combinations_aggregated as (
+events_attributed as (
 
-    -- the customer periods summed per combination of groups first (a hash aggregate), so the grouping
-    -- sets below roll up a few thousand rows instead of sorting every customer period four times
+    -- each customer period's events in the groups of its membership; events without one count under
+    -- 'unsegmented'/'unknown' (a customer) or 'unmatched' (records that match no customer)
+    select
+        events.period_type,
+        events.period_start_date,
+        case
+            when memberships.customer_id is not null then coalesce(memberships.rfm_segment, 'unsegmented')
+            when events.customer_id is null then 'unmatched'
+            else 'unsegmented'
+        end as rfm_segment,
+        case
+            when memberships.customer_id is not null then coalesce(memberships.value_tier, 'unsegmented')
+            when events.customer_id is null then 'unmatched'
+            else 'unsegmented'
+        end as value_tier,
+        case
+            when memberships.customer_id is not null then coalesce(memberships.attribute_value, 'unknown')
+            when events.customer_id is null then 'unmatched'
+            else 'unknown'
+        end as attribute_value,
+        memberships.customer_id is null as is_without_membership,
+        coalesce(memberships.is_new_in_period, false) as is_new_in_period,
+        {%- for column in event_measures %}
+        events.{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from events_aggregated_to_customer_periods as events
+    left join memberships
+        on events.customer_id = memberships.customer_id
+            and events.period_type = memberships.period_type
+            and events.period_start_date = memberships.period_start_date
+
+),
+
+events_aggregated as (
+
     select
         period_type,
         period_start_date,
         rfm_segment,
         value_tier,
         attribute_value,
-        count(*) as contributing_customers,
-        sum(active_customers) as active_customers,
+        count(*) filter (where is_without_membership) as contributing_customers,
         sum(case when is_new_in_period then revenue else 0 end) as new_customer_revenue,
         {%- for column in event_measures %}
         sum({{ column }}) as {{ column }}{{ ',' if not loop.last }}
         {%- endfor %}
-    from customer_periods
+    from events_attributed
     group by period_type, period_start_date, rfm_segment, value_tier, attribute_value
+
+),
+
+combinations_aggregated as (
+
+    -- per combination of groups: its members and its events (a few thousand rows), so the grouping
+    -- sets below roll up these instead of sorting every customer period four times
+    select
+        coalesce(memberships_aggregated.period_type, events_aggregated.period_type) as period_type,
+        coalesce(memberships_aggregated.period_start_date, events_aggregated.period_start_date)
+            as period_start_date,
+        coalesce(memberships_aggregated.rfm_segment, events_aggregated.rfm_segment) as rfm_segment,
+        coalesce(memberships_aggregated.value_tier, events_aggregated.value_tier) as value_tier,
+        coalesce(memberships_aggregated.attribute_value, events_aggregated.attribute_value) as attribute_value,
+        coalesce(memberships_aggregated.contributing_customers, 0)
+            + coalesce(events_aggregated.contributing_customers, 0) as contributing_customers,
+        coalesce(memberships_aggregated.active_customers, 0) as active_customers,
+        coalesce(events_aggregated.new_customer_revenue, 0) as new_customer_revenue,
+        {%- for column in event_measures %}
+        coalesce(events_aggregated.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from memberships_aggregated
+    full outer join events_aggregated
+        on memberships_aggregated.period_type = events_aggregated.period_type
+            and memberships_aggregated.period_start_date = events_aggregated.period_start_date
+            and memberships_aggregated.rfm_segment = events_aggregated.rfm_segment
+            and memberships_aggregated.value_tier = events_aggregated.value_tier
+            and memberships_aggregated.attribute_value = events_aggregated.attribute_value
 
 ),
 
