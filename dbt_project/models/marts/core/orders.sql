@@ -82,18 +82,6 @@ orders as (
 
 ),
 
-order_lines as (
-
-    select
-        order_id,
-        quantity,
-        line_revenue,
-        line_cost
-    from {{ ref('order_lines') }}
-    where order_id in (select order_id from changed_orders)
-
-),
-
 customers as (
 
     select customers.customer_id
@@ -118,6 +106,14 @@ orders as (
 
 ),
 
+customers as (
+
+    select customer_id
+    from {{ ref('stg_sales__customers') }}
+
+),
+{% endif %}
+
 order_lines as (
 
     select
@@ -126,16 +122,11 @@ order_lines as (
         line_revenue,
         line_cost
     from {{ ref('order_lines') }}
+    {%- if is_incremental() %}
+    where order_id in (select order_id from changed_orders)
+    {%- endif %}
 
 ),
-
-customers as (
-
-    select customer_id
-    from {{ ref('stg_sales__customers') }}
-
-),
-{% endif %}
 
 lines_aggregated_to_orders as (
 
