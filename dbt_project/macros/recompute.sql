@@ -236,13 +236,13 @@
     $$
 {%- endmacro %}
 
-{% macro changed_customers_sql(fingerprints_sql) -%}
+{% macro changed_customers_sql(fingerprints_sql, ledger_key=none) -%}
     {%- set has_ledger = adapter.get_relation(this.database, target.schema, '_lens_build_customers') is not none %}
     select current_customers.customer_id
     from ({{ fingerprints_sql }}) as current_customers
     {%- if has_ledger %}
     left join {{ target.schema }}._lens_build_customers as recorded
-        on recorded.model_name = '{{ this.identifier }}'
+        on recorded.model_name = '{{ ledger_key or this.identifier }}'
             and recorded.customer_id = current_customers.customer_id
     where recorded.fingerprint is distinct from current_customers.fingerprint
     {%- endif %}
@@ -338,12 +338,7 @@
         {%- if recorded -%}
             {#- the customers whose values changed since the last build, as a literal list: the planner then
                 reads their rows through the key index (a subquery would make it compare every row) -#}
-            {%- set changed = run_query(
-                "select current_values.customer_id from (" ~ values_sql ~ ") as current_values"
-                ~ " left join " ~ ledger ~ " as recorded on recorded.model_name = '" ~ ledger_key ~ "'"
-                ~ " and recorded.customer_id = current_values.customer_id"
-                ~ " where recorded.fingerprint is distinct from current_values.fingerprint"
-            ).columns[0].values() | list -%}
+            {%- set changed = run_query(changed_customers_sql(values_sql, ledger_key)).columns[0].values() | list -%}
         {%- endif -%}
     {%- endif %}
     {%- if is_incremental() and (changed is none or changed | length > 0) %}
