@@ -81,6 +81,16 @@
     from unnest(array['unknown', 'unmatched']) as extra_values (group_value)
 {%- endmacro %}
 
+{#-
+    What int_guerrilla_groups_aggregated reads of a customer_period_groups row (all but the attribute
+    group): its fingerprint per period end (fingerprint_partitions) is that model's 'memberships' input.
+-#}
+{% macro membership_fingerprint_row() -%}
+    {{ return(
+        '(customer_id, period_type, period_start_date, rfm_segment, value_tier, is_active_in_period, is_new_in_period)'
+    ) }}
+{%- endmacro %}
+
 {#- Each customer's current attribute group (var group_attribute), as (customer_id, fingerprint). -#}
 {% macro guerrilla_customer_attributes() -%}
     select customer_id, {{ group_attribute_value('customers') }} as fingerprint
@@ -90,8 +100,9 @@
 {#-
     The inputs of int_guerrilla_groups_aggregated: each month's customer events (keyed by the month's
     first day), each period end's memberships without the attribute group (a move is applied as a delta,
-    see apply_group_attribute_moves), the as-of date, and as 'config' the group attribute and the first
-    period (an earlier first activity adds periods before all others). The group values are not inputs:
+    see apply_group_attribute_moves; customer_period_groups keeps these fingerprints up to date), the
+    as-of date, and as 'config' the group attribute and the first period (an earlier first activity adds
+    periods before all others). The group values are not inputs:
     guerrilla_metrics adds every value to every period when it is rebuilt from this table.
 -#}
 {% macro guerrilla_build_inputs() -%}
@@ -99,14 +110,8 @@
     from {{ ref('int_customer_events_aggregated_to_months') }} as events
     group by month_start_date
     union all
-    select
-        'memberships@' || period_end_date::text,
-        {{ rows_fingerprint(
-            '(customer_id, period_type, period_start_date, rfm_segment, value_tier, is_active_in_period,'
-            ~ ' is_new_in_period)'
-        ) }}
-    from {{ ref('customer_period_groups') }}
-    group by period_end_date
+    select 'memberships@' || partition_key, fingerprint
+    from ({{ partition_fingerprints_sql(ref('customer_period_groups')) }}) as memberships
     union all
     select 'as_of', as_of_date::text
     from {{ ref('int_as_of_date') }}

@@ -92,16 +92,47 @@ def test_the_daily_run_replaced_only_the_recent_snapshots(dbt_warehouse, model) 
     assert months == snapshots
 
 
-def test_the_daily_run_replaced_only_the_recent_customer_periods(dbt_warehouse) -> None:
-    response = _adapter_response(dbt_warehouse.daily_run, "customer_period_groups")
+def test_the_daily_run_wrote_only_the_changed_customer_periods(dbt_warehouse) -> None:
+    """The daily run recomputed every customer's running periods (and more) but wrote only the rows that
+    changed: fewer than the recomputed window holds."""
+    model = "customer_period_groups"
+    response = _adapter_response(dbt_warehouse.daily_run, model)
     schema = dbt_warehouse.incremental_schema
-    (total, years) = dbt_warehouse.rows(
-        f"select count(*), count(distinct period_start_date) filter (where period_type = 'year') "
-        f"from {schema}.customer_period_groups"
+    (total, years, window) = dbt_warehouse.rows(
+        f"""
+        select count(*), count(distinct period_start_date) filter (where period_type = 'year'),
+            count(*) filter (where period_end_date >= (
+                select fingerprint::date from {schema}._lens_build_inputs
+                where model_name = %s and input_key = 'recomputed_from'))
+        from {schema}.{model}
+        """,
+        (model,),
     )[0]
     assert response["code"] == "INSERT"
     assert years >= 3
-    assert 0 < response["rows_affected"] < total / 4, (response, total)
+    assert 0 < response["rows_affected"] < window / 2, (response, window, total)
+
+
+def test_the_partition_fingerprints_kept_through_the_daily_run_equal_a_scan(dbt_warehouse) -> None:
+    """customer_period_groups updates its fingerprints per period end with the rows it writes (what the
+    guerrilla sums compare to find the changed periods): after the runs they equal a scan of the table."""
+    schema = dbt_warehouse.incremental_schema
+    kept = dbt_warehouse.rows(
+        f"select partition_key, row_count, hash_sum from {schema}._lens_build_partitions "
+        "where model_name = 'customer_period_groups' and row_count <> 0 order by partition_key"
+    )
+    scanned = dbt_warehouse.rows(
+        f"""
+        select period_end_date::text, count(*), sum(hashtextextended((
+            customer_id, period_type, period_start_date, rfm_segment, value_tier, is_active_in_period,
+            is_new_in_period)::text, 0))
+        from {schema}.customer_period_groups
+        group by period_end_date
+        order by period_end_date::text
+        """
+    )
+    assert len(scanned) > 12
+    assert kept == scanned
 
 
 def test_the_daily_run_replaced_only_the_guerrilla_periods_from_its_earliest_change(dbt_warehouse) -> None:

@@ -9,9 +9,12 @@
     Worse = longer since the last purchase (R), fewer orders (F), less revenue (M).
 
     Window-incremental (macros/recompute.sql): an incremental run recomputes the snapshots from the
-    earliest date whose purchase days changed (or the previous as-of date) on. Their lifetime values
-    start from each customer's opening balance (all purchases before the trailing window of the first
-    recomputed snapshot) and add the periods from there on, so the result equals a full computation.
+    earliest date whose purchase days changed (or the previous as-of date) on. It sums each recomputed
+    snapshot directly, without the running windows of a full build (which would walk every customer
+    through every period of the trailing window to use only the last): each customer's opening balance
+    (all purchases before the trailing window of the first recomputed snapshot) plus the purchase days
+    since, up to the snapshot date; the trailing sums take the days from the snapshot's window start.
+    The result equals a full computation (tests/dbt/test_dbt_incremental.py).
 -#}
 {#- how far back the trailing window reaches from a snapshot period's start (one period less than it) -#}
 {%- set window_months = var('value_window_months') | int -%}
@@ -33,6 +36,7 @@
     )
 }}
 {%- set recompute_from_date = recompute_from(segment_build_inputs()) %}
+{%- set trailing = 'contributions.purchase_date >= recomputed_snapshots.trailing_start_date' %}
 {#- the first snapshot period to recompute and the first period its trailing window reaches -#}
 {%- if recompute_from_date %}
     {%- set recompute_start = "date_trunc('" ~ snapshot_grain() | trim ~ "', date '" ~ recompute_from_date ~ "')" %}
@@ -54,6 +58,24 @@ snapshots as (
 
 ),
 
+{% if recompute_from_date -%}
+recomputed_snapshots as (
+
+    -- each recomputed snapshot with the first day of its trailing window: the start of the earliest
+    -- snapshot period less than the window before its own
+    select
+        recomputed.snapshot_date,
+        min(snapshots.period_start_date) as trailing_start_date
+    from snapshots as recomputed
+    inner join snapshots
+        on snapshots.period_start_date
+            >= recomputed.period_start_date - interval '{{ trailing_window_offset }}'
+    where recomputed.snapshot_date >= '{{ recompute_from_date }}'
+    group by recomputed.snapshot_date
+
+),
+
+{% endif -%}
 purchase_days as (
 
     select
@@ -88,6 +110,61 @@ opening_balances as (
 
 ),
 
+{% if recompute_from_date -%}
+contributions as (
+
+    -- per customer: the opening balance (lifetime only) and each purchase day since
+    select
+        customer_id,
+        first_purchase_date,
+        last_purchase_date,
+        orders,
+        revenue,
+        null::date as purchase_date,
+        null::numeric as cost,
+        0 as is_unknown_cost
+    from opening_balances
+
+    union all
+
+    select
+        customer_id,
+        purchase_date,
+        purchase_date,
+        orders,
+        revenue,
+        purchase_date,
+        cost,
+        case when cost is null then 1 else 0 end
+    from purchase_days
+
+),
+
+cumulated as (
+
+    select
+        contributions.customer_id,
+        recomputed_snapshots.snapshot_date,
+
+        -- lifetime to the snapshot date
+        min(contributions.first_purchase_date) as first_purchase_date,
+        max(contributions.last_purchase_date) as last_purchase_date,
+        sum(contributions.orders) as frequency_orders,
+        sum(contributions.revenue) as monetary_revenue,
+
+        -- trailing window (var value_window_months) ending at the snapshot date
+        coalesce(sum(contributions.revenue) filter (where {{ trailing }}), 0) as trailing_revenue,
+        coalesce(sum(contributions.cost) filter (where {{ trailing }}), 0) as trailing_known_cost,
+        coalesce(sum(contributions.is_unknown_cost) filter (where {{ trailing }}), 0)
+            as trailing_days_with_unknown_cost
+
+    from contributions
+    inner join recomputed_snapshots
+        on contributions.first_purchase_date <= recomputed_snapshots.snapshot_date
+    group by contributions.customer_id, recomputed_snapshots.snapshot_date
+
+),
+{%- else -%}
 purchases_aggregated_to_snapshots as (
 
     select
@@ -177,6 +254,7 @@ cumulated as (
         )
 
 ),
+{%- endif %}
 
 measured as (
 
@@ -194,10 +272,6 @@ measured as (
                 then trailing_revenue - trailing_known_cost
         end as trailing_gross_margin
     from cumulated
-    {% if recompute_from_date -%}
-    -- the snapshots before are only the trailing window of the first recomputed one
-    where snapshot_date >= '{{ recompute_from_date }}'
-    {%- endif %}
 
 ),
 

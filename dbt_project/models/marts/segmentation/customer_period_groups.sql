@@ -5,9 +5,14 @@
     (its end, or the as-of date for the running period); customers without a purchase by then are
     'unsegmented'. The attribute group (var group_attribute) is the customer's current value.
 
-    Window-incremental (macros/recompute.sql): an incremental run replaces the periods ending on or after
+    Window-incremental (macros/recompute.sql): an incremental run recomputes the periods ending on or after
     the earliest date the segment history changed, and all periods of the customers whose episodes or
-    creation date changed (per-customer fingerprints); a post-hook brings the attribute group of older
+    creation date changed (per-customer fingerprints), and writes only the rows that changed
+    (keep_unchanged_rows): a daily run recomputes every customer's running month, quarter and year, of
+    which few change. So no column may change with the as-of date alone (the running periods' segment
+    snapshot is int_periods_generated.segment_snapshot_date). The rows written keep the fingerprints per
+    period end that int_guerrilla_groups_aggregated compares up to date (fingerprint_partitions), so that
+    model does not scan this table to find what changed. A post-hook brings the attribute group of older
     periods up to date.
 -#}
 {{
@@ -16,12 +21,16 @@
         incremental_strategy='replace_from',
         replace_from_column='period_end_date',
         replace_customers_column='customer_id',
+        unique_key=['customer_id', 'period_type', 'period_start_date'],
+        keep_unchanged_rows=true,
+        fingerprint_partitions={'column': 'period_end_date', 'row': membership_fingerprint_row()},
         on_schema_change='fail',
         indexes=[{'columns': ['period_end_date']}],
         pre_hook=["{{ set_recompute_from(customer_group_build_inputs()) }}"],
         post_hook=[
             "{{ record_build_inputs(customer_group_build_inputs()) }}",
             "{{ record_build_customers(customer_group_fingerprints()) }}",
+            "{{ record_partition_fingerprints() }}",
             "{{ update_current_attributes({'attribute_value': group_attribute_value('customers')}) }}",
         ],
     )
@@ -146,7 +155,6 @@ final as (
 
         -- period
         customer_periods.period_end_date::date as period_end_date,
-        customer_periods.segment_snapshot_date::date as segment_snapshot_date,
 
         -- groups
         coalesce(
