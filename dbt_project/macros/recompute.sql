@@ -171,23 +171,29 @@
     With keep_unchanged_rows (and unique_key), a recomputed row identical to the stored one is left in
     place: only the rows that differ, disappeared or are new are written. For a model whose recomputed
     window is large but changes little from day to day (every customer's running periods), this saves
-    rewriting (and re-indexing) the whole window; the result is the same. With fingerprint_partitions
-    too, the written rows update the model's partition fingerprints (see record_partition_fingerprints).
+    rewriting (and re-indexing) the whole window; the result is the same. Without replace_from_column
+    the window is the whole table (a table recomputed whole, written by difference). With
+    capture_replaced_rows too, the deleted and the inserted rows are also appended to the model's change
+    log for a downstream model that maintains sums by difference (macros/changes.sql).
 -#}
 {% macro get_incremental_replace_from_sql(arg_dict) -%}
-    {%- set column = config.require('replace_from_column') -%}
+    {%- set column = config.get('replace_from_column') -%}
     {%- set customer_column = config.get('replace_customers_column') -%}
     {%- set target_relation = arg_dict['target_relation'] -%}
     {%- set temp_relation = arg_dict['temp_relation'] -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     {%- set bound = "current_setting('lens.recompute_from')::date" %}
     {%- set replaced -%}
+        {%- if not column -%}
+        true
+        {%- else -%}
         ({{ column }} >= {{ bound }}
         {%- if customer_column %}
             or {{ customer_column }} in (
                 select {{ customer_column }} from {{ temp_relation }} where {{ column }} < {{ bound }}
             )
         {%- endif %})
+        {%- endif -%}
     {%- endset %}
     {%- if not config.get('keep_unchanged_rows') %}
     delete from {{ target_relation }}
@@ -200,9 +206,7 @@
     {%- set keys = config.require('unique_key') -%}
     {%- set keys = [keys] if keys is string else keys -%}
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
-    {#- partition fingerprints kept up to date here only if the ledger has them (else: the post-hook) -#}
-    {%- set partitions = config.get('fingerprint_partitions') -%}
-    {%- set partitions = partitions if partitions and partition_fingerprints_kept(this.identifier) else none -%}
+    {%- set changes = change_log_relation() if config.get('capture_replaced_rows') else none -%}
     {%- set changed_relation = 'lens_changed__' ~ this.identifier -%}
     {%- set same_key -%}
         ({% for key in keys %}recomputed.{{ key }}{{ ', ' if not loop.last }}{% endfor %})
@@ -223,23 +227,23 @@
     );
 
     -- the stored rows of the window that the recomputation does not reproduce exactly
-    {% if partitions %}with deleted as ({% endif %}
+    {% if changes %}with deleted as ({% endif %}
     delete from {{ target_relation }} as stored
     where {{ replaced }}
         and not exists (
             select 1 from {{ temp_relation }} as recomputed
             where {{ same_key }} and {{ same_values }}
         )
-    {%- if partitions %}
-    returning {{ partition_row_fingerprint(partitions) }}
+    {%- if changes %}
+        returning {{ columns }}
     )
-    {{ add_to_partition_fingerprints('deleted', -1) }};
+    insert into {{ changes }} ({{ columns }}, change_kind)
+    select {{ columns }}, 'deleted'
+    from deleted;
 
-    with inserted as (
-        select {{ partition_row_fingerprint(partitions) }}
-        from {{ changed_relation }}
-    )
-    {{ add_to_partition_fingerprints('inserted', 1) }}
+    insert into {{ changes }} ({{ columns }}, change_kind)
+    select {{ columns }}, 'inserted'
+    from {{ changed_relation }}
     {%- endif %};
 
     insert into {{ target_relation }} ({{ columns }})
@@ -416,93 +420,4 @@
         is distinct from ({% for expression in assignments.values() %}{{ expression }}{{ ', ' if not loop.last }}{% endfor %});
     {%- endif %}
     {{ record_build_customers(values_sql, ledger_key) }}
-{%- endmacro %}
-
-{#-
-    Partition fingerprints: what a downstream window-incremental model compares to find the earliest
-    partition (period end, month) of this model that changed, kept up to date by the model itself instead
-    of being recomputed by a scan of the whole table in every build. Config
-    fingerprint_partitions={'column': <partition column>, 'row': <SQL row expression over the columns>}:
-    per partition value, the row count and the sum of the rows' 64-bit hashes (rows_fingerprint, so the
-    same figures as a scan), in the ledger _lens_build_partitions. The strategy replace_from with
-    keep_unchanged_rows subtracts the deleted rows and adds the inserted ones, in the model's transaction;
-    the post-hook record_partition_fingerprints computes them from the table on a full build, or when
-    the ledger has none for the model. Only the configured row expression counts: a post-hook that
-    updates other columns (update_current_attributes) leaves them valid.
--#}
-{% macro create_build_partitions_ledger() -%}
-    {{ lock_build_ledgers() }};
-    create table if not exists {{ target.schema }}._lens_build_partitions (
-        model_name text not null,
-        partition_key text not null,
-        row_count bigint not null,
-        hash_sum numeric not null,
-        primary key (model_name, partition_key)
-    )
-{%- endmacro %}
-
-{#- A select list of a changed row: its partition and hash (for add_to_partition_fingerprints). -#}
-{% macro partition_row_fingerprint(partitions) -%}
-    {{ partitions['column'] }}::text as partition_key, hashtextextended(({{ partitions['row'] }})::text, 0) as row_hash
-{%- endmacro %}
-
-{#- Add sign x the rows of `changed` (partition_key, row_hash) to the model's partition fingerprints. -#}
-{% macro add_to_partition_fingerprints(changed, sign) -%}
-    insert into {{ target.schema }}._lens_build_partitions as recorded (model_name, partition_key, row_count, hash_sum)
-    select '{{ this.identifier }}', partition_key, {{ sign }} * count(*), {{ sign }} * sum(row_hash)
-    from {{ changed }}
-    group by partition_key
-    on conflict (model_name, partition_key) do update
-    set row_count = recorded.row_count + excluded.row_count, hash_sum = recorded.hash_sum + excluded.hash_sum
-{%- endmacro %}
-
-{#- post-hook: (re)compute the partition fingerprints from the table where they are not kept up to date. -#}
-{% macro record_partition_fingerprints() -%}
-    {%- set partitions = config.require('fingerprint_partitions') -%}
-    {%- if not (is_incremental() and partition_fingerprints_kept(this.identifier)) %}
-    {{ create_build_partitions_ledger() }};
-    delete from {{ target.schema }}._lens_build_partitions where model_name = '{{ this.identifier }}';
-    insert into {{ target.schema }}._lens_build_partitions (model_name, partition_key, row_count, hash_sum)
-    select '{{ this.identifier }}', partition_key, count(*), sum(row_hash)
-    from (select {{ partition_row_fingerprint(partitions) }} from {{ this }}) as fingerprinted
-    group by partition_key
-    {%- else %}
-    select 1
-    {%- endif %}
-{%- endmacro %}
-
-{#- Whether the ledger holds partition fingerprints of the model `identifier` (false when not executing). -#}
-{% macro partition_fingerprints_kept(identifier) -%}
-    {%- if not execute -%}
-        {{ return(false) }}
-    {%- endif -%}
-    {%- set ledger = adapter.get_relation(this.database, target.schema, '_lens_build_partitions') -%}
-    {%- if ledger is none -%}
-        {{ return(false) }}
-    {%- endif -%}
-    {{ return(run_query(
-        "select exists (select 1 from " ~ ledger ~ " where model_name = '" ~ identifier ~ "')"
-    ).columns[0].values()[0]) }}
-{%- endmacro %}
-
-{#-
-    The partition fingerprints of `model` (a ref) as (partition_key, fingerprint) in the format of
-    rows_fingerprint; from the ledger, or by a scan when the model keeps none (yet).
--#}
-{% macro partition_fingerprints_sql(model) -%}
-    {%- if not execute -%}
-    {#- parsing: the caller's ref() has already made the model a dependency -#}
-    select null::text as partition_key, null::text as fingerprint
-    {%- elif partition_fingerprints_kept(model.identifier) -%}
-    select partition_key, row_count::text || ':' || hash_sum::text as fingerprint
-    from {{ target.schema }}._lens_build_partitions
-    where model_name = '{{ model.identifier }}' and row_count > 0
-    {%- else -%}
-    {%- set node = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
-        | selectattr('alias', 'equalto', model.identifier) | first -%}
-    {%- set partitions = node.config.get('fingerprint_partitions') -%}
-    select {{ partitions['column'] }}::text as partition_key, {{ rows_fingerprint(partitions['row']) }} as fingerprint
-    from {{ model }}
-    group by {{ partitions['column'] }}
-    {%- endif -%}
 {%- endmacro %}

@@ -113,58 +113,44 @@ def test_the_daily_run_wrote_only_the_changed_customer_periods(dbt_warehouse) ->
     assert 0 < response["rows_affected"] < window / 2, (response, window, total)
 
 
-def test_the_partition_fingerprints_kept_through_the_daily_run_equal_a_scan(dbt_warehouse) -> None:
-    """customer_period_groups updates its fingerprints per period end with the rows it writes (what the
-    guerrilla sums compare to find the changed periods): after the runs they equal a scan of the table."""
+def test_the_daily_run_applied_the_logged_changes_to_the_guerrilla_sums(dbt_warehouse) -> None:
+    """The daily run did not recompute the guerrilla sums: it applied the customer periods its inputs
+    logged (the corrected contract's old loss, half a year or more back; the moved customer's periods) and
+    emptied the logs; the equality with a full refresh is checked below."""
     schema = dbt_warehouse.incremental_schema
-    kept = dbt_warehouse.rows(
-        f"select partition_key, row_count, hash_sum from {schema}._lens_build_partitions "
-        "where model_name = 'customer_period_groups' and row_count <> 0 order by partition_key"
-    )
-    scanned = dbt_warehouse.rows(
-        f"""
-        select period_end_date::text, count(*), sum(hashtextextended((
-            customer_id, period_type, period_start_date, rfm_segment, value_tier, is_active_in_period,
-            is_new_in_period)::text, 0))
-        from {schema}.customer_period_groups
-        group by period_end_date
-        order by period_end_date::text
-        """
-    )
-    assert len(scanned) > 12
-    assert kept == scanned
-
-
-def test_the_daily_run_replaced_only_the_guerrilla_periods_from_its_earliest_change(dbt_warehouse) -> None:
-    """The daily run recomputed the periods ending on or after its earliest change (the corrected contract's
-    old loss, half a year or more back), kept the ones before, and moved the moved customer's contributions to
-    the kept periods from the old region's rows to the new region's (guerrilla_metrics is rebuilt from this
-    table; the equality with a full refresh is checked below)."""
     model = "int_guerrilla_groups_aggregated"
     response = _adapter_response(dbt_warehouse.daily_run, model)
-    schema = dbt_warehouse.incremental_schema
     (recomputed_from,) = dbt_warehouse.rows(
-        f"select fingerprint::date from {schema}._lens_build_inputs "
-        "where model_name = %s and input_key = 'recomputed_from'",
+        f"select fingerprint from {schema}._lens_build_inputs where model_name = %s and input_key = 'recomputed_from'",
         (model,),
     )[0]
-    (total, recomputed, kept_in_new_region, lost_date) = dbt_warehouse.rows(
+    assert recomputed_from != "-infinity"  # changes applied, nothing recomputed
+    assert response["code"] == "DELETE"  # the last statement: groups left empty
+    for producer in ("customer_period_groups", "int_customer_events_aggregated_to_months"):
+        (logged,) = dbt_warehouse.rows(f"select count(*) from {schema}._lens_changes__{producer}")[0]
+        assert logged == 0, producer
+    (periods_of_the_loss,) = dbt_warehouse.rows(
         f"""
-        select count(*), count(*) filter (where period_end_date >= %(from)s),
-            count(*) filter (where period_end_date < %(from)s and group_type = 'region' and group_value = %(region)s),
-            (select min(lost_date) from {dbt_warehouse.full_schema}.customer_episodes where customer_id = %(corrected)s)
-        from {schema}.{model}
+        select count(*) from {schema}.{model}
+        where group_type = 'all' and period_type = 'month' and lost_customers > 0
+            and period_start_date = (
+                select date_trunc('month', min(lost_date))::date from {dbt_warehouse.full_schema}.customer_episodes
+                where customer_id = %s)
         """,
-        {
-            "from": recomputed_from,
-            "region": dbt_warehouse.moved_region,
-            "corrected": dbt_warehouse.corrected_contract_customer_id,
-        },
+        (dbt_warehouse.corrected_contract_customer_id,),
     )[0]
-    assert response["code"] == "INSERT"
-    assert response["rows_affected"] == recomputed < total, (response, total)
-    assert recomputed_from <= lost_date - dt.timedelta(days=90)  # the old loss (the term ran 90 days longer)
-    assert kept_in_new_region > 0  # only the move can have filled the new region's kept periods
+    assert periods_of_the_loss == 1
+
+
+def test_the_daily_run_logged_only_what_changed(dbt_warehouse) -> None:
+    """customer_period_groups recomputed every customer's running periods but wrote only the rows that
+    changed; the events by month likewise (the written rows are what the guerrilla sums applied)."""
+    schema = dbt_warehouse.incremental_schema
+    for model in ("customer_period_groups", "int_customer_events_aggregated_to_months"):
+        response = _adapter_response(dbt_warehouse.daily_run, model)
+        (total,) = dbt_warehouse.rows(f"select count(*) from {schema}.{model}")[0]
+        assert response["code"] == "INSERT", model
+        assert 0 < response["rows_affected"] < total / 20, (model, response, total)
 
 
 def test_a_moved_customer_has_the_new_region_on_every_snapshot(dbt_warehouse) -> None:

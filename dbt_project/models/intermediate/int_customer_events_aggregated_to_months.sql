@@ -2,11 +2,26 @@
     Every event the guerrilla metrics count (an order, a ticket, a new or won-back customer, a loss, a
     renewal, a referral, an NPS answer), summed per customer and calendar month. Records that match no
     customer are summed under customer_id null. Quarters and years are sums of their months per customer,
-    so int_guerrilla_groups_aggregated reads this table instead of the event sources, and compares a
-    fingerprint of each month's rows with its previous build to find the earliest month whose events
-    changed. A table: rebuilt in one pass each run; that model and its hooks read it more than once.
+    so int_guerrilla_groups_aggregated reads this table instead of the event sources.
+
+    Recomputed whole in one pass each run, but written by difference (replace_from without a date
+    column, keep_unchanged_rows): an incremental run writes only the customer months whose events
+    changed, and logs them (capture_replaced_rows) for int_guerrilla_groups_aggregated, which updates
+    its sums from that log instead of re-reading every customer's events.
 -#}
-{{ config(materialized='table', indexes=[{'columns': ['month_start_date']}], post_hook='analyze {{ this }}') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_from',
+        unique_key=['customer_id', 'month_start_date'],
+        keep_unchanged_rows=true,
+        capture_replaced_rows=true,
+        on_schema_change='fail',
+        indexes=[{'columns': ['month_start_date']}, {'columns': ['customer_id']}],
+        pre_hook=["{{ start_change_log('pre') }}"],
+        post_hook=["{{ start_change_log('post') }}", "analyze {{ this }}"],
+    )
+}}
 
 with
 

@@ -6,68 +6,49 @@
     customer count under 'unmatched'. Quarter and year rows come from each customer's events of the whole
     quarter or year, not from month rows (a customer's segment can differ between a month and its quarter).
 
-    Window-incremental (macros/recompute.sql): an incremental run replaces the periods ending on or after
-    the earliest of: the first changed month of events, the first period end whose memberships (segment,
-    tier, activity) changed, the previous and the current as-of date. A changed var group_attribute or an
-    earlier first period recomputes everything. The attribute group is the customer's current value, so a
-    customer who moved (var group_attribute) would change every period's rows: instead, the post-hook
-    apply_group_attribute_moves moves their contributions to the kept periods from the old group to the
-    new one. All measures are sums, so this equals a recomputation; a group left without contributing
-    customers loses its row, as in a full build.
+    Maintained by difference (strategy add_changes, macros/changes.sql): every measure is a sum over
+    customer periods of one customer's contribution (their membership and their events of the period),
+    so an incremental run adds, for each customer period that changed since its last build, the new
+    contribution and subtracts the old one. The changed customer periods are those customer_period_groups
+    and int_customer_events_aggregated_to_months logged (their first logged version is the old one), and
+    every period of the customers whose attribute group (var group_attribute) changed: their old group is
+    the one recorded in _lens_build_customers by the last build. A group left without contributing
+    customers loses its row, as in a full build. A changed var group_attribute, an earlier first period or
+    a new change log (a producer rebuilt in full) recomputes everything.
 -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_from',
-        replace_from_column='period_end_date',
+        incremental_strategy='add_changes',
+        unique_key=['period_type', 'period_start_date', 'group_type', 'group_value'],
+        sum_columns=guerrilla_measure_columns() | map(attribute=0) | list,
+        drop_rows_where='contributing_customers = 0',
         on_schema_change='fail',
         indexes=[{'columns': ['period_type', 'period_start_date', 'group_type', 'group_value'], 'unique': true}],
         pre_hook=[
             "{{ set_recompute_from(guerrilla_build_inputs()) }}",
             "set local work_mem = '{{ var('guerrilla_work_mem') }}'",
+            "{{ lock_change_logs(guerrilla_change_logs()) }}",
         ],
         post_hook=[
-            "{{ apply_group_attribute_moves() }}",
             "{{ record_build_inputs(guerrilla_build_inputs()) }}",
             "{{ record_build_customers(guerrilla_customer_attributes()) }}",
+            "{{ empty_change_logs(guerrilla_change_logs()) }}",
             "analyze {{ this }}",
         ],
     )
 }}
-{%- set recompute_from_date = recompute_from(guerrilla_build_inputs()) %}
+{#- recompute_from returns a date when the recorded inputs allow applying changes, none to recompute all -#}
+{%- set applies_changes = recompute_from(guerrilla_build_inputs()) is not none %}
 {%- set event_measures = guerrilla_event_measures() %}
+{%- set period_types = "unnest(array['month', 'quarter', 'year']) as period_types (period_type)" %}
+{#- a join key for customer ids that matches the records of no customer (null) with each other -#}
+{%- set no_customer = '-9223372036854775808' %}
 -- depends_on: {{ ref('stg_sales__customers') }}
 
 with
 
-periods as (
-
-    select
-        period_type,
-        period_start_date,
-        period_end_date
-    from {{ ref('int_periods_generated') }}
-    where period_type in ('month', 'quarter', 'year')
-    {%- if recompute_from_date %}
-        and period_end_date >= '{{ recompute_from_date }}'
-    {%- endif %}
-
-),
-
-period_types as (
-
-    -- per period type, the first day of the first recomputed period
-    select
-        period_type,
-        {%- if recompute_from_date %}
-        date_trunc(period_type, '{{ recompute_from_date }}'::date)::date as first_start_date
-        {%- else %}
-        '-infinity'::date as first_start_date
-        {%- endif %}
-    from unnest(array['month', 'quarter', 'year']) as period_types (period_type)
-
-),
-
+{% if not applies_changes -%}
 memberships as (
 
     select
@@ -80,19 +61,6 @@ memberships as (
         is_active_in_period,
         is_new_in_period
     from {{ ref('customer_period_groups') }}
-    {%- if recompute_from_date %}
-    where period_end_date >= '{{ recompute_from_date }}'
-    {%- endif %}
-
-),
-
-customer_months as (
-
-    select *
-    from {{ ref('int_customer_events_aggregated_to_months') }}
-    {%- if recompute_from_date %}
-    where month_start_date >= date_trunc('year', '{{ recompute_from_date }}'::date)::date
-    {%- endif %}
 
 ),
 
@@ -105,13 +73,11 @@ events_aggregated_to_customer_periods as (
         {%- for column in event_measures %}
         sum(customer_months.{{ column }}) as {{ column }}{{ ',' if not loop.last }}
         {%- endfor %}
-    from customer_months
-    inner join period_types
-        on customer_months.month_start_date >= period_types.first_start_date
+    from {{ ref('int_customer_events_aggregated_to_months') }} as customer_months
+    cross join {{ period_types }}
     group by 1, 2, 3
 
 ),
-
 memberships_aggregated as (
 
     -- the memberships per combination of groups: narrow rows, most customer periods have no events
@@ -209,6 +175,256 @@ combinations_aggregated as (
 
 ),
 
+{%- else -%}
+memberships_logged as (
+
+    -- the first logged version of each customer period written since the last build: the one this
+    -- model last saw if it was deleted then ('inserted': the customer period had no row)
+    select distinct on (customer_id, period_type, period_start_date) *
+    from {{ change_log_relation('customer_period_groups') }}
+    order by customer_id, period_type, period_start_date, change_id
+
+),
+
+event_months_logged as (
+
+    select distinct on (customer_id, month_start_date) *
+    from {{ change_log_relation('int_customer_events_aggregated_to_months') }}
+    order by customer_id, month_start_date, change_id
+
+),
+
+recorded_attributes as (
+
+    -- each customer's attribute group when this model was last built
+    select
+        customer_id,
+        fingerprint as attribute_value
+    from {{ target.schema }}._lens_build_customers
+    where model_name = '{{ this.identifier }}'
+
+),
+
+moved_customers as (
+
+    select current_attributes.customer_id
+    from ({{ guerrilla_customer_attributes() }}) as current_attributes
+    inner join recorded_attributes
+        on current_attributes.customer_id = recorded_attributes.customer_id
+    where current_attributes.fingerprint <> recorded_attributes.attribute_value
+
+),
+
+changed_customer_periods as (
+
+    select customer_id, period_type, period_start_date
+    from memberships_logged
+
+    union
+
+    select
+        event_months_logged.customer_id,
+        period_types.period_type,
+        date_trunc(period_types.period_type, event_months_logged.month_start_date)::date
+    from event_months_logged
+    cross join {{ period_types }}
+
+    union
+
+    select customer_id, period_type, period_start_date
+    from {{ ref('customer_period_groups') }}
+    where customer_id in (select customer_id from moved_customers)
+
+),
+
+memberships_after as (
+
+    select
+        memberships.customer_id,
+        memberships.period_type,
+        memberships.period_start_date,
+        memberships.rfm_segment,
+        memberships.value_tier,
+        memberships.attribute_value,
+        memberships.is_active_in_period,
+        memberships.is_new_in_period
+    from {{ ref('customer_period_groups') }} as memberships
+    inner join changed_customer_periods as changed
+        on memberships.customer_id = changed.customer_id
+            and memberships.period_type = changed.period_type
+            and memberships.period_start_date = changed.period_start_date
+
+),
+
+memberships_before as (
+
+    -- logged: the old version; not logged (an event or attribute change only): the stored row; either
+    -- with the attribute group of the last build
+    select
+        logged.customer_id,
+        logged.period_type,
+        logged.period_start_date,
+        logged.rfm_segment,
+        logged.value_tier,
+        coalesce(recorded_attributes.attribute_value, logged.attribute_value) as attribute_value,
+        logged.is_active_in_period,
+        logged.is_new_in_period
+    from memberships_logged as logged
+    left join recorded_attributes
+        on logged.customer_id = recorded_attributes.customer_id
+    where logged.change_kind = 'deleted'
+
+    union all
+
+    select
+        stored.customer_id,
+        stored.period_type,
+        stored.period_start_date,
+        stored.rfm_segment,
+        stored.value_tier,
+        coalesce(recorded_attributes.attribute_value, stored.attribute_value),
+        stored.is_active_in_period,
+        stored.is_new_in_period
+    from memberships_after as stored
+    left join recorded_attributes
+        on stored.customer_id = recorded_attributes.customer_id
+    where not exists (
+        select 1
+        from memberships_logged as logged
+        where logged.customer_id = stored.customer_id
+            and logged.period_type = stored.period_type
+            and logged.period_start_date = stored.period_start_date
+    )
+
+),
+
+event_months_after as (
+
+    -- every month of the customers (and of the records matching none) with a changed customer period
+    select *
+    from {{ ref('int_customer_events_aggregated_to_months') }}
+    where customer_id in (select customer_id from changed_customer_periods)
+
+    union all
+
+    select *
+    from {{ ref('int_customer_events_aggregated_to_months') }}
+    where customer_id is null
+        and exists (select 1 from changed_customer_periods where customer_id is null)
+
+),
+
+event_months_before as (
+
+    select
+        customer_id,
+        month_start_date,
+        {%- for column in event_measures %}
+        {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from event_months_logged
+    where change_kind = 'deleted'
+
+    union all
+
+    select
+        stored.customer_id,
+        stored.month_start_date,
+        {%- for column in event_measures %}
+        stored.{{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from event_months_after as stored
+    where not exists (
+        select 1
+        from event_months_logged as logged
+        where coalesce(logged.customer_id, {{ no_customer }}) = coalesce(stored.customer_id, {{ no_customer }})
+            and logged.month_start_date = stored.month_start_date
+    )
+
+),
+{%- for state in ['before', 'after'] %}
+
+events_{{ state }} as (
+
+    select
+        event_months.customer_id,
+        period_types.period_type,
+        date_trunc(period_types.period_type, event_months.month_start_date)::date as period_start_date,
+        {%- for column in event_measures %}
+        sum(event_months.{{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from event_months_{{ state }} as event_months
+    cross join {{ period_types }}
+    group by 1, 2, 3
+
+),
+
+contributions_{{ state }} as (
+
+    -- what each changed customer period adds to its groups {{ state }} the change (as in a full build:
+    -- the membership counts the customer once, events without one count under unsegmented/unmatched)
+    select
+        changed.period_type,
+        changed.period_start_date,
+        case
+            when memberships.customer_id is not null then coalesce(memberships.rfm_segment, 'unsegmented')
+            when changed.customer_id is null then 'unmatched'
+            else 'unsegmented'
+        end as rfm_segment,
+        case
+            when memberships.customer_id is not null then coalesce(memberships.value_tier, 'unsegmented')
+            when changed.customer_id is null then 'unmatched'
+            else 'unsegmented'
+        end as value_tier,
+        case
+            when memberships.customer_id is not null then coalesce(memberships.attribute_value, 'unknown')
+            when changed.customer_id is null then 'unmatched'
+            else 'unknown'
+        end as attribute_value,
+        1 as contributing_customers,
+        case when memberships.is_active_in_period then 1 else 0 end as active_customers,
+        case when memberships.is_new_in_period then coalesce(events.revenue, 0) else 0 end
+            as new_customer_revenue,
+        {%- for column in event_measures %}
+        coalesce(events.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from changed_customer_periods as changed
+    left join memberships_{{ state }} as memberships
+        on changed.customer_id = memberships.customer_id
+            and changed.period_type = memberships.period_type
+            and changed.period_start_date = memberships.period_start_date
+    left join events_{{ state }} as events
+        on coalesce(changed.customer_id, {{ no_customer }}) = coalesce(events.customer_id, {{ no_customer }})
+            and changed.period_type = events.period_type
+            and changed.period_start_date = events.period_start_date
+    where memberships.customer_id is not null
+        or events.period_type is not null
+
+),
+{%- endfor %}
+
+combinations_aggregated as (
+
+    -- per combination of groups: the new contributions less the old ones
+    select
+        period_type,
+        period_start_date,
+        rfm_segment,
+        value_tier,
+        attribute_value,
+        {%- for column, data_type in guerrilla_measure_columns() %}
+        sum(sign * {{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from (
+        select -1 as sign, * from contributions_before
+        union all
+        select 1 as sign, * from contributions_after
+    ) as contributions
+    group by 1, 2, 3, 4, 5
+
+),
+{%- endif %}
+
 groups_aggregated as (
 
     -- all four group types in one pass (grouping sets, not a 4x cross join)
@@ -244,21 +460,23 @@ final as (
 
     select
         -- keys
-        groups_aggregated.period_type::text as period_type,
-        groups_aggregated.period_start_date::date as period_start_date,
-        groups_aggregated.group_type::text as group_type,
-        groups_aggregated.group_value::text as group_value,
+        period_type::text as period_type,
+        period_start_date::date as period_start_date,
+        group_type::text as group_type,
+        group_value::text as group_value,
 
         -- period
-        periods.period_end_date::date as period_end_date,
+        (
+            period_start_date
+            + case period_type when 'month' then interval '1 month' when 'quarter' then interval '3 months'
+                else interval '1 year' end
+            - interval '1 day'
+        )::date as period_end_date,
 
         -- additive measures
         {{ guerrilla_measures('groups_aggregated') }}
 
     from groups_aggregated
-    inner join periods
-        on groups_aggregated.period_type = periods.period_type
-            and groups_aggregated.period_start_date = periods.period_start_date
 
 )
 

@@ -10,10 +10,9 @@
     creation date changed (per-customer fingerprints), and writes only the rows that changed
     (keep_unchanged_rows): a daily run recomputes every customer's running month, quarter and year, of
     which few change. So no column may change with the as-of date alone (the running periods' segment
-    snapshot is int_periods_generated.segment_snapshot_date). The rows written keep the fingerprints per
-    period end that int_guerrilla_groups_aggregated compares up to date (fingerprint_partitions), so that
-    model does not scan this table to find what changed. A post-hook brings the attribute group of older
-    periods up to date.
+    snapshot is int_periods_generated.segment_snapshot_date). The rows written go to the change log
+    (macros/changes.sql) from which int_guerrilla_groups_aggregated updates its sums. A post-hook brings
+    the attribute group of older periods up to date.
 -#}
 {{
     config(
@@ -23,14 +22,14 @@
         replace_customers_column='customer_id',
         unique_key=['customer_id', 'period_type', 'period_start_date'],
         keep_unchanged_rows=true,
-        fingerprint_partitions={'column': 'period_end_date', 'row': membership_fingerprint_row()},
+        capture_replaced_rows=true,
         on_schema_change='fail',
         indexes=[{'columns': ['period_end_date']}],
-        pre_hook=["{{ set_recompute_from(customer_group_build_inputs()) }}"],
+        pre_hook=["{{ set_recompute_from(customer_group_build_inputs()) }}", "{{ start_change_log('pre') }}"],
         post_hook=[
             "{{ record_build_inputs(customer_group_build_inputs()) }}",
             "{{ record_build_customers(customer_group_fingerprints()) }}",
-            "{{ record_partition_fingerprints() }}",
+            "{{ start_change_log('post') }}",
             "{{ update_current_attributes({'attribute_value': group_attribute_value('customers')}) }}",
         ],
     )
