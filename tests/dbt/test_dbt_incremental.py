@@ -368,3 +368,64 @@ def test_an_order_matches_a_customer_loaded_after_it(dbt_warehouse) -> None:
                     conn.execute(f"delete from raw_sales.{table} where _batch_id = %s", (batch_id,))
                 conn.execute("delete from raw_sales._batches where batch_id = %s", (batch_id,))
             conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def test_changes_logged_over_several_builds_and_a_rebuilt_log_give_the_full_refresh_sums(dbt_warehouse) -> None:
+    """The guerrilla sums skip two builds of their inputs (as-of dates two months and one month back, then
+    today): the logs then hold rows inserted by one build and deleted by the next, and applying them still
+    gives the full refresh's sums. A producer rebuilt in full starts a new log, whose rows before were never
+    logged: the sums are then recomputed, and still equal."""
+    schema = "dbt_change_logs"
+    model = "int_guerrilla_groups_aggregated"
+    producers = ["customer_period_groups", "int_customer_events_aggregated_to_months"]
+    (as_of,) = dbt_warehouse.rows(f"select as_of_date from {dbt_warehouse.full_schema}.int_as_of_date")[0]
+
+    def as_of_vars(days_back: int) -> list[str]:
+        return ["--vars", f"{{as_of_date: '{as_of - dt.timedelta(days=days_back)}'}}"]
+
+    def differences() -> tuple[int, int]:
+        return dbt_warehouse.rows(
+            f"""
+            select
+                (select count(*) from (select * from {schema}.{model}
+                    except all select * from {dbt_warehouse.full_schema}.{model}) as a),
+                (select count(*) from (select * from {dbt_warehouse.full_schema}.{model}
+                    except all select * from {schema}.{model}) as b)
+            """
+        )[0]
+
+    def recomputed_from() -> str:
+        return dbt_warehouse.rows(
+            f"select fingerprint from {schema}._lens_build_inputs where model_name = %s and input_key = 'recomputed_from'",
+            (model,),
+        )[0][0]
+
+    def build(*args: str) -> None:
+        transform.run_dbt(["build", "--resource-type", "model", "--resource-type", "seed", *args], schema=schema)
+
+    try:
+        with dbt_warehouse.env():
+            build("--select", f"+{model}", *as_of_vars(61))
+            assert differences() != (0, 0)  # two months back: other sums
+            for days_back in (30, 0):
+                transform.run_dbt(
+                    ["run", "--select", *(f"+{p}" for p in producers), *as_of_vars(days_back)], schema=schema
+                )
+            (logged, logged_twice) = dbt_warehouse.rows(
+                f"""
+                select count(*), count(*) - count(distinct (customer_id, period_type, period_start_date))
+                from {schema}._lens_changes__customer_period_groups
+                """
+            )[0]
+            assert logged > 0 and logged_twice > 0
+            build("--select", model)
+            assert recomputed_from() != "-infinity"  # the logged changes applied
+            assert differences() == (0, 0)
+
+            build("--select", producers[0], "--full-refresh")
+            build("--select", model)
+            assert recomputed_from() == "-infinity"
+            assert differences() == (0, 0)
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            conn.execute(f"drop schema if exists {schema} cascade")
