@@ -396,7 +396,8 @@ def test_changes_logged_over_several_builds_and_a_rebuilt_log_give_the_full_refr
 
     def recomputed_from() -> str:
         return dbt_warehouse.rows(
-            f"select fingerprint from {schema}._lens_build_inputs where model_name = %s and input_key = 'recomputed_from'",
+            f"select fingerprint from {schema}._lens_build_inputs "
+            "where model_name = %s and input_key = 'recomputed_from'",
             (model,),
         )[0][0]
 
