@@ -20,51 +20,60 @@
     ledger existed) the model's newest `merged_column` value stands in for it, if given.
 -#}
 {% macro loaded_since(batches_relation, entities, merged_column=none) -%}
-    {%- set lookback = var('incremental_lookback_hours') | int -%}
     {%- if execute and this is not none and is_incremental() -%}
-        {%- set ledger = adapter.get_relation(this.database, target.schema, '_lens_build_inputs') -%}
-        {%- set query -%}
-            with
-
-            recorded as (
-                select coalesce(
-                    {%- if ledger is not none %}
-                    (
-                        select max(fingerprint::timestamptz)
-                        from {{ ledger }}
-                        where model_name = '{{ this.identifier }}'
-                            and input_key = 'loaded_through'
-                    ),
-                    {%- endif %}
-                    {%- if merged_column %}
-                    (select max({{ merged_column }}) from {{ this }}),
-                    {%- endif %}
-                    null::timestamptz
-                ) as loaded_through
-            ),
-
-            overlapping_batches as (
-                select min(batches.started_at) as earliest_started_at
-                from {{ batches_relation }} as batches
-                cross join recorded
-                where batches.entity_name in ('{{ entities | join("', '") }}')
-                    and batches.batch_status = 'loaded'
-                    and batches.finished_at >= recorded.loaded_through
-            )
-
-            select (
-                coalesce(
-                    least(recorded.loaded_through, overlapping_batches.earliest_started_at),
-                    '-infinity'::timestamptz
-                ) - interval '{{ lookback }} hours'
-            )::text
-            from recorded
-            cross join overlapping_batches
-        {%- endset -%}
-        '{{ run_query(query).columns[0].values()[0] }}'::timestamptz
+        '{{ loaded_since_bound(this.identifier, batches_relation, entities, this if merged_column else none, merged_column) }}'::timestamptz
     {%- else -%}
         '-infinity'::timestamptz
     {%- endif -%}
+{%- endmacro %}
+
+{#-
+    The bound of loaded_since for the model `identifier` (whose ledger entry 'loaded_through' it reads;
+    or the newest `merged_column` value of `merged_relation`), as timestamptz text; '-infinity' when
+    nothing is recorded. Also what the data tests of the staging views read (macros/test_scope.sql).
+-#}
+{% macro loaded_since_bound(identifier, batches_relation, entities, merged_relation=none, merged_column=none) -%}
+    {%- set lookback = var('incremental_lookback_hours') | int -%}
+    {%- set ledger = adapter.get_relation(this.database, target.schema, '_lens_build_inputs') -%}
+    {%- set query -%}
+        with
+
+        recorded as (
+            select coalesce(
+                {%- if ledger is not none %}
+                (
+                    select max(fingerprint::timestamptz)
+                    from {{ ledger }}
+                    where model_name = '{{ identifier }}'
+                        and input_key = 'loaded_through'
+                ),
+                {%- endif %}
+                {%- if merged_column %}
+                (select max({{ merged_column }}) from {{ merged_relation }}),
+                {%- endif %}
+                null::timestamptz
+            ) as loaded_through
+        ),
+
+        overlapping_batches as (
+            select min(batches.started_at) as earliest_started_at
+            from {{ batches_relation }} as batches
+            cross join recorded
+            where batches.entity_name in ('{{ entities | join("', '") }}')
+                and batches.batch_status = 'loaded'
+                and batches.finished_at >= recorded.loaded_through
+        )
+
+        select (
+            coalesce(
+                least(recorded.loaded_through, overlapping_batches.earliest_started_at),
+                '-infinity'::timestamptz
+            ) - interval '{{ lookback }} hours'
+        )::text
+        from recorded
+        cross join overlapping_batches
+    {%- endset -%}
+    {{ return(run_query(query).columns[0].values()[0]) }}
 {%- endmacro %}
 
 {#-

@@ -6,16 +6,29 @@
     primary keys are database constraints (contracts), and the snapshot guard checks every mart in full
     before it becomes the baseline. `dbt test` on its own, full builds, and every other model: all rows.
 
+    The staging views are recomputed from the raw layer at every read, so a test of one reads all of it.
+    Those a later incremental mart depends on (config meta tested_since) are tested, in `dbt build`, on
+    the records loaded since that mart's last build (every version of each such key): the keys before
+    were tested by the builds that got as far as that mart, which `dbt build` only reaches past passing
+    tests. A load of more than var('tested_keys_limit') keys is tested in full.
+
     dbt renders each generic test's model through get_where_subquery; this project's version adds the
     scope to any `where` the test configures.
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}
     {%- set scope = rewritten_rows_scope(relation) -%}
-    {%- if scope is none and not where -%}
+    {%- set keys = loaded_keys_scope(relation) if scope is none else none -%}
+    {%- if scope is none and keys is none and not where -%}
         {%- do return(relation) -%}
     {%- endif -%}
     {%- set filter = '(' ~ where ~ ')' if where else 'true' -%}
+    {%- if keys is not none -%}
+        {%- do return(
+            '(select * from ' ~ relation ~ ' where ' ~ filter ~ ' and ' ~ keys.column
+            ~ " = any('" ~ keys['values'] ~ "'::" ~ keys.data_type ~ '[])) dbt_subquery'
+        ) -%}
+    {%- endif -%}
     {%- if scope is none -%}
         {%- do return('(select * from ' ~ relation ~ ' where ' ~ filter ~ ') dbt_subquery') -%}
     {%- endif -%}
@@ -70,5 +83,48 @@
         'recomputed_from': rows[0][0],
         'customers_column': model_config.get('replace_customers_column'),
         'customers_sql': customers_sql,
+    }) }}
+{%- endmacro %}
+
+{#-
+    The keys of the staging view `relation` loaded since its tested_since mart's last build (see above),
+    as {column, values (an array literal), data_type}; none (all rows) outside `dbt build`, for other
+    models, without a record of that mart, or beyond var('tested_keys_limit') keys.
+-#}
+{% macro loaded_keys_scope(relation) -%}
+    {%- if not execute or flags.WHICH != 'build' or relation.identifier is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('alias', 'equalto', relation.identifier) | list -%}
+    {%- set since = models[0].config.get('meta', {}).get('tested_since') if models | length == 1 else none -%}
+    {%- if not since -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set batches = adapter.get_relation(relation.database, relation.schema, since['batches']) -%}
+    {%- set sources = [] -%}
+    {%- for node_id in models[0].depends_on.nodes if node_id.startswith('source.') -%}
+        {%- do sources.append(node_id) -%}
+    {%- endfor -%}
+    {%- if batches is none or sources | length != 1 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set bound = loaded_since_bound(since['model'], batches, since['entities']) -%}
+    {%- if bound.startswith('-infinity') -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set limit = var('tested_keys_limit') | int -%}
+    {%- set row = run_query(
+        'select count(*) as keys, array_agg(key)::text as key_values, min(pg_typeof(key)::text) as data_type'
+        ~ ' from (select distinct ' ~ since['key'] ~ ' as key from ' ~ graph.sources[sources[0]].relation_name
+        ~ " where _loaded_at >= '" ~ bound ~ "'::timestamptz limit " ~ (limit + 1) ~ ') as loaded'
+    ).rows[0] -%}
+    {%- if row['keys'] > limit -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return({
+        'column': since['key'],
+        'values': row['key_values'] or '{}',
+        'data_type': row['data_type'] or 'bigint',
     }) }}
 {%- endmacro %}

@@ -430,3 +430,50 @@ def test_changes_logged_over_several_builds_and_a_rebuilt_log_give_the_full_refr
     finally:
         with psycopg.connect(dbt_warehouse.url) as conn:
             conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def test_a_build_tests_a_staging_view_on_the_keys_loaded_since_its_mart_was_built(dbt_warehouse) -> None:
+    """`dbt build` tests stg_sales__orders on the orders loaded since the orders mart was last built: an order
+    without a customer loaded now fails the build; an order date erased in place in an old record (the build
+    of the mart tested it before, when it was good) is not read by it. `dbt test` reads every row and fails
+    on both."""
+    schema = "dbt_staging_scope"
+    batches: list[uuid.UUID] = []
+    planted: tuple[object, int] | None = None
+    try:
+        with dbt_warehouse.env():
+            transform.run_dbt(
+                ["build", "--select", "+orders", "--resource-type", "model", "--resource-type", "seed"], schema=schema
+            )
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            (old_order_id, ordered_at) = conn.execute(
+                "select order_id, min(ordered_at) from raw_sales.orders group by order_id having count(*) = 1"
+                " order by order_id limit 1"
+            ).fetchone()
+            (new_order_id,) = conn.execute("select max(order_id) + 1 from raw_sales.orders").fetchone()
+            batches.append(_load_copy(conn, "orders", "order_id", old_order_id, new_order_id, {"customer_id": None}))
+            conn.execute("update raw_sales.orders set ordered_at = null where order_id = %s", (old_order_id,))
+            planted = (ordered_at, old_order_id)
+        with dbt_warehouse.env():
+            with pytest.raises(transform.DbtError) as failed_build:
+                transform.run_dbt(
+                    ["build", "--select", "stg_sales__orders", "--exclude", "test_type:singular"], schema=schema
+                )
+            with pytest.raises(transform.DbtError) as failed_test:
+                transform.run_dbt(
+                    ["test", "--select", "stg_sales__orders", "--exclude", "test_type:singular"], schema=schema
+                )
+        build_failures = failed_build.value.failed_nodes
+        assert any("not_null_stg_sales__orders_customer_id" in name for name in build_failures), build_failures
+        assert not any("ordered_at" in name for name in build_failures), build_failures
+        test_failures = failed_test.value.failed_nodes
+        assert any("not_null_stg_sales__orders_customer_id" in name for name in test_failures), test_failures
+        assert any("not_null_stg_sales__orders_ordered_at" in name for name in test_failures), test_failures
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            if planted:
+                conn.execute("update raw_sales.orders set ordered_at = %s where order_id = %s", planted)
+            for batch_id in batches:
+                conn.execute("delete from raw_sales.orders where _batch_id = %s", (batch_id,))
+                conn.execute("delete from raw_sales._batches where batch_id = %s", (batch_id,))
+            conn.execute(f"drop schema if exists {schema} cascade")
