@@ -168,8 +168,8 @@
     date's running snapshot, whose date lies between the recompute date and the new snapshot's.
     With replace_customers_column (customer_period_groups) the model also recomputes whole customers,
     whose inputs of their own changed: their rows before the date are replaced as well.
-    With keep_unchanged_rows (and unique_key), a recomputed row identical to the stored one is left in
-    place: only the rows that differ, disappeared or are new are written. For a model whose recomputed
+    With keep_unchanged_rows, a recomputed row identical to a stored one is left in place: only the rows
+    that differ, disappeared or are new are written (set differences of whole rows). For a model whose recomputed
     window is large but changes little from day to day (every customer's running periods), this saves
     rewriting (and re-indexing) the whole window; the result is the same. Without replace_from_column
     the window is the whole table (a table recomputed whole, written by difference). With
@@ -203,52 +203,66 @@
     select {{ columns }}
     from {{ temp_relation }}
     {%- else %}
-    {%- set keys = config.require('unique_key') -%}
-    {%- set keys = [keys] if keys is string else keys -%}
-    {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
     {%- set changes = change_log_relation() if config.get('capture_replaced_rows') else none -%}
-    {%- set changed_relation = 'lens_changed__' ~ this.identifier -%}
-    {%- set same_key -%}
-        ({% for key in keys %}recomputed.{{ key }}{{ ', ' if not loop.last }}{% endfor %})
-            = ({% for key in keys %}stored.{{ key }}{{ ', ' if not loop.last }}{% endfor %})
+    {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
+    {%- set prefix = 'lens_' ~ this.identifier -%}
+    {%- set stored_row -%}
+        ({% for name in names %}stored.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})::text
     {%- endset -%}
-    {%- set same_values -%}
-        ({% for name in names %}recomputed.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})
-            is not distinct from
-            ({% for name in names %}stored.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})
+    {%- set deleted_row -%}
+        ({% for name in names %}deleted.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})::text
     {%- endset %}
-    -- the recomputed rows not stored as they are (new or changed)
-    create temporary table {{ changed_relation }} on commit drop as
-    select recomputed.*
-    from {{ temp_relation }} as recomputed
-    where not exists (
-        select 1 from {{ target_relation }} as stored
-        where {{ replaced }} and {{ same_key }} and {{ same_values }}
-    );
+    set local work_mem = '{{ var('build_work_mem') }}';
 
-    -- the stored rows of the window that the recomputation does not reproduce exactly
-    {% if changes %}with deleted as ({% endif %}
-    delete from {{ target_relation }} as stored
-    where {{ replaced }}
-        and not exists (
-            select 1 from {{ temp_relation }} as recomputed
-            where {{ same_key }} and {{ same_values }}
+    -- the stored rows of the window, with their physical ids for the delete below
+    create temporary table {{ prefix }}__stored on commit drop as
+    select ctid as stored_ctid, {{ columns }}
+    from {{ target_relation }}
+    {%- if column %}
+    where {{ column }} >= {{ bound }}
+    {%- if customer_column %}
+    union all
+    -- (apart: the customers' rows through the key index, not a scan of the table)
+    select ctid, {{ columns }}
+    from {{ target_relation }}
+    where {{ column }} < {{ bound }}
+        and {{ customer_column }} in (
+            select {{ customer_column }} from {{ temp_relation }} where {{ column }} < {{ bound }}
         )
+    {%- endif %}
+    {%- endif %};
+
+    -- what changed: recomputed rows not stored as they are, stored rows not recomputed as they are
+    create temporary table {{ prefix }}__inserted on commit drop as
+    select {{ columns }} from {{ temp_relation }}
+    except all
+    select {{ columns }} from {{ prefix }}__stored;
+
+    create temporary table {{ prefix }}__deleted on commit drop as
+    select {{ columns }} from {{ prefix }}__stored
+    except all
+    select {{ columns }} from {{ temp_relation }};
+
+    delete from {{ target_relation }}
+    where ctid = any(array(
+        select stored.stored_ctid
+        from {{ prefix }}__stored as stored
+        inner join {{ prefix }}__deleted as deleted
+            on {{ stored_row }} = {{ deleted_row }}
+    ));
     {%- if changes %}
-        returning {{ columns }}
-    )
+
+    -- (two statements: a row's deletion is logged before its new version)
     insert into {{ changes }} ({{ columns }}, change_kind)
-    select {{ columns }}, 'deleted'
-    from deleted;
+    select {{ columns }}, 'deleted' from {{ prefix }}__deleted;
 
     insert into {{ changes }} ({{ columns }}, change_kind)
-    select {{ columns }}, 'inserted'
-    from {{ changed_relation }}
-    {%- endif %};
+    select {{ columns }}, 'inserted' from {{ prefix }}__inserted;
+    {%- endif %}
 
     insert into {{ target_relation }} ({{ columns }})
     select {{ columns }}
-    from {{ changed_relation }}
+    from {{ prefix }}__inserted
     {%- endif %}
 {%- endmacro %}
 

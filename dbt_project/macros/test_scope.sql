@@ -6,6 +6,12 @@
     primary keys are database constraints (contracts), and the snapshot guard checks every mart in full
     before it becomes the baseline. `dbt test` on its own, full builds, and every other model: all rows.
 
+    A model written by difference with a change log (capture_replaced_rows, macros/changes.sql) is
+    tested on the rows its builds inserted since the log was last emptied (this build's, unless the
+    model that empties it was skipped), read from the log: a daily build recomputes a wide window but
+    writes few rows. After a full build (a log of this invocation's generation): all rows. Updates made
+    in place by a post-hook (update_current_attributes) are not in the log.
+
     The staging views are recomputed from the raw layer at every read, so a test of one reads all of it.
     Those a later incremental mart depends on (config meta tested_since) are tested, in `dbt build`, on
     the records loaded since that mart's last build (every version of each such key): the keys before
@@ -17,6 +23,13 @@
 -#}
 {% macro get_where_subquery(relation) -%}
     {%- set where = config.get('where') -%}
+    {%- set log = logged_rows_scope(relation) -%}
+    {%- if log is not none -%}
+        {%- do return(
+            '(select * from ' ~ log ~ " where change_kind = 'inserted' and " ~ ('(' ~ where ~ ')' if where else 'true')
+            ~ ') dbt_subquery'
+        ) -%}
+    {%- endif -%}
     {%- set scope = rewritten_rows_scope(relation) -%}
     {%- set keys = loaded_keys_scope(relation) if scope is none else none -%}
     {%- if scope is none and keys is none and not where -%}
@@ -127,4 +140,27 @@
         'values': row['key_values'] or '{}',
         'data_type': row['data_type'] or 'bigint',
     }) }}
+{%- endmacro %}
+
+{#-
+    The change log to test instead of `relation` (see above), or none: outside `dbt build`, for models
+    without one, or when the log is of this invocation (a full build, or a log just started).
+-#}
+{% macro logged_rows_scope(relation) -%}
+    {%- if not execute or flags.WHICH != 'build' or relation.identifier is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('alias', 'equalto', relation.identifier) | list -%}
+    {%- if models | length != 1 or not models[0].config.get('capture_replaced_rows') -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set log = relation.schema ~ '._lens_changes__' ~ relation.identifier -%}
+    {%- set generation = run_query(
+        "select obj_description(to_regclass('" ~ log ~ "'), 'pg_class')"
+    ).columns[0].values()[0] -%}
+    {%- if generation is none or generation == invocation_id -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(log) }}
 {%- endmacro %}

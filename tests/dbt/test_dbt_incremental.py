@@ -477,3 +477,39 @@ def test_a_build_tests_a_staging_view_on_the_keys_loaded_since_its_mart_was_buil
                 conn.execute("delete from raw_sales.orders where _batch_id = %s", (batch_id,))
                 conn.execute("delete from raw_sales._batches where batch_id = %s", (batch_id,))
             conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def test_a_build_tests_the_rows_a_model_written_by_difference_logged(dbt_warehouse) -> None:
+    """customer_period_groups recomputes every customer's running periods each build but writes (and logs)
+    only the rows that changed: `dbt build` tests those, read from its change log. A bad segment planted in
+    an old period, which the next build keeps, passes the build's tests and fails `dbt test`."""
+    schema = "dbt_logged_scope"
+    model = "customer_period_groups"
+    try:
+        with dbt_warehouse.env():
+            transform.run_dbt(
+                ["build", "--select", f"+{model}", "+customers", "--resource-type", "model", "--resource-type", "seed"],
+                schema=schema,
+            )
+            with psycopg.connect(dbt_warehouse.url) as conn:
+                planted = conn.execute(
+                    f"update {schema}.{model} set rfm_segment = 'bogus' where (customer_id, period_type,"
+                    f" period_start_date) = (select customer_id, period_type, period_start_date from {schema}.{model}"
+                    " where period_end_date < current_date - 400 order by 1, 2, 3 limit 1)"
+                ).rowcount
+            assert planted == 1
+            built = transform.run_dbt(["build", "--select", model], schema=schema)
+            segment_tests = [
+                node
+                for node in built.node_statuses
+                if node.startswith(f"test.customer_lens.accepted_values_{model}_rfm_segment")
+            ]
+            assert segment_tests and all(built.node_statuses[node] == "pass" for node in segment_tests)
+            compiled = [r.node.compiled_code for r in built.result.results if r.node.unique_id in segment_tests]
+            assert all(f"_lens_changes__{model}" in code for code in compiled)
+            with pytest.raises(transform.DbtError) as failed:
+                transform.run_dbt(["test", "--select", model], schema=schema)
+        assert any("rfm_segment" in name for name in failed.value.failed_nodes)
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            conn.execute(f"drop schema if exists {schema} cascade")

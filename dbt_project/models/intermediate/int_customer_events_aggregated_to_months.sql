@@ -13,7 +13,6 @@
     config(
         materialized='incremental',
         incremental_strategy='replace_from',
-        unique_key=['customer_id', 'month_start_date'],
         keep_unchanged_rows=true,
         capture_replaced_rows=true,
         on_schema_change='fail',

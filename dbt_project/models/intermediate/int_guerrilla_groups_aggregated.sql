@@ -27,7 +27,7 @@
         indexes=[{'columns': ['period_type', 'period_start_date', 'group_type', 'group_value'], 'unique': true}],
         pre_hook=[
             "{{ set_recompute_from(guerrilla_build_inputs()) }}",
-            "set local work_mem = '{{ var('guerrilla_work_mem') }}'",
+            "set local work_mem = '{{ var('build_work_mem') }}'",
             "{{ lock_change_logs(guerrilla_change_logs()) }}",
         ],
         post_hook=[

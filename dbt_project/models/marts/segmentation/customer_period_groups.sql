@@ -20,7 +20,6 @@
         incremental_strategy='replace_from',
         replace_from_column='period_end_date',
         replace_customers_column='customer_id',
-        unique_key=['customer_id', 'period_type', 'period_start_date'],
         keep_unchanged_rows=true,
         capture_replaced_rows=true,
         on_schema_change='fail',
