@@ -243,12 +243,12 @@
     except all
     select {{ columns }} from {{ temp_relation }};
 
+    -- (the rows compared as text: hashed, and equal whatever nulls they hold)
     delete from {{ target_relation }}
     where ctid = any(array(
         select stored.stored_ctid
         from {{ prefix }}__stored as stored
-        inner join {{ prefix }}__deleted as deleted
-            on {{ stored_row }} = {{ deleted_row }}
+        where {{ stored_row }} in (select {{ deleted_row }} from {{ prefix }}__deleted as deleted)
     ));
     {%- if changes %}
 

@@ -122,7 +122,19 @@ customer_periods as (
         on customer_starts.customer_start_date <= periods.period_end_date
     {% if recompute_from_date -%}
     where periods.period_end_date >= '{{ recompute_from_date }}'
-        or customer_starts.customer_id in (select customer_id from changed_customers)
+
+    union all
+
+    -- (apart, not an "or": the window's few periods would otherwise be paired with every customer first)
+    select
+        customer_starts.customer_id,
+        customer_starts.first_active_date,
+        periods.*
+    from customer_starts
+    inner join periods
+        on customer_starts.customer_start_date <= periods.period_end_date
+    where periods.period_end_date < '{{ recompute_from_date }}'
+        and customer_starts.customer_id in (select customer_id from changed_customers)
     {%- endif %}
 
 ),
