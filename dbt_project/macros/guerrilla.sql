@@ -81,6 +81,27 @@
     from unnest(array['unknown', 'unmatched']) as extra_values (group_value)
 {%- endmacro %}
 
+{#-
+    The groups a customer period counts in (rfm_segment, value_tier, attribute_value, as a select list):
+    its membership's, else (events without one) unsegmented/unknown for a customer and unmatched for the
+    records that match no customer. The full build and the applied changes of
+    int_guerrilla_groups_aggregated must attribute alike. memberships: the membership's alias (its
+    customer_id null = none); customer_id: the customer period's customer.
+-#}
+{% macro guerrilla_groups(memberships, customer_id) -%}
+    {%- for column, default, unmatched in [
+        ('rfm_segment', 'unsegmented', 'unmatched'),
+        ('value_tier', 'unsegmented', 'unmatched'),
+        ('attribute_value', 'unknown', 'unmatched'),
+    ] %}
+        case
+            when {{ memberships }}.customer_id is not null then coalesce({{ memberships }}.{{ column }}, '{{ default }}')
+            when {{ customer_id }} is null then '{{ unmatched }}'
+            else '{{ default }}'
+        end as {{ column }}{{ ',' if not loop.last }}
+    {%- endfor %}
+{%- endmacro %}
+
 {#- Each customer's current attribute group (var group_attribute), as (customer_id, fingerprint). -#}
 {% macro guerrilla_customer_attributes() -%}
     select customer_id, {{ group_attribute_value('customers') }} as fingerprint

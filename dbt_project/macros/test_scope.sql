@@ -68,12 +68,8 @@
     the planner sees the date as a literal.
 -#}
 {% macro rewritten_rows_scope(relation) -%}
-    {%- if not execute or flags.WHICH != 'build' or relation.identifier is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
-        | selectattr('alias', 'equalto', relation.identifier) | list -%}
-    {%- if models | length != 1 or models[0].config.get('incremental_strategy') != 'replace_from' -%}
+    {%- set model = tested_model(relation) -%}
+    {%- if model is none or model.config.get('incremental_strategy') != 'replace_from' -%}
         {{ return(none) }}
     {%- endif -%}
     {%- if adapter.get_relation(relation.database, relation.schema, '_lens_build_inputs') is none -%}
@@ -86,7 +82,7 @@
     {%- if rows | length == 0 or rows[0][0] == '-infinity' -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set model_config = models[0].config -%}
+    {%- set model_config = model.config -%}
     {%- set customers_sql -%}
         select customer_id from {{ relation.schema }}._lens_build_customers
         where model_name = '{{ relation.identifier }}' and recorded_at = '{{ rows[0][1] }}'::timestamptz
@@ -105,18 +101,14 @@
     models, without a record of that mart, or beyond var('tested_keys_limit') keys.
 -#}
 {% macro loaded_keys_scope(relation) -%}
-    {%- if not execute or flags.WHICH != 'build' or relation.identifier is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
-        | selectattr('alias', 'equalto', relation.identifier) | list -%}
-    {%- set since = models[0].config.get('meta', {}).get('tested_since') if models | length == 1 else none -%}
+    {%- set model = tested_model(relation) -%}
+    {%- set since = model.config.get('meta', {}).get('tested_since') if model is not none else none -%}
     {%- if not since -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set batches = adapter.get_relation(relation.database, relation.schema, since['batches']) -%}
     {%- set sources = [] -%}
-    {%- for node_id in models[0].depends_on.nodes if node_id.startswith('source.') -%}
+    {%- for node_id in model.depends_on.nodes if node_id.startswith('source.') -%}
         {%- do sources.append(node_id) -%}
     {%- endfor -%}
     {%- if batches is none or sources | length != 1 -%}
@@ -147,12 +139,8 @@
     without one, or when the log is of this invocation (a full build, or a log just started).
 -#}
 {% macro logged_rows_scope(relation) -%}
-    {%- if not execute or flags.WHICH != 'build' or relation.identifier is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
-        | selectattr('alias', 'equalto', relation.identifier) | list -%}
-    {%- if models | length != 1 or not models[0].config.get('capture_replaced_rows') -%}
+    {%- set model = tested_model(relation) -%}
+    {%- if model is none or not model.config.get('capture_replaced_rows') -%}
         {{ return(none) }}
     {%- endif -%}
     {%- set log = relation.schema ~ '._lens_changes__' ~ relation.identifier -%}
@@ -163,4 +151,14 @@
         {{ return(none) }}
     {%- endif -%}
     {{ return(log) }}
+{%- endmacro %}
+
+{#- The model node a generic test of a `dbt build` reads, by relation name; none when not applicable. -#}
+{% macro tested_model(relation) -%}
+    {%- if not execute or flags.WHICH != 'build' or relation.identifier is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
+        | selectattr('alias', 'equalto', relation.identifier) | list -%}
+    {{ return(models[0] if models | length == 1 else none) }}
 {%- endmacro %}

@@ -101,21 +101,7 @@ events_attributed as (
     select
         events.period_type,
         events.period_start_date,
-        case
-            when memberships.customer_id is not null then coalesce(memberships.rfm_segment, 'unsegmented')
-            when events.customer_id is null then 'unmatched'
-            else 'unsegmented'
-        end as rfm_segment,
-        case
-            when memberships.customer_id is not null then coalesce(memberships.value_tier, 'unsegmented')
-            when events.customer_id is null then 'unmatched'
-            else 'unsegmented'
-        end as value_tier,
-        case
-            when memberships.customer_id is not null then coalesce(memberships.attribute_value, 'unknown')
-            when events.customer_id is null then 'unmatched'
-            else 'unknown'
-        end as attribute_value,
+        {{- guerrilla_groups('memberships', 'events.customer_id') }},
         memberships.customer_id is null as is_without_membership,
         coalesce(memberships.is_new_in_period, false) as is_new_in_period,
         {%- for column in event_measures %}
@@ -366,21 +352,7 @@ contributions_{{ state }} as (
     select
         changed.period_type,
         changed.period_start_date,
-        case
-            when memberships.customer_id is not null then coalesce(memberships.rfm_segment, 'unsegmented')
-            when changed.customer_id is null then 'unmatched'
-            else 'unsegmented'
-        end as rfm_segment,
-        case
-            when memberships.customer_id is not null then coalesce(memberships.value_tier, 'unsegmented')
-            when changed.customer_id is null then 'unmatched'
-            else 'unsegmented'
-        end as value_tier,
-        case
-            when memberships.customer_id is not null then coalesce(memberships.attribute_value, 'unknown')
-            when changed.customer_id is null then 'unmatched'
-            else 'unknown'
-        end as attribute_value,
+        {{- guerrilla_groups('memberships', 'changed.customer_id') }},
         1 as contributing_customers,
         case when memberships.is_active_in_period then 1 else 0 end as active_customers,
         case when memberships.is_new_in_period then coalesce(events.revenue, 0) else 0 end
