@@ -102,6 +102,20 @@
     {%- endfor %}
 {%- endmacro %}
 
+{#- A query of the customer events by month in `event_months`, summed per customer and month, quarter, year. -#}
+{% macro guerrilla_events_to_periods(event_months) -%}
+    select
+        event_months.customer_id,
+        period_types.period_type,
+        date_trunc(period_types.period_type, event_months.month_start_date)::date as period_start_date,
+        {%- for column in guerrilla_event_measures() %}
+        sum(event_months.{{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        {%- endfor %}
+    from {{ event_months }} as event_months
+    cross join unnest(array['month', 'quarter', 'year']) as period_types (period_type)
+    group by 1, 2, 3
+{%- endmacro %}
+
 {#- Each customer's current attribute group (var group_attribute), as (customer_id, fingerprint). -#}
 {% macro guerrilla_customer_attributes() -%}
     select customer_id, {{ group_attribute_value('customers') }} as fingerprint

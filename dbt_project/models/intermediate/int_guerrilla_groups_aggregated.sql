@@ -66,16 +66,7 @@ memberships as (
 
 events_aggregated_to_customer_periods as (
 
-    select
-        customer_months.customer_id,
-        period_types.period_type,
-        date_trunc(period_types.period_type, customer_months.month_start_date)::date as period_start_date,
-        {%- for column in event_measures %}
-        sum(customer_months.{{ column }}) as {{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from {{ ref('int_customer_events_aggregated_to_months') }} as customer_months
-    cross join {{ period_types }}
-    group by 1, 2, 3
+    {{ guerrilla_events_to_periods(ref('int_customer_events_aggregated_to_months')) }}
 
 ),
 memberships_aggregated as (
@@ -332,16 +323,7 @@ event_months_before as (
 
 events_{{ state }} as (
 
-    select
-        event_months.customer_id,
-        period_types.period_type,
-        date_trunc(period_types.period_type, event_months.month_start_date)::date as period_start_date,
-        {%- for column in event_measures %}
-        sum(event_months.{{ column }}) as {{ column }}{{ ',' if not loop.last }}
-        {%- endfor %}
-    from event_months_{{ state }} as event_months
-    cross join {{ period_types }}
-    group by 1, 2, 3
+    {{ guerrilla_events_to_periods('event_months_' ~ state) }}
 
 ),
 
