@@ -18,6 +18,15 @@
     {{ return(target.schema ~ '._lens_changes__' ~ (identifier or this.identifier)) }}
 {%- endmacro %}
 
+{#- Whether the change log of `identifier` exists (false when not executing). -#}
+{% macro change_log_exists(identifier=none) -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set name = change_log_relation(identifier).split('.')[1] -%}
+    {{ return(adapter.get_relation(this.database, target.schema, name) is not none) }}
+{%- endmacro %}
+
 {#-
     Hook of a producer: before an incremental build, create its change log if missing (pre-hook);
     after a full build, replace it by an empty one, a new generation (post-hook: the table exists then).
@@ -32,14 +41,8 @@
             add column change_kind text not null;
         comment on table {{ log }} is '{{ invocation_id }}'
     {%- endset -%}
-    {%- if hook == 'pre' and is_incremental() -%}
-        {%- set existing = adapter.get_relation(this.database, target.schema, log.split('.')[1]) if execute else none -%}
-        {%- if execute and existing is none -%}
-            {{ new_log }}
-        {%- else -%}
-            select 1
-        {%- endif -%}
-    {%- elif hook == 'post' and not is_incremental() -%}
+    {%- if (hook == 'pre' and is_incremental() and execute and not change_log_exists())
+        or (hook == 'post' and not is_incremental()) -%}
         {{ new_log }}
     {%- else -%}
         select 1
@@ -57,7 +60,7 @@
 -#}
 {% macro lock_change_logs(identifiers) -%}
     {%- for identifier in identifiers %}
-    {%- if execute and adapter.get_relation(this.database, target.schema, '_lens_changes__' ~ identifier) %}
+    {%- if change_log_exists(identifier) %}
     lock table {{ change_log_relation(identifier) }} in share row exclusive mode;
     {%- endif %}
     {%- endfor %}
@@ -67,7 +70,7 @@
 {#- Consumer post-hook: the logged changes are applied (or everything was recomputed): empty the logs. -#}
 {% macro empty_change_logs(identifiers) -%}
     {%- for identifier in identifiers %}
-    {%- if execute and adapter.get_relation(this.database, target.schema, '_lens_changes__' ~ identifier) %}
+    {%- if change_log_exists(identifier) %}
     delete from {{ change_log_relation(identifier) }};
     {%- endif %}
     {%- endfor %}

@@ -169,9 +169,9 @@
     With replace_customers_column (customer_period_groups) the model also recomputes whole customers,
     whose inputs of their own changed: their rows before the date are replaced as well.
     With keep_unchanged_rows, a recomputed row identical to a stored one is left in place: only the rows
-    that differ, disappeared or are new are written (set differences of whole rows). For a model whose recomputed
-    window is large but changes little from day to day (every customer's running periods), this saves
-    rewriting (and re-indexing) the whole window; the result is the same. Without replace_from_column
+    that differ, disappeared or are new are written (set differences of whole rows). For a model whose
+    recomputed window is large but changes little from day to day (every customer's running periods),
+    this saves rewriting (and re-indexing) the whole window; the result is the same. Without replace_from_column
     the window is the whole table (a table recomputed whole, written by difference). With
     capture_replaced_rows too, the deleted and the inserted rows are also appended to the model's change
     log for a downstream model that maintains sums by difference (macros/changes.sql).
@@ -183,21 +183,14 @@
     {%- set temp_relation = arg_dict['temp_relation'] -%}
     {%- set columns = get_quoted_csv(arg_dict['dest_columns'] | map(attribute='name')) -%}
     {%- set bound = "current_setting('lens.recompute_from')::date" %}
-    {%- set replaced -%}
-        {%- if not column -%}
-        true
-        {%- else -%}
-        ({{ column }} >= {{ bound }}
-        {%- if customer_column %}
-            or {{ customer_column }} in (
-                select {{ customer_column }} from {{ temp_relation }} where {{ column }} < {{ bound }}
-            )
-        {%- endif %})
-        {%- endif -%}
-    {%- endset %}
     {%- if not config.get('keep_unchanged_rows') %}
     delete from {{ target_relation }}
-    where {{ replaced }};
+    where {{ config.require('replace_from_column') }} >= {{ bound }}
+    {%- if customer_column %}
+        or {{ customer_column }} in (
+            select {{ customer_column }} from {{ temp_relation }} where {{ column }} < {{ bound }}
+        )
+    {%- endif %};
 
     insert into {{ target_relation }} ({{ columns }})
     select {{ columns }}
@@ -205,13 +198,7 @@
     {%- else %}
     {%- set changes = change_log_relation() if config.get('capture_replaced_rows') else none -%}
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
-    {%- set prefix = 'lens_' ~ this.identifier -%}
-    {%- set stored_row -%}
-        ({% for name in names %}stored.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})::text
-    {%- endset -%}
-    {%- set deleted_row -%}
-        ({% for name in names %}deleted.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor %})::text
-    {%- endset %}
+    {%- set prefix = 'lens_' ~ this.identifier %}
     set local work_mem = '{{ var('build_work_mem') }}';
 
     -- the stored rows of the window, with their physical ids for the delete below
@@ -248,7 +235,9 @@
     where ctid = any(array(
         select stored.stored_ctid
         from {{ prefix }}__stored as stored
-        where {{ stored_row }} in (select {{ deleted_row }} from {{ prefix }}__deleted as deleted)
+        where ({{ qualified_columns('stored', names) }})::text in (
+            select ({{ qualified_columns('deleted', names) }})::text from {{ prefix }}__deleted as deleted
+        )
     ));
     {%- if changes %}
 
@@ -264,6 +253,11 @@
     select {{ columns }}
     from {{ prefix }}__inserted
     {%- endif %}
+{%- endmacro %}
+
+{#- `names` (quoted) prefixed with `alias`, comma-separated. -#}
+{% macro qualified_columns(alias, names) -%}
+    {%- for name in names %}{{ alias }}.{{ adapter.quote(name) }}{{ ', ' if not loop.last }}{% endfor -%}
 {%- endmacro %}
 
 {#-

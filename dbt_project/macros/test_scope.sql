@@ -143,14 +143,13 @@
     {%- if model is none or not model.config.get('capture_replaced_rows') -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set log = relation.schema ~ '._lens_changes__' ~ relation.identifier -%}
     {%- set generation = run_query(
-        "select obj_description(to_regclass('" ~ log ~ "'), 'pg_class')"
+        'select ' ~ change_log_generation(relation.identifier)
     ).columns[0].values()[0] -%}
-    {%- if generation is none or generation == invocation_id -%}
+    {%- if generation in ('none', invocation_id) -%}
         {{ return(none) }}
     {%- endif -%}
-    {{ return(log) }}
+    {{ return(change_log_relation(relation.identifier)) }}
 {%- endmacro %}
 
 {#- The model node a generic test of a `dbt build` reads, by relation name; none when not applicable. -#}

@@ -91,9 +91,10 @@ purchase_days as (
 
 ),
 
+{% if recompute_from_date -%}
 opening_balances as (
 
-    -- lifetime values before the first period computed (none when everything is computed)
+    -- lifetime values before the trailing window of the first recomputed snapshot
     select
         customer_id,
         min(purchase_date) as first_purchase_date,
@@ -101,16 +102,11 @@ opening_balances as (
         sum(orders) as orders,
         sum(revenue) as revenue
     from {{ ref('int_customer_purchase_days_aggregated') }}
-    {% if recompute_from_date -%}
     where purchase_date < {{ window_start }}
-    {%- else -%}
-    where false
-    {%- endif %}
     group by customer_id
 
 ),
 
-{% if recompute_from_date -%}
 contributions as (
 
     -- per customer: the opening balance (lifetime only) and each purchase day since
@@ -186,17 +182,10 @@ purchases_aggregated_to_snapshots as (
 
 customer_first_periods as (
 
-    -- a customer with an opening balance is in every snapshot computed
     select
         customer_id,
         min(period_start_date) as first_period_start_date
-    from (
-        select customer_id, period_start_date
-        from purchases_aggregated_to_snapshots
-        union all
-        select customer_id, '-infinity'::date
-        from opening_balances
-    ) as customer_periods
+    from purchases_aggregated_to_snapshots
     group by customer_id
 
 ),
@@ -219,15 +208,11 @@ cumulated as (
         customer_snapshots.customer_id,
         customer_snapshots.snapshot_date,
 
-        -- lifetime to the snapshot date (least/greatest ignore nulls)
-        least(opening_balances.first_purchase_date, min(purchases.first_purchase_date) over lifetime_window)
-            as first_purchase_date,
-        greatest(opening_balances.last_purchase_date, max(purchases.last_purchase_date) over lifetime_window)
-            as last_purchase_date,
-        coalesce(opening_balances.orders, 0) + sum(coalesce(purchases.orders, 0)) over lifetime_window
-            as frequency_orders,
-        coalesce(opening_balances.revenue, 0) + sum(coalesce(purchases.revenue, 0)) over lifetime_window
-            as monetary_revenue,
+        -- lifetime to the snapshot date
+        min(purchases.first_purchase_date) over lifetime_window as first_purchase_date,
+        max(purchases.last_purchase_date) over lifetime_window as last_purchase_date,
+        sum(coalesce(purchases.orders, 0)) over lifetime_window as frequency_orders,
+        sum(coalesce(purchases.revenue, 0)) over lifetime_window as monetary_revenue,
 
         -- trailing window (var value_window_months) ending at the snapshot date
         sum(coalesce(purchases.revenue, 0)) over trailing_window as trailing_revenue,
@@ -238,8 +223,6 @@ cumulated as (
     left join purchases_aggregated_to_snapshots as purchases
         on customer_snapshots.customer_id = purchases.customer_id
             and customer_snapshots.period_start_date = purchases.period_start_date
-    left join opening_balances
-        on customer_snapshots.customer_id = opening_balances.customer_id
     window
         lifetime_window as (
             partition by customer_snapshots.customer_id

@@ -184,11 +184,9 @@ recorded_attributes as (
 
 moved_customers as (
 
-    select current_attributes.customer_id
-    from ({{ guerrilla_customer_attributes() }}) as current_attributes
-    inner join recorded_attributes
-        on current_attributes.customer_id = recorded_attributes.customer_id
-    where current_attributes.fingerprint <> recorded_attributes.attribute_value
+    -- customers whose attribute group differs from the recorded one (or who have none recorded: new
+    -- customers, whose periods are all logged anyway)
+    {{ changed_customers_sql(guerrilla_customer_attributes()) }}
 
 ),
 
