@@ -148,3 +148,202 @@
 {% macro guerrilla_change_logs() -%}
     {{ return(['customer_period_groups', 'int_customer_events_aggregated_to_months']) }}
 {%- endmacro %}
+
+{#-
+    Every event guerrilla_metrics counts, one row per event with the measures it contributes (0 = not this
+    kind of event): an order, a ticket, a new or won-back customer, a loss, a renewal, a referral (for the
+    referrer, on the day the referred customer started), an NPS answer. customer_id null = the record
+    matches no customer. int_customer_events_aggregated_to_months sums them per customer and month, and
+    fingerprints them per customer (guerrilla_customer_event_fingerprints) to recompute only the customers
+    whose events changed.
+-#}
+{% macro guerrilla_customer_events() -%}
+with
+
+orders as (
+
+    select
+        case when is_customer_matched then customer_id end as customer_id,
+        order_date,
+        revenue,
+        cost
+    from {{ ref('orders') }}
+    where is_revenue_order
+        and order_date <= {{ as_of_date() }}
+
+),
+
+tickets as (
+
+    select
+        customer_id,
+        created_date,
+        is_complaint
+    from {{ ref('int_tickets_matched') }}
+    where created_date <= {{ as_of_date() }}
+
+),
+
+episodes as (
+
+    select
+        customer_id,
+        episode_number,
+        episode_started_date
+    from {{ ref('customer_episodes') }}
+
+),
+
+losses as (
+
+    select
+        customer_id,
+        lost_date,
+        revenue_12m_before_loss
+    from {{ ref('int_customer_losses_enriched') }}
+
+),
+
+renewals as (
+
+    select
+        customer_id,
+        signed_date,
+        annual_value
+    from {{ ref('int_contracts_matched') }}
+    where is_renewal
+        and is_customer_matched
+        and signed_date <= {{ as_of_date() }}
+
+),
+
+customers as (
+
+    select
+        customer_id,
+        referred_by_customer_id
+    from {{ ref('stg_sales__customers') }}
+
+),
+
+nps_responses as (
+
+    select
+        customer_id,
+        submitted_date,
+        nps_category
+    from {{ ref('int_survey_responses_matched') }}
+    where response_kind = 'nps'
+        and nps_score is not null
+        and submitted_date <= {{ as_of_date() }}
+
+),
+
+referrals as (
+
+    -- a new customer's referral counts for the referrer, on the day the new customer started
+    select
+        referrers.customer_id,
+        episodes.episode_started_date as referred_date
+    from episodes
+    inner join customers as referred
+        on episodes.customer_id = referred.customer_id
+    left join customers as referrers
+        on referred.referred_by_customer_id = referrers.customer_id
+    where episodes.episode_number = 1
+        and referred.referred_by_customer_id is not null
+
+),
+
+events_unioned as (
+
+    -- one row per event with the measures it contributes (0 = not this kind of event);
+    -- customer_id null = the record matches no customer
+    select
+        customer_id,
+        order_date as event_date,
+        {{ guerrilla_event_values({
+            'orders': '1',
+            'revenue': 'revenue',
+            'known_cost': 'coalesce(cost, 0)',
+            'orders_with_unknown_cost': 'case when cost is null then 1 else 0 end'
+        }) }}
+    from orders
+
+    union all
+
+    select
+        customer_id,
+        created_date as event_date,
+        {{ guerrilla_event_values({
+            'tickets': '1',
+            'complaints': 'case when is_complaint then 1 else 0 end'
+        }) }}
+    from tickets
+
+    union all
+
+    select
+        customer_id,
+        episode_started_date as event_date,
+        {{ guerrilla_event_values({
+            'new_customers': 'case when episode_number = 1 then 1 else 0 end',
+            'reactivated_customers': 'case when episode_number > 1 then 1 else 0 end'
+        }) }}
+    from episodes
+
+    union all
+
+    select
+        customer_id,
+        lost_date as event_date,
+        {{ guerrilla_event_values({
+            'lost_customers': '1',
+            'lost_customer_value': 'revenue_12m_before_loss'
+        }) }}
+    from losses
+
+    union all
+
+    select
+        customer_id,
+        signed_date as event_date,
+        {{ guerrilla_event_values({
+            'renewals': '1',
+            'renewal_value': 'annual_value'
+        }) }}
+    from renewals
+
+    union all
+
+    select
+        customer_id,
+        referred_date as event_date,
+        {{ guerrilla_event_values({
+            'referrals': '1'
+        }) }}
+    from referrals
+
+    union all
+
+    select
+        customer_id,
+        submitted_date as event_date,
+        {{ guerrilla_event_values({
+            'nps_responses': '1',
+            'promoters': "case when nps_category = 'promoter' then 1 else 0 end"
+        }) }}
+    from nps_responses
+
+)
+
+select * from events_unioned
+{%- endmacro %}
+
+{#- Per customer (records of no customer excepted), a fingerprint of all its events. -#}
+{% macro guerrilla_customer_event_fingerprints() -%}
+    select customer_id, {{ rows_fingerprint('events') }} as fingerprint
+    from ({{ guerrilla_customer_events() }}) as events
+    where customer_id is not null
+    group by customer_id
+{%- endmacro %}

@@ -172,7 +172,9 @@
     that differ, disappeared or are new are written (set differences of whole rows). For a model whose
     recomputed window is large but changes little from day to day (every customer's running periods),
     this saves rewriting (and re-indexing) the whole window; the result is the same. Without replace_from_column
-    the window is the whole table (a table recomputed whole, written by difference). With
+    the window is the whole table (a table recomputed whole, written by difference), or, with
+    replace_customers_column, when the model's SQL listed the customers it recomputes
+    (list_changed_customers), their rows and those of no customer (null). With
     capture_replaced_rows too, the deleted and the inserted rows are also appended to the model's change
     log for a downstream model that maintains sums by difference (macros/changes.sql).
 -#}
@@ -199,13 +201,23 @@
     {%- set changes = change_log_relation() if config.get('capture_replaced_rows') else none -%}
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
     {%- set prefix = 'lens_' ~ this.identifier %}
+    {%- set listed = not column and customer_column and run_query(
+        "select to_regclass('pg_temp.lens_changed__" ~ this.identifier ~ "') is not null"
+    ).columns[0].values()[0] %}
     set local work_mem = '{{ var('build_work_mem') }}';
 
     -- the stored rows of the window, with their physical ids for the delete below
     create temporary table {{ prefix }}__stored on commit drop as
     select ctid as stored_ctid, {{ columns }}
     from {{ target_relation }}
-    {%- if column %}
+    {%- if listed %}
+    -- the customers list_changed_customers listed, and the rows of no customer
+    where {{ customer_column }} in (select customer_id from pg_temp.lens_changed__{{ this.identifier }})
+    union all
+    select ctid, {{ columns }}
+    from {{ target_relation }}
+    where {{ customer_column }} is null
+    {%- elif column %}
     where {{ column }} >= {{ bound }}
     {%- if customer_column %}
     union all
@@ -317,6 +329,99 @@
             and recorded.customer_id = current_customers.customer_id
     where recorded.fingerprint is distinct from current_customers.fingerprint
     {%- endif %}
+{%- endmacro %}
+
+{#-
+    Models recomputed per customer (int_customer_events_aggregated_to_months): a fingerprint per customer of
+    the model's own input rows, compared as the model compiles with the one recorded in
+    _lens_build_customers by its last build. Returns true when the customers to recompute are known: then
+    pg_temp.lens_changed__<model> lists them (fingerprint changed, new, or no rows any more) and
+    pg_temp.lens_customers__<model> holds the current fingerprints for the post-hook
+    record_customer_fingerprints; both live until the model's transaction ends. Returns false (recompute
+    everyone) on a full build, or without a recorded fingerprint for this model.
+-#}
+{% macro list_changed_customers(fingerprints_sql) -%}
+    {%- if not (execute and this is not none and is_incremental()) -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set ledger = adapter.get_relation(this.database, target.schema, '_lens_build_customers') -%}
+    {%- if ledger is none -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set recorded = run_query(
+        "select exists (select 1 from " ~ ledger ~ " where model_name = '" ~ this.identifier ~ "')"
+    ).columns[0].values()[0] -%}
+    {%- if not recorded -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set customers = 'lens_customers__' ~ this.identifier -%}
+    {%- set changed = 'lens_changed__' ~ this.identifier -%}
+    {%- do run_query(
+        'drop table if exists pg_temp.' ~ customers ~ '; drop table if exists pg_temp.' ~ changed ~ ';'
+        ~ ' create temporary table ' ~ customers ~ ' on commit drop as select customer_id, fingerprint from ('
+        ~ fingerprints_sql ~ ') as current_customers;'
+        ~ ' create temporary table ' ~ changed ~ ' on commit drop as'
+        ~ ' select coalesce(current_customers.customer_id, recorded.customer_id) as customer_id'
+        ~ ' from pg_temp.' ~ customers ~ ' as current_customers'
+        ~ ' full outer join (select customer_id, fingerprint from ' ~ ledger
+        ~ " where model_name = '" ~ this.identifier ~ "') as recorded"
+        ~ ' on current_customers.customer_id = recorded.customer_id'
+        ~ ' where current_customers.fingerprint is distinct from recorded.fingerprint;'
+        ~ ' analyze pg_temp.' ~ changed
+    ) -%}
+    {#- outside a transaction block the tables are gone at once: then recompute everyone -#}
+    {{ return(run_query("select to_regclass('pg_temp." ~ changed ~ "') is not null").columns[0].values()[0]) }}
+{%- endmacro %}
+
+{#-
+    post-hook of the models that call list_changed_customers: record the current fingerprints and forget
+    the customers that have no input rows any more. After list_changed_customers, only the customers it
+    listed, from its tables; on a full build, every customer (`fingerprints_sql`, computed once here).
+-#}
+{% macro record_customer_fingerprints(fingerprints_sql) -%}
+    {%- set customers = 'pg_temp.lens_customers__' ~ this.identifier -%}
+    {%- set changed = 'pg_temp.lens_changed__' ~ this.identifier -%}
+    {%- set listed = execute and run_query(
+        "select to_regclass('" ~ changed ~ "') is not null"
+    ).columns[0].values()[0] -%}
+    {%- if not listed %}
+    drop table if exists {{ customers }};
+    create temporary table {{ customers.split('.')[1] }} on commit drop as
+    select customer_id, fingerprint from ({{ fingerprints_sql }}) as current_customers;
+    {%- endif %}
+    {%- set current_sql -%}
+        select customer_id, fingerprint from {{ customers }}
+        {%- if listed %}
+        where customer_id in (select customer_id from {{ changed }})
+        {%- endif %}
+    {%- endset %}
+    {{ record_build_customers(current_sql) }};
+    delete from {{ target.schema }}._lens_build_customers as recorded
+    where recorded.model_name = '{{ this.identifier }}'
+        {%- if listed %}
+        and recorded.customer_id in (select customer_id from {{ changed }})
+        {%- endif %}
+        and not exists (
+            select 1 from {{ customers }} as current_customers
+            where current_customers.customer_id = recorded.customer_id
+        )
+{%- endmacro %}
+
+{#-
+    SQL condition: `column` is one of the customers changed_customers_sql finds, which it runs now (as the
+    model compiles; the ledger changes only in the model's post-hooks). Written as a literal list, so the
+    planner knows how few rows match and reads them through the key index: as a subquery, it expects
+    every customer and reads every row. Beyond var('tested_keys_limit') customers, or when not executing,
+    the subquery itself.
+-#}
+{% macro changed_customers_condition(column, fingerprints_sql, ledger_key=none) -%}
+    {%- set query = changed_customers_sql(fingerprints_sql, ledger_key) -%}
+    {%- set ids = run_query(query).columns[0].values() | list if execute else none -%}
+    {%- if ids is not none and ids | length <= var('tested_keys_limit') | int -%}
+    {{ column }} = any('{ {{- ids | join(',') -}} }'::bigint[])
+    {%- else -%}
+    {{ column }} in ({{ query }})
+    {%- endif -%}
 {%- endmacro %}
 
 {% macro record_build_customers(fingerprints_sql, ledger_key=none) -%}

@@ -23,6 +23,7 @@ COMPARED = (
     "customer_period_groups",
     "segment_migrations",
     "customer_lifetime_value",
+    "int_customer_events_aggregated_to_months",
     "int_guerrilla_groups_aggregated",
     "guerrilla_metrics",
     "renewals_by_reason",
@@ -166,6 +167,28 @@ def test_the_daily_run_logged_only_what_changed(dbt_warehouse) -> None:
         (total,) = dbt_warehouse.rows(f"select count(*) from {schema}.{model}")[0]
         assert response["code"] == "INSERT", model
         assert 0 < response["rows_affected"] < total / 20, (model, response, total)
+
+
+def test_the_events_by_month_were_summed_again_only_for_the_customers_whose_events_changed(dbt_warehouse) -> None:
+    """Each build records a fingerprint of every customer's events; the daily run found the customers whose
+    events changed by them, summed only theirs (and the records of no customer) and recorded only theirs:
+    the ledger holds one fingerprint per customer with events, of which the last build wrote a few."""
+    schema = dbt_warehouse.incremental_schema
+    model = "int_customer_events_aggregated_to_months"
+    (customers, recorded, last_written) = dbt_warehouse.rows(
+        f"""
+        with recorded as (
+            select customer_id, recorded_at from {schema}._lens_build_customers where model_name = %s
+        )
+        select
+            (select count(distinct customer_id) from {schema}.{model}),
+            (select count(*) from recorded),
+            (select count(*) from recorded where recorded_at = (select max(recorded_at) from recorded))
+        """,
+        (model,),
+    )[0]
+    assert recorded == customers > 100
+    assert 0 < last_written < customers / 2, (last_written, customers)
 
 
 def test_a_moved_customer_has_the_new_region_on_every_snapshot(dbt_warehouse) -> None:

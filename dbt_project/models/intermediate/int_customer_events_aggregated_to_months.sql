@@ -1,203 +1,53 @@
 {#-
-    Every event the guerrilla metrics count (an order, a ticket, a new or won-back customer, a loss, a
-    renewal, a referral, an NPS answer), summed per customer and calendar month. Records that match no
-    customer are summed under customer_id null. Quarters and years are sums of their months per customer,
-    so int_guerrilla_groups_aggregated reads this table instead of the event sources.
+    Every event the guerrilla metrics count (macro guerrilla_customer_events: an order, a ticket, a new or
+    won-back customer, a loss, a renewal, a referral, an NPS answer), summed per customer and calendar
+    month. Records that match no customer are summed under customer_id null. Quarters and years are sums
+    of their months per customer, so int_guerrilla_groups_aggregated reads this table instead of the
+    event sources.
 
-    Recomputed whole in one pass each run, but written by difference (replace_from without a date
-    column, keep_unchanged_rows): an incremental run writes only the customer months whose events
-    changed, and logs them (capture_replaced_rows) for int_guerrilla_groups_aggregated, which updates
-    its sums from that log instead of re-reading every customer's events.
+    Recomputed per customer (macros/recompute.sql, list_changed_customers): an incremental run
+    fingerprints each customer's events, compares them with the fingerprints its last build recorded and
+    sums only the customers whose events changed (and the records of no customer, always). It writes by
+    difference (replace_from, keep_unchanged_rows) only the customer months that changed, and logs them
+    (capture_replaced_rows) for int_guerrilla_groups_aggregated, which updates its sums from that log.
 -#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='replace_from',
+        replace_customers_column='customer_id',
         keep_unchanged_rows=true,
         capture_replaced_rows=true,
         on_schema_change='fail',
         indexes=[{'columns': ['month_start_date']}, {'columns': ['customer_id']}],
         pre_hook=["{{ start_change_log('pre') }}"],
-        post_hook=["{{ start_change_log('post') }}", "analyze {{ this }}"],
+        post_hook=[
+            "{{ start_change_log('post') }}",
+            "{{ record_customer_fingerprints(guerrilla_customer_event_fingerprints()) }}",
+            "analyze {{ this }}",
+        ],
     )
 }}
+{%- set customers_listed = list_changed_customers(guerrilla_customer_event_fingerprints()) %}
 
 with
 
-orders as (
+events as (
 
-    select
-        case when is_customer_matched then customer_id end as customer_id,
-        order_date,
-        revenue,
-        cost
-    from {{ ref('orders') }}
-    where is_revenue_order
-        and order_date <= {{ as_of_date() }}
+    {{ guerrilla_customer_events() | indent(4) }}
 
 ),
 
-tickets as (
+events_to_aggregate as (
 
-    select
-        customer_id,
-        created_date,
-        is_complaint
-    from {{ ref('int_tickets_matched') }}
-    where created_date <= {{ as_of_date() }}
-
-),
-
-episodes as (
-
-    select
-        customer_id,
-        episode_number,
-        episode_started_date
-    from {{ ref('customer_episodes') }}
-
-),
-
-losses as (
-
-    select
-        customer_id,
-        lost_date,
-        revenue_12m_before_loss
-    from {{ ref('int_customer_losses_enriched') }}
-
-),
-
-renewals as (
-
-    select
-        customer_id,
-        signed_date,
-        annual_value
-    from {{ ref('int_contracts_matched') }}
-    where is_renewal
-        and is_customer_matched
-        and signed_date <= {{ as_of_date() }}
-
-),
-
-customers as (
-
-    select
-        customer_id,
-        referred_by_customer_id
-    from {{ ref('stg_sales__customers') }}
-
-),
-
-nps_responses as (
-
-    select
-        customer_id,
-        submitted_date,
-        nps_category
-    from {{ ref('int_survey_responses_matched') }}
-    where response_kind = 'nps'
-        and nps_score is not null
-        and submitted_date <= {{ as_of_date() }}
-
-),
-
-referrals as (
-
-    -- a new customer's referral counts for the referrer, on the day the new customer started
-    select
-        referrers.customer_id,
-        episodes.episode_started_date as referred_date
-    from episodes
-    inner join customers as referred
-        on episodes.customer_id = referred.customer_id
-    left join customers as referrers
-        on referred.referred_by_customer_id = referrers.customer_id
-    where episodes.episode_number = 1
-        and referred.referred_by_customer_id is not null
-
-),
-
-events_unioned as (
-
-    -- one row per event with the measures it contributes (0 = not this kind of event);
-    -- customer_id null = the record matches no customer
-    select
-        customer_id,
-        order_date as event_date,
-        {{ guerrilla_event_values({
-            'orders': '1',
-            'revenue': 'revenue',
-            'known_cost': 'coalesce(cost, 0)',
-            'orders_with_unknown_cost': 'case when cost is null then 1 else 0 end'
-        }) }}
-    from orders
-
-    union all
-
-    select
-        customer_id,
-        created_date as event_date,
-        {{ guerrilla_event_values({
-            'tickets': '1',
-            'complaints': 'case when is_complaint then 1 else 0 end'
-        }) }}
-    from tickets
-
-    union all
-
-    select
-        customer_id,
-        episode_started_date as event_date,
-        {{ guerrilla_event_values({
-            'new_customers': 'case when episode_number = 1 then 1 else 0 end',
-            'reactivated_customers': 'case when episode_number > 1 then 1 else 0 end'
-        }) }}
-    from episodes
-
-    union all
-
-    select
-        customer_id,
-        lost_date as event_date,
-        {{ guerrilla_event_values({
-            'lost_customers': '1',
-            'lost_customer_value': 'revenue_12m_before_loss'
-        }) }}
-    from losses
-
-    union all
-
-    select
-        customer_id,
-        signed_date as event_date,
-        {{ guerrilla_event_values({
-            'renewals': '1',
-            'renewal_value': 'annual_value'
-        }) }}
-    from renewals
-
-    union all
-
-    select
-        customer_id,
-        referred_date as event_date,
-        {{ guerrilla_event_values({
-            'referrals': '1'
-        }) }}
-    from referrals
-
-    union all
-
-    select
-        customer_id,
-        submitted_date as event_date,
-        {{ guerrilla_event_values({
-            'nps_responses': '1',
-            'promoters': "case when nps_category = 'promoter' then 1 else 0 end"
-        }) }}
-    from nps_responses
+    select *
+    from events
+    {%- if customers_listed %}
+    -- an incremental build: the customers whose events changed since the last build, and the records of
+    -- no customer
+    where customer_id in (select customer_id from pg_temp.lens_changed__{{ this.identifier }})
+        or customer_id is null
+    {%- endif %}
 
 ),
 
@@ -221,7 +71,7 @@ events_aggregated_to_months as (
         sum(referrals) as referrals,
         sum(nps_responses) as nps_responses,
         sum(promoters) as promoters
-    from events_unioned
+    from events_to_aggregate
     group by 1, 2
 
 ),

@@ -182,14 +182,6 @@ recorded_attributes as (
 
 ),
 
-moved_customers as (
-
-    -- customers whose attribute group differs from the recorded one (or who have none recorded: new
-    -- customers, whose periods are all logged anyway)
-    {{ changed_customers_sql(guerrilla_customer_attributes()) }}
-
-),
-
 changed_customer_periods as (
 
     select customer_id, period_type, period_start_date
@@ -206,9 +198,11 @@ changed_customer_periods as (
 
     union
 
+    -- every period of the customers whose attribute group differs from the recorded one (or who have
+    -- none recorded: new customers, whose periods are all logged anyway)
     select customer_id, period_type, period_start_date
     from {{ ref('customer_period_groups') }}
-    where customer_id in (select customer_id from moved_customers)
+    where {{ changed_customers_condition('customer_id', guerrilla_customer_attributes()) }}
 
 ),
 
@@ -341,7 +335,9 @@ contributions_{{ state }} as (
         coalesce(events.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
         {%- endfor %}
     from changed_customer_periods as changed
-    left join memberships_{{ state }} as memberships
+    {#- after: the table itself, whose key index the planner uses; a join with memberships_after, whose
+        size it cannot estimate, once compared every changed period with every other (20 s at large) #}
+    left join {{ ref('customer_period_groups') if state == 'after' else 'memberships_before' }} as memberships
         on changed.customer_id = memberships.customer_id
             and changed.period_type = memberships.period_type
             and changed.period_start_date = memberships.period_start_date

@@ -34,6 +34,9 @@
     )
 }}
 {%- set recompute_from_date = recompute_from(customer_group_build_inputs()) %}
+{#- customers whose episodes or creation date changed since the last build: all their periods -#}
+{%- set is_changed_customer = changed_customers_condition('customer_id', customer_group_fingerprints())
+    if recompute_from_date else none %}
 
 with
 
@@ -50,15 +53,6 @@ periods as (
 
 ),
 
-{% if recompute_from_date -%}
-changed_customers as (
-
-    -- customers whose episodes or creation date changed since the last build: all their periods
-    {{ changed_customers_sql(customer_group_fingerprints()) }}
-
-),
-
-{% endif -%}
 
 customers as (
 
@@ -93,7 +87,7 @@ segments as (
     where snapshot_date >= (
             select min(segment_snapshot_date) from periods where period_end_date >= '{{ recompute_from_date }}'
         )
-        or customer_id in (select customer_id from changed_customers)
+        or {{ is_changed_customer }}
     {%- endif %}
 
 ),
@@ -134,7 +128,7 @@ customer_periods as (
     inner join periods
         on customer_starts.customer_start_date <= periods.period_end_date
     where periods.period_end_date < '{{ recompute_from_date }}'
-        and customer_starts.customer_id in (select customer_id from changed_customers)
+        and customer_starts.{{ is_changed_customer }}
     {%- endif %}
 
 ),
