@@ -532,5 +532,13 @@
         and ({% for column in assignments.keys() %}target.{{ column }}{{ ', ' if not loop.last }}{% endfor %})
         is distinct from ({% for expression in assignments.values() %}{{ expression }}{{ ', ' if not loop.last }}{% endfor %});
     {%- endif %}
+    {%- if changed is not none %}
+    {#- only the changed customers' values are new: record those, not every customer's again #}
+    {{ record_build_customers(
+        "select * from (" ~ values_sql ~ ") as current_values where customer_id = any('{" ~ changed | join(',') ~ "}'::bigint[])",
+        ledger_key,
+    ) }}
+    {%- else %}
     {{ record_build_customers(values_sql, ledger_key) }}
+    {%- endif %}
 {%- endmacro %}

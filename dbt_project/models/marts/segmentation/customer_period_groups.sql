@@ -27,16 +27,19 @@
         pre_hook=["{{ set_recompute_from(customer_group_build_inputs()) }}", "{{ start_change_log('pre') }}"],
         post_hook=[
             "{{ record_build_inputs(customer_group_build_inputs()) }}",
-            "{{ record_build_customers(customer_group_fingerprints()) }}",
+            "{{ record_customer_fingerprints(customer_group_fingerprints()) }}",
             "{{ start_change_log('post') }}",
             "{{ update_current_attributes({'attribute_value': group_attribute_value('customers')}) }}",
         ],
     )
 }}
 {%- set recompute_from_date = recompute_from(customer_group_build_inputs()) %}
-{#- customers whose episodes or creation date changed since the last build: all their periods -#}
-{%- set is_changed_customer = changed_customers_condition('customer_id', customer_group_fingerprints())
-    if recompute_from_date else none %}
+{#-
+    customers whose episodes or creation date changed since the last build (list_changed_customers): all
+    their periods; every customer's without a recorded fingerprint
+-#}
+{%- set customers_listed = list_changed_customers(customer_group_fingerprints()) if recompute_from_date else false %}
+{%- set changed_customers = 'select customer_id from pg_temp.lens_changed__' ~ this.identifier %}
 
 with
 
@@ -87,7 +90,7 @@ segments as (
     where snapshot_date >= (
             select min(segment_snapshot_date) from periods where period_end_date >= '{{ recompute_from_date }}'
         )
-        or {{ is_changed_customer }}
+        or {% if customers_listed %}customer_id in ({{ changed_customers }}){% else %}true{% endif %}
     {%- endif %}
 
 ),
@@ -128,7 +131,9 @@ customer_periods as (
     inner join periods
         on customer_starts.customer_start_date <= periods.period_end_date
     where periods.period_end_date < '{{ recompute_from_date }}'
-        and customer_starts.{{ is_changed_customer }}
+        {%- if customers_listed %}
+        and customer_starts.customer_id in ({{ changed_customers }})
+        {%- endif %}
     {%- endif %}
 
 ),
