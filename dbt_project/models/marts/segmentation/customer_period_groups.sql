@@ -56,7 +56,6 @@ periods as (
 
 ),
 
-
 customers as (
 
     select
