@@ -201,9 +201,7 @@
     {%- set changes = change_log_relation() if config.get('capture_replaced_rows') else none -%}
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
     {%- set prefix = 'lens_' ~ this.identifier %}
-    {%- set listed = not column and customer_column and run_query(
-        "select to_regclass('pg_temp.lens_changed__" ~ this.identifier ~ "') is not null"
-    ).columns[0].values()[0] %}
+    {%- set listed = not column and customer_column and customers_are_listed() %}
     set local work_mem = '{{ var('build_work_mem') }}';
 
     -- the stored rows of the window, with their physical ids for the delete below
@@ -212,7 +210,7 @@
     from {{ target_relation }}
     {%- if listed %}
     -- the customers list_changed_customers listed, and the rows of no customer
-    where {{ customer_column }} in (select customer_id from pg_temp.lens_changed__{{ this.identifier }})
+    where {{ customer_column }} in (select customer_id from {{ changed_customers_table() }})
     union all
     select ctid, {{ columns }}
     from {{ target_relation }}
@@ -331,6 +329,27 @@
     {%- endif %}
 {%- endmacro %}
 
+{#- The temporary tables of list_changed_customers for the running model, schema-qualified. -#}
+{% macro changed_customers_table() -%}
+    {{ return('pg_temp.lens_changed__' ~ this.identifier) }}
+{%- endmacro %}
+
+{% macro customer_fingerprints_table() -%}
+    {{ return('pg_temp.lens_customers__' ~ this.identifier) }}
+{%- endmacro %}
+
+{#- Whether list_changed_customers listed the running model's customers in this transaction. -#}
+{% macro customers_are_listed() -%}
+    {{ return(execute and run_query(
+        "select to_regclass('" ~ changed_customers_table() ~ "') is not null"
+    ).columns[0].values()[0]) }}
+{%- endmacro %}
+
+{#- A literal bigint[] of `ids` (the planner sees how many there are). -#}
+{% macro bigint_array(ids) -%}
+    '{ {{- ids | join(',') -}} }'::bigint[]
+{%- endmacro %}
+
 {#-
     Models recomputed per customer (int_customer_events_aggregated_to_months): a fingerprint per customer of
     the model's own input rows, compared as the model compiles with the one recorded in
@@ -354,23 +373,23 @@
     {%- if not recorded -%}
         {{ return(false) }}
     {%- endif -%}
-    {%- set customers = 'lens_customers__' ~ this.identifier -%}
-    {%- set changed = 'lens_changed__' ~ this.identifier -%}
+    {%- set customers = customer_fingerprints_table() -%}
+    {%- set changed = changed_customers_table() -%}
     {%- do run_query(
-        'drop table if exists pg_temp.' ~ customers ~ '; drop table if exists pg_temp.' ~ changed ~ ';'
-        ~ ' create temporary table ' ~ customers ~ ' on commit drop as select customer_id, fingerprint from ('
-        ~ fingerprints_sql ~ ') as current_customers;'
-        ~ ' create temporary table ' ~ changed ~ ' on commit drop as'
+        'drop table if exists ' ~ customers ~ '; drop table if exists ' ~ changed ~ ';'
+        ~ ' create temporary table ' ~ customers.split('.')[1] ~ ' on commit drop as'
+        ~ ' select customer_id, fingerprint from (' ~ fingerprints_sql ~ ') as current_customers;'
+        ~ ' create temporary table ' ~ changed.split('.')[1] ~ ' on commit drop as'
         ~ ' select coalesce(current_customers.customer_id, recorded.customer_id) as customer_id'
-        ~ ' from pg_temp.' ~ customers ~ ' as current_customers'
+        ~ ' from ' ~ customers ~ ' as current_customers'
         ~ ' full outer join (select customer_id, fingerprint from ' ~ ledger
         ~ " where model_name = '" ~ this.identifier ~ "') as recorded"
         ~ ' on current_customers.customer_id = recorded.customer_id'
         ~ ' where current_customers.fingerprint is distinct from recorded.fingerprint;'
-        ~ ' analyze pg_temp.' ~ changed
+        ~ ' analyze ' ~ changed
     ) -%}
     {#- outside a transaction block the tables are gone at once: then recompute everyone -#}
-    {{ return(run_query("select to_regclass('pg_temp." ~ changed ~ "') is not null").columns[0].values()[0]) }}
+    {{ return(customers_are_listed()) }}
 {%- endmacro %}
 
 {#-
@@ -379,11 +398,9 @@
     listed, from its tables; on a full build, every customer (`fingerprints_sql`, computed once here).
 -#}
 {% macro record_customer_fingerprints(fingerprints_sql) -%}
-    {%- set customers = 'pg_temp.lens_customers__' ~ this.identifier -%}
-    {%- set changed = 'pg_temp.lens_changed__' ~ this.identifier -%}
-    {%- set listed = execute and run_query(
-        "select to_regclass('" ~ changed ~ "') is not null"
-    ).columns[0].values()[0] -%}
+    {%- set customers = customer_fingerprints_table() -%}
+    {%- set changed = changed_customers_table() -%}
+    {%- set listed = customers_are_listed() -%}
     {%- if not listed %}
     drop table if exists {{ customers }};
     create temporary table {{ customers.split('.')[1] }} on commit drop as
@@ -418,7 +435,7 @@
     {%- set query = changed_customers_sql(fingerprints_sql, ledger_key) -%}
     {%- set ids = run_query(query).columns[0].values() | list if execute else none -%}
     {%- if ids is not none and ids | length <= var('tested_keys_limit') | int -%}
-    {{ column }} = any('{ {{- ids | join(',') -}} }'::bigint[])
+    {{ column }} = any({{ bigint_array(ids) }})
     {%- else -%}
     {{ column }} in ({{ query }})
     {%- endif -%}
@@ -526,8 +543,8 @@
     from {{ ref('stg_sales__customers') }} as customers
     where target.{{ key }} = customers.customer_id
         {%- if changed is not none %}
-        and target.{{ key }} = any('{ {{- changed | join(',') -}} }'::bigint[])
-        and customers.customer_id = any('{ {{- changed | join(',') -}} }'::bigint[])
+        and target.{{ key }} = any({{ bigint_array(changed) }})
+        and customers.customer_id = any({{ bigint_array(changed) }})
         {%- endif %}
         and ({% for column in assignments.keys() %}target.{{ column }}{{ ', ' if not loop.last }}{% endfor %})
         is distinct from ({% for expression in assignments.values() %}{{ expression }}{{ ', ' if not loop.last }}{% endfor %});
@@ -535,7 +552,7 @@
     {%- if changed is not none %}
     {#- only the changed customers' values are new: record those, not every customer's again #}
     {{ record_build_customers(
-        "select * from (" ~ values_sql ~ ") as current_values where customer_id = any('{" ~ changed | join(',') ~ "}'::bigint[])",
+        "select * from (" ~ values_sql ~ ") as current_values where customer_id = any(" ~ bigint_array(changed) ~ ")",
         ledger_key,
     ) }}
     {%- else %}

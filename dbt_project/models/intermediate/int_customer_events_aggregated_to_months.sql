@@ -45,7 +45,7 @@ events_to_aggregate as (
     {%- if customers_listed %}
     -- an incremental build: the customers whose events changed since the last build, and the records of
     -- no customer
-    where customer_id in (select customer_id from pg_temp.lens_changed__{{ this.identifier }})
+    where customer_id in (select customer_id from {{ changed_customers_table() }})
         or customer_id is null
     {%- endif %}
 

@@ -39,7 +39,7 @@
     their periods; every customer's without a recorded fingerprint
 -#}
 {%- set customers_listed = list_changed_customers(customer_group_fingerprints()) if recompute_from_date else false %}
-{%- set changed_customers = 'select customer_id from pg_temp.lens_changed__' ~ this.identifier %}
+{%- set changed_customers = 'select customer_id from ' ~ changed_customers_table() %}
 
 with
 
