@@ -174,7 +174,9 @@
     this saves rewriting (and re-indexing) the whole window; the result is the same. Without replace_from_column
     the window is the whole table (a table recomputed whole, written by difference), or, with
     replace_customers_column, when the model's SQL listed the customers it recomputes
-    (list_changed_customers), their rows and those of no customer (null). With
+    (list_changed_customers), their rows and those of no customer (null). With both columns and
+    keep_unchanged_rows, when the model's SQL narrowed the window to some customers
+    (list_regrouped_customers), the stored rows of the window compared are theirs only. With
     capture_replaced_rows too, the deleted and the inserted rows are also appended to the model's change
     log for a downstream model that maintains sums by difference (macros/changes.sql).
 -#}
@@ -202,6 +204,9 @@
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
     {%- set prefix = 'lens_' ~ this.identifier %}
     {%- set listed = not column and customer_column and customers_are_listed() %}
+    {%- set regrouped = column and customer_column and execute and run_query(
+        "select to_regclass('" ~ regrouped_customers_table() ~ "') is not null"
+    ).columns[0].values()[0] %}
     set local work_mem = '{{ var('build_work_mem') }}';
 
     -- the stored rows of the window, with their physical ids for the delete below
@@ -217,6 +222,10 @@
     where {{ customer_column }} is null
     {%- elif column %}
     where {{ column }} >= {{ bound }}
+    {%- if regrouped %}
+        -- only the customers list_regrouped_customers found: the model recomputed the window for them alone
+        and {{ customer_column }} in (select customer_id from {{ regrouped_customers_table() }})
+    {%- endif %}
     {%- if customer_column %}
     union all
     -- (apart: the customers' rows through the key index, not a scan of the table)
@@ -472,6 +481,108 @@
     left join {{ ref('customer_episodes') }} as episodes
         on customers.customer_id = episodes.customer_id
     group by customers.customer_id, customers.created_date
+{%- endmacro %}
+
+{#- The temporary table of list_regrouped_customers for the running model, schema-qualified. -#}
+{% macro regrouped_customers_table() -%}
+    {{ return('pg_temp.lens_regrouped__' ~ this.identifier) }}
+{%- endmacro %}
+
+{#-
+    customer_period_groups: which customers' rows in the recomputed window (the periods ending on or after
+    `recompute_from_date`) can differ from the stored ones. Called after list_changed_customers has listed
+    the customers whose episodes or creation date changed. A row of the window depends, beyond those, on
+    the customer's segment snapshot of the period (a daily build replaces the running snapshot, and a late
+    purchase the snapshots after it), on the period's end and on its snapshot date (the as-of date for
+    the running periods: an episode that starts after the last build's as-of date makes the customer
+    active and perhaps new in them). So the customers are:
+      - those list_changed_customers listed;
+      - those whose stored segment or value tier of a window period differs from their segment snapshot
+        of that period now (compared through the snapshot's key: a join, not a recomputation);
+      - those with an episode starting on or after `recompute_from_date` (no later than the last as-of
+        date: recompute_from is at most that).
+    The attribute group is brought up to date by the post-hook update_current_attributes for every row.
+    When the window's periods are not those stored (a new month, quarter or year begins; the as-of date
+    went back), every customer is recomputed: returns false. Else fills
+    pg_temp.lens_regrouped__<model> (dropped on commit) and returns true.
+-#}
+{% macro list_regrouped_customers(recompute_from_date) -%}
+    {%- if not (execute and recompute_from_date and customers_are_listed()) -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set window_periods -%}
+        select period_type, period_start_date, period_end_date, segment_snapshot_date
+        from {{ ref('int_periods_generated') }}
+        where period_type in ('month', 'quarter', 'year')
+            and period_end_date >= '{{ recompute_from_date }}'
+    {%- endset -%}
+    {%- set periods_differ = run_query(
+        'select count(*) from (select distinct period_type, period_start_date, period_end_date from ' ~ this
+        ~ " where period_end_date >= '" ~ recompute_from_date ~ "') as stored"
+        ~ ' full outer join (' ~ window_periods ~ ') as recomputed'
+        ~ ' on stored.period_type = recomputed.period_type'
+        ~ ' and stored.period_start_date = recomputed.period_start_date'
+        ~ ' and stored.period_end_date = recomputed.period_end_date'
+        ~ ' where stored.period_type is null or recomputed.period_type is null'
+    ).columns[0].values()[0] > 0 -%}
+    {%- if periods_differ -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {#- the window's segment snapshots, few, as a literal list: the planner then reads them by the snapshot
+        index and hashes them, instead of looking up each stored row's snapshot by key -#}
+    {%- set snapshot_dates = run_query(
+        "select coalesce(array_agg(distinct segment_snapshot_date::text), '{}')::text from (" ~ window_periods
+        ~ ") as window_periods where segment_snapshot_date is not null"
+    ).columns[0].values()[0] -%}
+    {%- set regrouped = regrouped_customers_table() -%}
+    {%- set query -%}
+        drop table if exists {{ regrouped }};
+        -- (it underestimates the stored rows of the window, and would look their snapshots up one by one)
+        set local enable_nestloop = off;
+        create temporary table {{ regrouped.split('.')[1] }} on commit drop as
+        with
+
+        window_periods as (
+            {{ window_periods }}
+        ),
+
+        stored as (
+            select customer_id, period_type, period_start_date, rfm_segment, value_tier
+            from {{ this }}
+            where period_end_date >= '{{ recompute_from_date }}'
+        ),
+
+        regrouped as (
+            select stored.customer_id
+            from stored
+            inner join window_periods
+                on stored.period_type = window_periods.period_type
+                    and stored.period_start_date = window_periods.period_start_date
+            left join (
+                select customer_id, snapshot_date, rfm_segment, value_tier
+                from {{ ref('customer_segments') }}
+                where snapshot_date = any('{{ snapshot_dates }}'::date[])
+            ) as segments
+                on stored.customer_id = segments.customer_id
+                    and window_periods.segment_snapshot_date = segments.snapshot_date
+            -- (as the model assigns them)
+            where (stored.rfm_segment, stored.value_tier) is distinct from (
+                coalesce(segments.rfm_segment, case when segments.customer_id is null then 'unsegmented' end),
+                case when segments.customer_id is null then 'unsegmented' else coalesce(segments.value_tier, 'unknown') end
+            )
+        )
+
+        select customer_id from regrouped
+        union
+        select customer_id from {{ ref('customer_episodes') }}
+        where episode_started_date >= '{{ recompute_from_date }}'
+        union
+        select customer_id from {{ changed_customers_table() }};
+        set local enable_nestloop to default;
+        analyze {{ regrouped }}
+    {%- endset -%}
+    {%- do run_query(query) -%}
+    {{ return(run_query("select to_regclass('" ~ regrouped ~ "') is not null").columns[0].values()[0]) }}
 {%- endmacro %}
 
 {#-

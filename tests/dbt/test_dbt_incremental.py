@@ -133,6 +133,18 @@ def test_the_daily_run_wrote_only_the_changed_customer_periods(dbt_warehouse) ->
     assert 0 < response["rows_affected"] < window / 2, (response, window, total)
 
 
+def test_the_daily_run_recomputed_the_window_only_for_the_regrouped_customers(dbt_warehouse) -> None:
+    """Within a month, the daily run's window (the running periods, and those after the week-old late
+    purchase) holds the periods the last build stored, so customer_period_groups recomputed it only for the
+    customers whose stored groups differ from their segment snapshots now, whose episodes changed or
+    began since (list_regrouped_customers); the equality with a full refresh is checked below."""
+    model = "customer_period_groups"
+    (compiled,) = [r.node.compiled_code for r in dbt_warehouse.daily_run.result.results if r.node.name == model]
+    assert "pg_temp.lens_regrouped__customer_period_groups" in compiled
+    (first_compiled,) = [r.node.compiled_code for r in dbt_warehouse.second_run.result.results if r.node.name == model]
+    assert "lens_regrouped__" not in first_compiled  # a new half year of periods: every customer
+
+
 def test_the_daily_run_applied_the_logged_changes_to_the_guerrilla_sums(dbt_warehouse) -> None:
     """The daily run did not recompute the guerrilla sums: it applied the customer periods its inputs
     logged (the corrected contract's old loss, half a year or more back; the moved customer's periods) and

@@ -17,17 +17,6 @@ months as (
 
 ),
 
-memberships as (
-
-    select
-        customer_id,
-        period_start_date as month_start_date,
-        rfm_segment
-    from {{ ref('customer_period_groups') }}
-    where period_type = 'month'
-
-),
-
 responses as (
 
     select
@@ -58,9 +47,16 @@ responses_segmented as (
             else coalesce(memberships.rfm_segment, 'unsegmented')
         end as rfm_segment
     from responses
-    left join memberships
-        on responses.customer_id = memberships.customer_id
-            and date_trunc('month', responses.submitted_date)::date = memberships.month_start_date
+    -- a response's segment, looked up by the membership key (lateral, with a limit the unique key makes
+    -- harmless): joined, the planner would hash every customer's memberships of every month
+    left join lateral (
+        select customer_period_groups.rfm_segment
+        from {{ ref('customer_period_groups') }} as customer_period_groups
+        where customer_period_groups.customer_id = responses.customer_id
+            and customer_period_groups.period_type = 'month'
+            and customer_period_groups.period_start_date = date_trunc('month', responses.submitted_date)::date
+        limit 1
+    ) as memberships on true
 
 ),
 

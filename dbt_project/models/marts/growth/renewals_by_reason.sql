@@ -17,19 +17,6 @@ periods as (
 
 ),
 
-memberships as (
-
-    select
-        customer_id,
-        period_type,
-        period_start_date,
-        rfm_segment,
-        value_tier,
-        attribute_value
-    from {{ ref('customer_period_groups') }}
-
-),
-
 renewals as (
 
     select
@@ -66,23 +53,43 @@ renewals_in_periods as (
 
 ),
 
+renewals_grouped as (
+
+    -- a renewal's groups, looked up by the membership key (lateral, with a limit the unique key makes
+    -- harmless): joined, the planner would hash every customer's memberships of every period
+    select
+        renewals_in_periods.*,
+        memberships.rfm_segment,
+        memberships.value_tier,
+        memberships.attribute_value
+    from renewals_in_periods
+    left join lateral (
+        select
+            customer_period_groups.rfm_segment,
+            customer_period_groups.value_tier,
+            customer_period_groups.attribute_value
+        from {{ ref('customer_period_groups') }} as customer_period_groups
+        where customer_period_groups.customer_id = renewals_in_periods.customer_id
+            and customer_period_groups.period_type = renewals_in_periods.period_type
+            and customer_period_groups.period_start_date = renewals_in_periods.period_start_date
+        limit 1
+    ) as memberships on true
+
+),
+
 renewals_in_groups as (
 
     select
-        renewals_in_periods.*,
+        renewals_grouped.*,
         group_types.group_type,
         case group_types.group_type
             when 'all' then 'all'
-            when 'segment' then coalesce(memberships.rfm_segment, 'unsegmented')
-            when 'value_tier' then coalesce(memberships.value_tier, 'unsegmented')
-            else coalesce(memberships.attribute_value, 'unknown')
+            when 'segment' then coalesce(renewals_grouped.rfm_segment, 'unsegmented')
+            when 'value_tier' then coalesce(renewals_grouped.value_tier, 'unsegmented')
+            else coalesce(renewals_grouped.attribute_value, 'unknown')
         end as group_value
-    from renewals_in_periods
+    from renewals_grouped
     cross join group_types
-    left join memberships
-        on renewals_in_periods.customer_id = memberships.customer_id
-            and renewals_in_periods.period_type = memberships.period_type
-            and renewals_in_periods.period_start_date = memberships.period_start_date
 
 ),
 

@@ -8,8 +8,10 @@
     Window-incremental (macros/recompute.sql): an incremental run recomputes the periods ending on or after
     the earliest date the segment history changed, and all periods of the customers whose episodes or
     creation date changed (per-customer fingerprints), and writes only the rows that changed
-    (keep_unchanged_rows): a daily run recomputes every customer's running month, quarter and year, of
-    which few change. So no column may change with the as-of date alone (the running periods' segment
+    (keep_unchanged_rows). Within the window it recomputes only the customers whose rows can differ
+    (list_regrouped_customers: their episodes changed or began, or their stored group differs from their
+    segment snapshot now), unless a new period begins: a daily run recomputes a small share of the customers'
+    running month, quarter and year instead of every customer's. So no column may change with the as-of date alone (the running periods' segment
     snapshot is int_periods_generated.segment_snapshot_date). The rows written go to the change log
     (macros/changes.sql) from which int_guerrilla_groups_aggregated updates its sums. A post-hook brings
     the attribute group of older periods up to date.
@@ -40,6 +42,11 @@
 -#}
 {%- set customers_listed = list_changed_customers(customer_group_fingerprints()) if recompute_from_date else false %}
 {%- set changed_customers = 'select customer_id from ' ~ changed_customers_table() %}
+{#-
+    of those and the rest, the customers whose rows of the window can differ from the stored ones
+    (list_regrouped_customers): the window for them alone; for every customer when a period begins
+-#}
+{%- set customers_regrouped = list_regrouped_customers(recompute_from_date) if customers_listed else false %}
 
 with
 
@@ -118,6 +125,9 @@ customer_periods as (
         on customer_starts.customer_start_date <= periods.period_end_date
     {% if recompute_from_date -%}
     where periods.period_end_date >= '{{ recompute_from_date }}'
+        {%- if customers_regrouped %}
+        and customer_starts.customer_id in (select customer_id from {{ regrouped_customers_table() }})
+        {%- endif %}
 
     union all
 
