@@ -36,6 +36,23 @@ contracts as (
 
 ),
 
+purchase_caps as (
+
+    -- the purchase days within a term the customer later cancelled, and the earliest such end: few, so
+    -- they are grouped apart instead of grouping every purchase day
+    select
+        purchase_days.customer_id,
+        purchase_days.purchase_date,
+        min(cancelled_terms.end_date) + 1 as capped_until_date
+    from purchase_days
+    inner join contracts as cancelled_terms
+        on purchase_days.customer_id = cancelled_terms.customer_id
+            and cancelled_terms.contract_status = 'cancelled'
+            and purchase_days.purchase_date between cancelled_terms.start_date and cancelled_terms.end_date
+    group by purchase_days.customer_id, purchase_days.purchase_date
+
+),
+
 purchase_coverage as (
 
     select
@@ -43,18 +60,16 @@ purchase_coverage as (
         purchase_days.purchase_date as covered_from_date,
         least(
             purchase_days.purchase_date + {{ var('lost_after_days') | int }},
-            min(cancelled_terms.end_date) + 1
+            purchase_caps.capped_until_date
         ) as covered_until_date,
         'purchase'::text as coverage_source,
         null::bigint as contract_id,
         'no_purchase'::text as loss_type_if_last,
         purchase_days.purchase_date
     from purchase_days
-    left join contracts as cancelled_terms
-        on purchase_days.customer_id = cancelled_terms.customer_id
-            and cancelled_terms.contract_status = 'cancelled'
-            and purchase_days.purchase_date between cancelled_terms.start_date and cancelled_terms.end_date
-    group by purchase_days.customer_id, purchase_days.purchase_date
+    left join purchase_caps
+        on purchase_days.customer_id = purchase_caps.customer_id
+            and purchase_days.purchase_date = purchase_caps.purchase_date
 
 ),
 

@@ -206,67 +206,6 @@ changed_customer_periods as (
 
 ),
 
-memberships_after as (
-
-    select
-        memberships.customer_id,
-        memberships.period_type,
-        memberships.period_start_date,
-        memberships.rfm_segment,
-        memberships.value_tier,
-        memberships.attribute_value,
-        memberships.is_active_in_period,
-        memberships.is_new_in_period
-    from {{ ref('customer_period_groups') }} as memberships
-    inner join changed_customer_periods as changed
-        on memberships.customer_id = changed.customer_id
-            and memberships.period_type = changed.period_type
-            and memberships.period_start_date = changed.period_start_date
-
-),
-
-memberships_before as (
-
-    -- logged: the old version; not logged (an event or attribute change only): the stored row; either
-    -- with the attribute group of the last build
-    select
-        logged.customer_id,
-        logged.period_type,
-        logged.period_start_date,
-        logged.rfm_segment,
-        logged.value_tier,
-        coalesce(recorded_attributes.attribute_value, logged.attribute_value) as attribute_value,
-        logged.is_active_in_period,
-        logged.is_new_in_period
-    from memberships_logged as logged
-    left join recorded_attributes
-        on logged.customer_id = recorded_attributes.customer_id
-    where logged.change_kind = 'deleted'
-
-    union all
-
-    select
-        stored.customer_id,
-        stored.period_type,
-        stored.period_start_date,
-        stored.rfm_segment,
-        stored.value_tier,
-        coalesce(recorded_attributes.attribute_value, stored.attribute_value),
-        stored.is_active_in_period,
-        stored.is_new_in_period
-    from memberships_after as stored
-    left join recorded_attributes
-        on stored.customer_id = recorded_attributes.customer_id
-    where not exists (
-        select 1
-        from memberships_logged as logged
-        where logged.customer_id = stored.customer_id
-            and logged.period_type = stored.period_type
-            and logged.period_start_date = stored.period_start_date
-    )
-
-),
-
 event_months_after as (
 
     -- every month of the customers (and of the records matching none) with a changed customer period
@@ -335,12 +274,47 @@ contributions_{{ state }} as (
         coalesce(events.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
         {%- endfor %}
     from changed_customer_periods as changed
-    {#- after: the table itself, whose key index the planner uses; a join with memberships_after, whose
-        size it cannot estimate, once compared every changed period with every other (20 s at large) #}
-    left join {{ ref('customer_period_groups') if state == 'after' else 'memberships_before' }} as memberships
+    {#- the memberships joined to the changed periods one by one, the stored ones through the table's key
+        index: a join with a CTE of memberships, whose size the planner cannot estimate, once compared every
+        changed period with every other (20 s at large) #}
+    {%- if state == 'after' %}
+    left join {{ ref('customer_period_groups') }} as memberships
         on changed.customer_id = memberships.customer_id
             and changed.period_type = memberships.period_type
             and changed.period_start_date = memberships.period_start_date
+    {%- else %}
+    left join memberships_logged as logged
+        on changed.customer_id = logged.customer_id
+            and changed.period_type = logged.period_type
+            and changed.period_start_date = logged.period_start_date
+    left join {{ ref('customer_period_groups') }} as stored
+        on changed.customer_id = stored.customer_id
+            and changed.period_type = stored.period_type
+            and changed.period_start_date = stored.period_start_date
+    left join recorded_attributes
+        on changed.customer_id = recorded_attributes.customer_id
+    -- the membership before: logged, the first logged version if it was deleted ('inserted': the customer
+    -- period had no row); not logged (an event or attribute change only), the stored row; either with the
+    -- attribute group of the last build
+    left join lateral (
+        select
+            coalesce(logged.customer_id, stored.customer_id) as customer_id,
+            case when logged.customer_id is null then stored.rfm_segment else logged.rfm_segment end
+                as rfm_segment,
+            case when logged.customer_id is null then stored.value_tier else logged.value_tier end
+                as value_tier,
+            coalesce(
+                recorded_attributes.attribute_value,
+                case when logged.customer_id is null then stored.attribute_value else logged.attribute_value end
+            ) as attribute_value,
+            case when logged.customer_id is null then stored.is_active_in_period else logged.is_active_in_period end
+                as is_active_in_period,
+            case when logged.customer_id is null then stored.is_new_in_period else logged.is_new_in_period end
+                as is_new_in_period
+        where logged.change_kind = 'deleted'
+            or (logged.customer_id is null and stored.customer_id is not null)
+    ) as memberships on true
+    {%- endif %}
     left join events_{{ state }} as events
         on coalesce(changed.customer_id, {{ no_customer }}) = coalesce(events.customer_id, {{ no_customer }})
             and changed.period_type = events.period_type
