@@ -102,6 +102,28 @@
     {%- endfor %}
 {%- endmacro %}
 
+{#-
+    A left join (lateral) of a record to its customer_period_groups membership of one period, by the
+    membership key: `customer_id`, `period_type` and `period_start_date` are SQL expressions over the
+    record; `columns` the membership columns wanted, under alias `alias`. Joined instead, the planner
+    hashes every customer's memberships of every period (8.5M month rows at large) for a few hundred
+    thousand records; looked up, each reads one row through the primary key. The limit, harmless under
+    a unique key, keeps the planner from turning the lookup back into that join.
+-#}
+{% macro membership_lookup(customer_id, period_type, period_start_date, columns, alias='memberships') -%}
+    left join lateral (
+        select
+            {%- for column in columns %}
+            customer_period_groups.{{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
+        from {{ ref('customer_period_groups') }} as customer_period_groups
+        where customer_period_groups.customer_id = {{ customer_id }}
+            and customer_period_groups.period_type = {{ period_type }}
+            and customer_period_groups.period_start_date = {{ period_start_date }}
+        limit 1
+    ) as {{ alias }} on true
+{%- endmacro %}
+
 {#- A query of the customer events by month in `event_months`, summed per customer and month, quarter, year. -#}
 {% macro guerrilla_events_to_periods(event_months) -%}
     select

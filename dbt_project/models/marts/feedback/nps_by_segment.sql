@@ -47,16 +47,10 @@ responses_segmented as (
             else coalesce(memberships.rfm_segment, 'unsegmented')
         end as rfm_segment
     from responses
-    -- a response's segment, looked up by the membership key (lateral, with a limit the unique key makes
-    -- harmless): joined, the planner would hash every customer's memberships of every month
-    left join lateral (
-        select customer_period_groups.rfm_segment
-        from {{ ref('customer_period_groups') }} as customer_period_groups
-        where customer_period_groups.customer_id = responses.customer_id
-            and customer_period_groups.period_type = 'month'
-            and customer_period_groups.period_start_date = date_trunc('month', responses.submitted_date)::date
-        limit 1
-    ) as memberships on true
+    -- a response's segment, looked up by the membership key (macro membership_lookup)
+    {{ membership_lookup(
+        'responses.customer_id', "'month'", "date_trunc('month', responses.submitted_date)::date", ['rfm_segment']
+    ) }}
 
 ),
 

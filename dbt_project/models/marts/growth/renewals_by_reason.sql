@@ -55,25 +55,17 @@ renewals_in_periods as (
 
 renewals_grouped as (
 
-    -- a renewal's groups, looked up by the membership key (lateral, with a limit the unique key makes
-    -- harmless): joined, the planner would hash every customer's memberships of every period
+    -- a renewal's groups, looked up by the membership key (macro membership_lookup)
     select
         renewals_in_periods.*,
         memberships.rfm_segment,
         memberships.value_tier,
         memberships.attribute_value
     from renewals_in_periods
-    left join lateral (
-        select
-            customer_period_groups.rfm_segment,
-            customer_period_groups.value_tier,
-            customer_period_groups.attribute_value
-        from {{ ref('customer_period_groups') }} as customer_period_groups
-        where customer_period_groups.customer_id = renewals_in_periods.customer_id
-            and customer_period_groups.period_type = renewals_in_periods.period_type
-            and customer_period_groups.period_start_date = renewals_in_periods.period_start_date
-        limit 1
-    ) as memberships on true
+    {{ membership_lookup(
+        'renewals_in_periods.customer_id', 'renewals_in_periods.period_type',
+        'renewals_in_periods.period_start_date', ['rfm_segment', 'value_tier', 'attribute_value']
+    ) }}
 
 ),
 
