@@ -204,9 +204,7 @@
     {%- set names = arg_dict['dest_columns'] | map(attribute='name') | list -%}
     {%- set prefix = 'lens_' ~ this.identifier %}
     {%- set listed = not column and customer_column and customers_are_listed() %}
-    {%- set regrouped = column and customer_column and execute and run_query(
-        "select to_regclass('" ~ regrouped_customers_table() ~ "') is not null"
-    ).columns[0].values()[0] %}
+    {%- set regrouped = column and customer_column and temp_table_exists(regrouped_customers_table()) %}
     set local work_mem = '{{ var('build_work_mem') }}';
 
     -- the stored rows of the window, with their physical ids for the delete below
@@ -347,11 +345,14 @@
     {{ return('pg_temp.lens_customers__' ~ this.identifier) }}
 {%- endmacro %}
 
+{#- Whether the temporary table `table` (pg_temp.<name>) exists in this session (false when not executing). -#}
+{% macro temp_table_exists(table) -%}
+    {{ return(execute and run_query("select to_regclass('" ~ table ~ "') is not null").columns[0].values()[0]) }}
+{%- endmacro %}
+
 {#- Whether list_changed_customers listed the running model's customers in this transaction. -#}
 {% macro customers_are_listed() -%}
-    {{ return(execute and run_query(
-        "select to_regclass('" ~ changed_customers_table() ~ "') is not null"
-    ).columns[0].values()[0]) }}
+    {{ return(temp_table_exists(changed_customers_table())) }}
 {%- endmacro %}
 
 {#- A literal bigint[] of `ids` (the planner sees how many there are). -#}
@@ -483,6 +484,19 @@
     group by customers.customer_id, customers.created_date
 {%- endmacro %}
 
+{#-
+    customer_period_groups' segment or value tier (`column`) of a customer period, from its segment
+    snapshot `segments` (left-joined: customer_id null = no snapshot): 'unsegmented' without one, a value
+    tier unknown without costs. The model and list_regrouped_customers must assign alike.
+-#}
+{% macro period_group_segment(segments, column) -%}
+    {%- if column == 'rfm_segment' -%}
+    coalesce({{ segments }}.rfm_segment, case when {{ segments }}.customer_id is null then 'unsegmented' end)
+    {%- else -%}
+    case when {{ segments }}.customer_id is null then 'unsegmented' else coalesce({{ segments }}.value_tier, 'unknown') end
+    {%- endif -%}
+{%- endmacro %}
+
 {#- The temporary table of list_regrouped_customers for the running model, schema-qualified. -#}
 {% macro regrouped_customers_table() -%}
     {{ return('pg_temp.lens_regrouped__' ~ this.identifier) }}
@@ -565,10 +579,9 @@
             ) as segments
                 on stored.customer_id = segments.customer_id
                     and window_periods.segment_snapshot_date = segments.snapshot_date
-            -- (as the model assigns them)
             where (stored.rfm_segment, stored.value_tier) is distinct from (
-                coalesce(segments.rfm_segment, case when segments.customer_id is null then 'unsegmented' end),
-                case when segments.customer_id is null then 'unsegmented' else coalesce(segments.value_tier, 'unknown') end
+                {{ period_group_segment('segments', 'rfm_segment') }},
+                {{ period_group_segment('segments', 'value_tier') }}
             )
         )
 
@@ -582,7 +595,7 @@
         analyze {{ regrouped }}
     {%- endset -%}
     {%- do run_query(query) -%}
-    {{ return(run_query("select to_regclass('" ~ regrouped ~ "') is not null").columns[0].values()[0]) }}
+    {{ return(temp_table_exists(regrouped)) }}
 {%- endmacro %}
 
 {#-

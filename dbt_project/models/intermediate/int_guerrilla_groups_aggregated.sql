@@ -298,19 +298,11 @@ contributions_{{ state }} as (
     -- attribute group of the last build
     left join lateral (
         select
-            coalesce(logged.customer_id, stored.customer_id) as customer_id,
-            case when logged.customer_id is null then stored.rfm_segment else logged.rfm_segment end
-                as rfm_segment,
-            case when logged.customer_id is null then stored.value_tier else logged.value_tier end
-                as value_tier,
-            coalesce(
-                recorded_attributes.attribute_value,
-                case when logged.customer_id is null then stored.attribute_value else logged.attribute_value end
-            ) as attribute_value,
-            case when logged.customer_id is null then stored.is_active_in_period else logged.is_active_in_period end
-                as is_active_in_period,
-            case when logged.customer_id is null then stored.is_new_in_period else logged.is_new_in_period end
-                as is_new_in_period
+            {%- for column in ['customer_id', 'rfm_segment', 'value_tier', 'attribute_value', 'is_active_in_period', 'is_new_in_period'] %}
+            {%- set before = 'case when logged.customer_id is null then stored.' ~ column ~ ' else logged.' ~ column ~ ' end' %}
+            {{ 'coalesce(recorded_attributes.attribute_value, ' ~ before ~ ')' if column == 'attribute_value' else before }}
+                as {{ column }}{{ ',' if not loop.last }}
+            {%- endfor %}
         where logged.change_kind = 'deleted'
             or (logged.customer_id is null and stored.customer_id is not null)
     ) as memberships on true

@@ -175,14 +175,8 @@ final as (
         customer_periods.period_end_date::date as period_end_date,
 
         -- groups
-        coalesce(
-            segments.rfm_segment,
-            case when segments.customer_id is null then 'unsegmented' end
-        )::text as rfm_segment,
-        (case
-            when segments.customer_id is null then 'unsegmented'
-            else coalesce(segments.value_tier, 'unknown')
-        end)::text as value_tier,
+        ({{ period_group_segment('segments', 'rfm_segment') }})::text as rfm_segment,
+        ({{ period_group_segment('segments', 'value_tier') }})::text as value_tier,
         {{ group_attribute_value('customers', column='attribute_value') }}::text as attribute_value,
 
         -- flags
