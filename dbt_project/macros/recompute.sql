@@ -683,3 +683,94 @@
     {{ record_build_customers(values_sql, ledger_key) }}
     {%- endif %}
 {%- endmacro %}
+
+{#-
+    Models rebuilt per customer from what touched them (int_customer_purchase_days_aggregated,
+    customer_episodes): each row depends on one customer's records and on the as-of date, so an
+    incremental build recomputes only the customers whose records a load touched since the model's last
+    build (loaded_since) or whose rows the as-of date's move can change, and writes by difference
+    (replace_from with replace_customers_column and keep_unchanged_rows). Unlike list_changed_customers
+    no fingerprint of every customer is computed: the candidates come from the raw layer's load stamps
+    and from date ranges, each read through an index or a small table.
+
+    The inputs recorded after each build (record_build_inputs): the as-of date and, as 'config', the vars
+    the rows depend on (`config_text`). A changed config or no record recomputes every customer.
+-#}
+{% macro customer_build_inputs(config_text='') -%}
+    select 'as_of' as input_key, as_of_date::text as fingerprint
+    from {{ ref('int_as_of_date') }}
+    union all
+    select 'config', md5('{{ config_text }}')
+{%- endmacro %}
+
+{#-
+    The dates the as-of date moved over since the model's last build, as {'after': d0, 'through': d1}
+    (a row whose date lies in (d0, d1] may be in or out now; d0 < d1, or equal when it did not move), or
+    none when every customer is to be recomputed (not an incremental run, no record, a config change).
+-#}
+{% macro as_of_moved(inputs_sql) -%}
+    {%- set after = recompute_from(inputs_sql) -%}
+    {%- if after is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set through = run_query(
+        "select greatest(max(recorded.fingerprint::date), (select as_of_date from " ~ ref('int_as_of_date') ~ "))::text"
+        ~ " from " ~ target.schema ~ "._lens_build_inputs as recorded"
+        ~ " where recorded.model_name = '" ~ this.identifier ~ "' and recorded.input_key = 'as_of'"
+    ).columns[0].values()[0] -%}
+    {{ return({'after': after, 'through': through}) }}
+{%- endmacro %}
+
+{#-
+    Fill pg_temp.lens_changed__<model> (changed_customers_table, dropped on commit) with the distinct
+    customers of `candidates_sql` and return true, so the model recomputes them alone and the strategy
+    compares their stored rows only; false outside a transaction (recompute everyone).
+-#}
+{% macro list_touched_customers(candidates_sql) -%}
+    {%- if not execute -%}
+        {{ return(false) }}
+    {%- endif -%}
+    {%- set changed = changed_customers_table() -%}
+    {%- do run_query(
+        'drop table if exists ' ~ changed ~ ';'
+        ~ ' create temporary table ' ~ changed.split('.')[1] ~ ' on commit drop as'
+        ~ ' select distinct customer_id from (' ~ candidates_sql ~ ') as candidates'
+        ~ ' where customer_id is not null;'
+        ~ ' analyze ' ~ changed
+    ) -%}
+    {%- set listed = customers_are_listed() -%}
+    {%- if listed -%}
+        {%- set count = run_query('select count(*) from ' ~ changed).columns[0].values()[0] -%}
+        {%- do log(this.identifier ~ ': recomputing ' ~ count ~ ' customers', info=true) -%}
+    {%- endif -%}
+    {{ return(listed) }}
+{%- endmacro %}
+
+{#-
+    The customers whose purchase days can differ from the last build's: every customer any version of an
+    order had, for the orders whose header or lines were loaded since `since` (a corrected order may
+    change hands); the customers loaded since (their orders may match now); the customers of the orders
+    dated within the as-of date's move (`as_of_range`, from as_of_moved).
+-#}
+{% macro sales_customers_touched(since, as_of_range) -%}
+    select order_versions.customer_id
+    from {{ source('sales', 'orders') }} as order_versions
+    where order_versions.order_id in (
+        select order_id
+        from {{ source('sales', 'orders') }}
+        where _loaded_at >= {{ since }}
+        union
+        select order_id
+        from {{ source('sales', 'order_lines') }}
+        where _loaded_at >= {{ since }}
+    )
+    union all
+    select customer_id
+    from {{ source('sales', 'customers') }}
+    where _loaded_at >= {{ since }}
+    union all
+    select customer_id
+    from {{ ref('orders') }}
+    where order_date > '{{ as_of_range.after }}'::date
+        and order_date <= '{{ as_of_range.through }}'::date
+{%- endmacro %}

@@ -3,9 +3,33 @@
     as-of date. The unit of recency, frequency and lifetime-value calculations (lifetimes' daily grain).
 
     A table, not a view: segments, customers, episodes and lifetime value all read it; a view would
-    aggregate all orders once per reader.
+    aggregate all orders once per reader. Incremental per customer (macros/recompute.sql,
+    sales_customers_touched): a run recomputes the customers whose orders a load touched or the as-of
+    date's move reached, and writes only the rows that differ.
 -#}
-{{ config(materialized='table', post_hook='analyze {{ this }}') }}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_from',
+        replace_customers_column='customer_id',
+        keep_unchanged_rows=true,
+        on_schema_change='fail',
+        indexes=[{'columns': ['customer_id', 'purchase_date'], 'unique': true}],
+        post_hook=[
+            "{{ record_build_inputs(customer_build_inputs()) }}",
+            "{{ record_loaded_through() }}",
+            "analyze {{ this }}",
+        ],
+    )
+}}
+-- depends_on: {{ ref('stg_sales__load_batches') }}  (read by loaded_since on incremental runs only)
+{%- set as_of_range = as_of_moved(customer_build_inputs()) %}
+{#- rendered even when every customer is recomputed, so that its refs are dependencies -#}
+{%- set candidates_sql = sales_customers_touched(
+    loaded_since(ref('stg_sales__load_batches'), ['orders', 'order_lines', 'customers']),
+    as_of_range or {'after': 'infinity', 'through': 'infinity'}
+) %}
+{%- set customers_listed = as_of_range is not none and list_touched_customers(candidates_sql) %}
 
 with
 
@@ -22,6 +46,9 @@ orders as (
     where is_revenue_order
         and is_customer_matched
         and order_date <= {{ as_of_date() }}
+        {%- if customers_listed %}
+        and customer_id in (select customer_id from {{ changed_customers_table() }})
+        {%- endif %}
 
 ),
 

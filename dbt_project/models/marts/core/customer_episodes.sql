@@ -1,9 +1,58 @@
 {#-
     The customer lifecycle as a table: every active episode of every customer, from its first covered day
-    to its loss (or still running at the as-of date). The loss rule lives in int_customer_episodes_stitched
-    (unit-tested there); this table is what the lifecycle marts (customers, customer_period_groups,
-    guerrilla_metrics, lost_customer_review) read, with real planner statistics.
+    to its loss (or still running at the as-of date). The loss rule is the macro customer_episodes_stitched
+    (unit-tested as the view int_customer_episodes_stitched); this table is what the lifecycle marts
+    (customers, customer_period_groups, guerrilla_metrics, lost_customer_review) read, with real planner
+    statistics.
+
+    Incremental per customer (macros/recompute.sql, customer_build_inputs): a run recomputes the
+    customers whose purchase days can have changed (sales_customers_touched), whose contract terms a load
+    touched (every customer any version of the term had), whose episode's coverage ends within the as-of
+    date's move (lost now, or not lost any more when the date went back) and whose term starts within it;
+    it writes only the rows that differ. A changed var lost_after_days recomputes everyone.
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_from',
+        replace_customers_column='customer_id',
+        keep_unchanged_rows=true,
+        on_schema_change='fail',
+        post_hook=[
+            "{{ record_build_inputs(customer_build_inputs(var('lost_after_days'))) }}",
+            "{{ record_loaded_through() }}",
+            "analyze {{ this }}",
+        ],
+    )
+}}
+-- depends_on: {{ ref('int_customer_episodes_stitched') }}  (the loss rule's unit tests run before this table)
+-- depends_on: {{ ref('stg_sales__load_batches') }}  (read by loaded_since on incremental runs only)
+{%- set as_of_range = as_of_moved(customer_build_inputs(var('lost_after_days'))) %}
+{#- rendered even when every customer is recomputed, so that its refs are dependencies -#}
+{%- set range = as_of_range or {'after': 'infinity', 'through': 'infinity'} %}
+{%- set since = loaded_since(ref('stg_sales__load_batches'), ['orders', 'order_lines', 'customers', 'contracts']) %}
+{%- set candidates_sql %}
+    {{ sales_customers_touched(since, range) }}
+    union all
+    select contract_versions.customer_id
+    from {{ source('sales', 'contracts') }} as contract_versions
+    where contract_versions.contract_id in (
+        select contract_id
+        from {{ source('sales', 'contracts') }}
+        where _loaded_at >= {{ since }}
+    )
+    union all
+    select customer_id
+    from {{ this }}
+    where covered_until_date > '{{ range.after }}'::date
+        and covered_until_date <= '{{ range.through }}'::date
+    union all
+    select customer_id
+    from {{ ref('int_contracts_matched') }}
+    where start_date > '{{ range.after }}'::date
+        and start_date <= '{{ range.through }}'::date
+{%- endset %}
+{%- set customers_listed = as_of_range is not none and list_touched_customers(candidates_sql) %}
 with
 
 episodes as (
@@ -21,7 +70,11 @@ episodes as (
         ending_contract_id,
         purchase_days,
         contract_terms
-    from {{ ref('int_customer_episodes_stitched') }}
+    from (
+        {{ customer_episodes_stitched(
+            'customer_id in (select customer_id from ' ~ changed_customers_table() ~ ')' if customers_listed else none
+        ) | indent(8) }}
+    ) as stitched
 
 ),
 
