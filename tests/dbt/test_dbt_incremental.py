@@ -13,6 +13,7 @@ from customer_lens import transform
 COMPARED = (
     "order_lines",
     "int_customer_purchase_days_aggregated",
+    "int_customer_purchases_summarized",
     "customer_episodes",
     "tickets",
     "orders",
@@ -146,7 +147,9 @@ def test_the_daily_run_recomputed_the_window_only_for_the_regrouped_customers(db
     assert "lens_regrouped__" not in first_compiled  # a new half year of periods: every customer
 
 
-@pytest.mark.parametrize("model", ["int_customer_purchase_days_aggregated", "customer_episodes"])
+@pytest.mark.parametrize(
+    "model", ["int_customer_purchase_days_aggregated", "int_customer_purchases_summarized", "customer_episodes"]
+)
 def test_the_incremental_runs_recomputed_only_the_touched_customers(dbt_warehouse, model) -> None:
     """The per-customer models recomputed only the customers a load touched or the as-of date's move
     reached (list_touched_customers), in both incremental runs; the equality with a full refresh is

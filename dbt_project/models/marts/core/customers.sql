@@ -31,16 +31,17 @@ as_of as (
 
 ),
 
-purchase_days as (
+purchases as (
 
     select
         customer_id,
-        purchase_date,
+        first_purchase_date,
+        last_purchase_date,
         orders,
         revenue,
         cost,
         gross_margin
-    from {{ ref('int_customer_purchase_days_aggregated') }}
+    from {{ ref('int_customer_purchases_summarized') }}
 
 ),
 
@@ -115,14 +116,13 @@ purchases_aggregated as (
 
     select
         customer_id,
-        min(purchase_date) as first_order_date,
-        max(purchase_date) as last_order_date,
-        sum(orders) as lifetime_orders,
-        sum(revenue) as lifetime_revenue,
-        case when bool_and(cost is not null) then sum(cost) end as lifetime_cost,
-        case when bool_and(cost is not null) then sum(gross_margin) end as lifetime_gross_margin
-    from purchase_days
-    group by customer_id
+        first_purchase_date as first_order_date,
+        last_purchase_date as last_order_date,
+        orders as lifetime_orders,
+        revenue as lifetime_revenue,
+        cost as lifetime_cost,
+        gross_margin as lifetime_gross_margin
+    from purchases
 
 ),
 

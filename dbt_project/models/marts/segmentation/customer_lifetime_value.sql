@@ -5,17 +5,21 @@
       recency         days from the first to the last purchase day
       t               days from the first purchase day to the as-of date (lifetimes' T)
       monetary_value  mean revenue of the repeat purchase days (the first day excluded), 0 when none
-    A purchase day is a day with at least one completed order; its value is the revenue of that day.
+    A purchase day is a day with at least one completed order; its value is the revenue of that day
+    (summed per customer in int_customer_purchases_summarized).
 -#}
 with
 
-purchase_days as (
+purchases as (
 
     select
         customer_id,
-        purchase_date,
-        revenue
-    from {{ ref('int_customer_purchase_days_aggregated') }}
+        first_purchase_date,
+        last_purchase_date,
+        purchase_days,
+        revenue,
+        repeat_mean_revenue
+    from {{ ref('int_customer_purchases_summarized') }}
 
 ),
 
@@ -26,26 +30,16 @@ as_of as (
 
 ),
 
-purchase_days_numbered as (
-
-    select
-        *,
-        row_number() over (partition by customer_id order by purchase_date) as purchase_day_number
-    from purchase_days
-
-),
-
 aggregated as (
 
     select
         customer_id,
-        min(purchase_date) as first_purchase_date,
-        max(purchase_date) as last_purchase_date,
-        count(*) as purchase_days,
-        sum(revenue) as total_revenue,
-        avg(revenue) filter (where purchase_day_number > 1) as repeat_mean_revenue
-    from purchase_days_numbered
-    group by customer_id
+        first_purchase_date,
+        last_purchase_date,
+        purchase_days,
+        revenue as total_revenue,
+        repeat_mean_revenue
+    from purchases
 
 ),
 
