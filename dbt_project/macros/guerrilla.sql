@@ -175,11 +175,11 @@
     Every event guerrilla_metrics counts, one row per event with the measures it contributes (0 = not this
     kind of event): an order, a ticket, a new or won-back customer, a loss, a renewal, a referral (for the
     referrer, on the day the referred customer started), an NPS answer. customer_id null = the record
-    matches no customer. int_customer_events_aggregated_to_months sums them per customer and month, and
-    fingerprints them per customer (guerrilla_customer_event_fingerprints) to recompute only the customers
-    whose events changed.
+    matches no customer. int_customer_events_aggregated_to_months sums them per customer and month.
+    customer_ids: an SQL bigint[] expression; when given, only the events of those customers and of no
+    customer (each source read through its customer index where it has one).
 -#}
-{% macro guerrilla_customer_events() -%}
+{% macro guerrilla_customer_events(customer_ids=none) -%}
 with
 
 orders as (
@@ -192,6 +192,9 @@ orders as (
     from {{ ref('orders') }}
     where is_revenue_order
         and order_date <= {{ as_of_date() }}
+        {%- if customer_ids %}
+        and (customer_id = any({{ customer_ids }}) or not is_customer_matched)
+        {%- endif %}
 
 ),
 
@@ -203,6 +206,9 @@ tickets as (
         is_complaint
     from {{ ref('int_tickets_matched') }}
     where created_date <= {{ as_of_date() }}
+        {%- if customer_ids %}
+        and (customer_id = any({{ customer_ids }}) or customer_id is null)
+        {%- endif %}
 
 ),
 
@@ -222,7 +228,10 @@ losses as (
         customer_id,
         lost_date,
         revenue_12m_before_loss
-    from {{ ref('int_customer_losses_enriched') }}
+    from {{ ref('int_customer_losses_stored') }}
+    {%- if customer_ids %}
+    where customer_id = any({{ customer_ids }})
+    {%- endif %}
 
 ),
 
@@ -236,6 +245,9 @@ renewals as (
     where is_renewal
         and is_customer_matched
         and signed_date <= {{ as_of_date() }}
+        {%- if customer_ids %}
+        and customer_id = any({{ customer_ids }})
+        {%- endif %}
 
 ),
 
@@ -258,6 +270,9 @@ nps_responses as (
     where response_kind = 'nps'
         and nps_score is not null
         and submitted_date <= {{ as_of_date() }}
+        {%- if customer_ids %}
+        and (customer_id = any({{ customer_ids }}) or customer_id is null)
+        {%- endif %}
 
 ),
 
@@ -274,6 +289,9 @@ referrals as (
         on referred.referred_by_customer_id = referrers.customer_id
     where episodes.episode_number = 1
         and referred.referred_by_customer_id is not null
+        {%- if customer_ids %}
+        and (referrers.customer_id = any({{ customer_ids }}) or referrers.customer_id is null)
+        {%- endif %}
 
 ),
 
@@ -313,6 +331,9 @@ events_unioned as (
             'reactivated_customers': 'case when episode_number > 1 then 1 else 0 end'
         }) }}
     from episodes
+    {%- if customer_ids %}
+    where customer_id = any({{ customer_ids }})
+    {%- endif %}
 
     union all
 
@@ -362,10 +383,3 @@ events_unioned as (
 select * from events_unioned
 {%- endmacro %}
 
-{#- Per customer (records of no customer excepted), a fingerprint of all its events. -#}
-{% macro guerrilla_customer_event_fingerprints() -%}
-    select customer_id, {{ rows_fingerprint('events') }} as fingerprint
-    from ({{ guerrilla_customer_events() }}) as events
-    where customer_id is not null
-    group by customer_id
-{%- endmacro %}

@@ -774,3 +774,134 @@
     where order_date > '{{ as_of_range.after }}'::date
         and order_date <= '{{ as_of_range.through }}'::date
 {%- endmacro %}
+
+{#-
+    The customers any of whose own records or derived rows can differ from the calling model's last
+    build (int_customer_losses_stored, int_customer_events_aggregated_to_months): those of
+    customer_episodes' candidates (sales_customers_touched, the contract terms loaded since, the episodes
+    ending and the terms starting within the as-of date's move), the renewals signed within it, the
+    tickets and survey answers loaded since or dated within it, and the referrers of all of them. A
+    ticket or answer found by email may have belonged, at the last build, to another customer: every
+    customer who now holds an email that any version of such a record, or of a customer loaded since,
+    carries is listed too (an email's owner changes only when a customer record is loaded).
+-#}
+{% macro customer_inputs_touched(as_of_range) -%}
+    {%- set sales_since = loaded_since(ref('stg_sales__load_batches'), ['orders', 'order_lines', 'customers', 'contracts']) -%}
+    {%- set service_since = loaded_since(ref('stg_service__load_batches'), ['tickets']) -%}
+    {%- set survey_since = loaded_since(ref('stg_survey__load_batches'), ['responses']) -%}
+    {%- set after = "'" ~ as_of_range.after ~ "'::date" -%}
+    {%- set through = "'" ~ as_of_range.through ~ "'::date" -%}
+    with
+
+    response_versions as (
+        -- every version of the survey answers loaded since
+        select nullif(trim(customer_ref), '') as customer_ref
+        from {{ source('survey', 'responses') }}
+        where trim(response_id) in (
+            select trim(response_id)
+            from {{ source('survey', 'responses') }}
+            where _loaded_at >= {{ survey_since }}
+        )
+    ),
+
+    customers_loaded as (
+        select customer_id
+        from {{ source('sales', 'customers') }}
+        where _loaded_at >= {{ sales_since }}
+    ),
+
+    emails_touched as (
+        select nullif(lower(trim(customer_versions.email)), '') as email
+        from (
+            select customer_id, {{ optional_column(source('sales', 'customers'), 'email', 'text') }}
+            from {{ source('sales', 'customers') }}
+        ) as customer_versions
+        where customer_versions.customer_id in (select customer_id from customers_loaded)
+        union
+        select requester_email
+        from {{ ref('stg_service__ticket_versions') }}
+        where ticket_id in (
+            select ticket_id
+            from {{ source('service', 'tickets') }}
+            where _loaded_at >= {{ service_since }}
+        )
+        union
+        select lower(customer_ref)
+        from response_versions
+        where customer_ref like '%@%'
+    ),
+
+    touched as (
+        {{ sales_customers_touched(sales_since, as_of_range) | indent(8) }}
+        union all
+        select contract_versions.customer_id
+        from {{ source('sales', 'contracts') }} as contract_versions
+        where contract_versions.contract_id in (
+            select contract_id
+            from {{ source('sales', 'contracts') }}
+            where _loaded_at >= {{ sales_since }}
+        )
+        union all
+        select customer_id
+        from {{ ref('customer_episodes') }}
+        where covered_until_date > {{ after }} and covered_until_date <= {{ through }}
+        union all
+        select customer_id
+        from {{ ref('int_contracts_matched') }}
+        where (start_date > {{ after }} and start_date <= {{ through }})
+            or (signed_date > {{ after }} and signed_date <= {{ through }})
+        union all
+        select customer_id
+        from {{ ref('int_tickets_matched') }}
+        where created_date > {{ after }} and created_date <= {{ through }}
+        union all
+        select customer_id
+        from {{ ref('int_survey_responses_matched') }}
+        where submitted_date > {{ after }} and submitted_date <= {{ through }}
+        union all
+        select customer_ref::bigint
+        from response_versions
+        where customer_ref ~ '^[0-9]{1,18}$'
+        union all
+        select customer_id
+        from {{ ref('stg_sales__customers') }}
+        where email in (select email from emails_touched)
+    )
+
+    select customer_id
+    from touched
+    union all
+    -- a referral counts for the referrer: the referrers now and before of everyone above
+    select customers.referred_by_customer_id
+    from {{ ref('stg_sales__customers') }} as customers
+    where customers.customer_id in (select customer_id from touched)
+    union all
+    select customer_versions.referred_by_customer_id
+    from (
+        select customer_id, {{ optional_column(source('sales', 'customers'), 'referred_by_customer_id', 'bigint') }}
+        from {{ source('sales', 'customers') }}
+    ) as customer_versions
+    where customer_versions.customer_id in (select customer_id from customers_loaded)
+{%- endmacro %}
+
+{#- What int_customer_losses_stored's rows depend on beyond its customers' records: its vars, the loss rule's. -#}
+{% macro losses_config_text() -%}
+    {{ return([
+        var('lost_after_days'), var('complaint_window_days'), var('exit_survey_window_days'), sales_costs_recorded(),
+    ] | join('|')) }}
+{%- endmacro %}
+
+{#-
+    The customers list_touched_customers listed, as an SQL bigint[]: a literal (the planner sees how few
+    there are) up to var('tested_keys_limit') customers, else an array built from the temporary table.
+-#}
+{% macro listed_customer_ids() -%}
+    {%- set table = changed_customers_table() -%}
+    {%- set row = run_query(
+        'select count(*) as customers, array_agg(customer_id order by customer_id)::text as ids from ' ~ table
+    ).rows[0] -%}
+    {%- if row['customers'] <= var('tested_keys_limit') | int -%}
+        {{ return("'" ~ (row['ids'] or '{}') ~ "'::bigint[]") }}
+    {%- endif -%}
+    {{ return('(select array_agg(customer_id) from ' ~ table ~ ')') }}
+{%- endmacro %}

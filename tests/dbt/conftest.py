@@ -61,6 +61,7 @@ class DbtWarehouse:
     moved_region: str
     daily_late_line_id: int
     corrected_contract_customer_id: int
+    moved_ticket: tuple[int, int, int]
 
     @contextlib.contextmanager
     def env(self) -> Iterator[None]:
@@ -215,6 +216,47 @@ def _insert_stale_versions(wh: str, line_id: int) -> int:
     return ticket_id
 
 
+def _move_an_old_complaint(wh: str) -> tuple[int, int, int]:
+    """Load, on the last day, a newer version of a complaint a year or more old whose requester email is now
+    another customer's: the complaint changes hands, and the customer who loses it has no record of their
+    own loaded. Returns (ticket_id, old customer_id, new customer_id)."""
+    with psycopg.connect(wh) as conn:
+        ticket_id, old_customer_id = conn.execute(
+            f"""
+            select ticket_id, customer_id from {INCREMENTAL_SCHEMA}.int_tickets_matched
+            where match_status = 'matched' and is_complaint
+                and created_date < (select as_of_date from {INCREMENTAL_SCHEMA}.int_as_of_date) - 365
+            order by ticket_id
+            limit 1
+            """
+        ).fetchone()
+        new_customer_id, email = conn.execute(
+            f"""
+            select customer_id, email from {INCREMENTAL_SCHEMA}.int_customer_emails_resolved
+            where not is_ambiguous and customer_id <> %s
+            order by customer_id
+            limit 1
+            """,
+            (old_customer_id,),
+        ).fetchone()
+        conn.execute(
+            """
+            insert into raw_service.tickets (ticket_id, requester_email, created_at, updated_at, first_reply_at,
+                solved_at, status, channel, type, category, priority, reopen_count, satisfaction, subject,
+                description, _batch_id, _loaded_at, _interval_start, _interval_end, _source_file, _source_line)
+            select ticket_id, %s, created_at, updated_at + interval '1 second', first_reply_at,
+                   solved_at, status, channel, type, category, priority, reopen_count, satisfaction, subject,
+                   description, gen_random_uuid(), now(), _interval_start, _interval_end, 'moved.ndjson', 1
+            from raw_service.tickets
+            where ticket_id = %s
+            order by updated_at desc
+            limit 1
+            """,
+            (email.upper(), ticket_id),
+        )
+    return ticket_id, old_customer_id, new_customer_id
+
+
 @pytest.fixture(scope="session")
 def dbt_warehouse(make_database, tmp_path_factory) -> DbtWarehouse:
     """Tiny demo sources → raw layer in two halves → incremental builds and a full-refresh build."""
@@ -238,6 +280,7 @@ def dbt_warehouse(make_database, tmp_path_factory) -> DbtWarehouse:
         second_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
         moved_customer_id, daily_late_line_id = _change_before_the_last_day(sales_url, last_day)
         corrected_customer_id = _correct_an_old_contract(sales_url, wh, last_day)
+        moved_ticket = _move_an_old_complaint(wh)
         demo_sources.load(sources, last_day, end, wh, history=False)
         daily_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
         full_build = transform.build(schema=FULL_SCHEMA, full_refresh=True)
@@ -262,4 +305,5 @@ def dbt_warehouse(make_database, tmp_path_factory) -> DbtWarehouse:
         moved_region=MOVED_CUSTOMER_REGION,
         daily_late_line_id=daily_late_line_id,
         corrected_contract_customer_id=corrected_customer_id,
+        moved_ticket=moved_ticket,
     )

@@ -5,11 +5,11 @@
     of their months per customer, so int_guerrilla_groups_aggregated reads this table instead of the
     event sources.
 
-    Recomputed per customer (macros/recompute.sql, list_changed_customers): an incremental run
-    fingerprints each customer's events, compares them with the fingerprints its last build recorded and
-    sums only the customers whose events changed (and the records of no customer, always). It writes by
-    difference (replace_from, keep_unchanged_rows) only the customer months that changed, and logs them
-    (capture_replaced_rows) for int_guerrilla_groups_aggregated, which updates its sums from that log.
+    Recomputed per customer (macros/recompute.sql, customer_inputs_touched): an incremental run sums
+    again only the customers any of whose records, episodes or losses can have changed since its last
+    build, and the records of no customer (always). It writes by difference (replace_from,
+    keep_unchanged_rows) only the customer months that changed, and logs them (capture_replaced_rows) for
+    int_guerrilla_groups_aggregated, which updates its sums from that log.
 -#}
 {{
     config(
@@ -23,31 +23,26 @@
         pre_hook=["{{ start_change_log('pre') }}"],
         post_hook=[
             "{{ start_change_log('post') }}",
-            "{{ record_customer_fingerprints(guerrilla_customer_event_fingerprints()) }}",
+            "{{ record_build_inputs(customer_build_inputs(var('lost_after_days'))) }}",
+            "{{ record_loaded_through() }}",
             "analyze {{ this }}",
         ],
     )
 }}
-{%- set customers_listed = list_changed_customers(guerrilla_customer_event_fingerprints()) %}
+-- depends_on: {{ ref('stg_sales__load_batches') }}  (read by loaded_since on incremental runs only)
+-- depends_on: {{ ref('stg_service__load_batches') }}
+-- depends_on: {{ ref('stg_survey__load_batches') }}
+{%- set as_of_range = as_of_moved(customer_build_inputs(var('lost_after_days'))) %}
+{#- rendered even when every customer is recomputed, so that its refs are dependencies -#}
+{%- set candidates_sql = customer_inputs_touched(as_of_range or {'after': 'infinity', 'through': 'infinity'}) %}
+{%- set customers_listed = as_of_range is not none and list_touched_customers(candidates_sql) %}
 
 with
 
-events as (
-
-    {{ guerrilla_customer_events() | indent(4) }}
-
-),
-
 events_to_aggregate as (
 
-    select *
-    from events
-    {%- if customers_listed %}
-    -- an incremental build: the customers whose events changed since the last build, and the records of
-    -- no customer
-    where customer_id in (select customer_id from {{ changed_customers_table() }})
-        or customer_id is null
-    {%- endif %}
+    -- an incremental build: the events of the customers listed, and the records of no customer
+    {{ guerrilla_customer_events(listed_customer_ids() if customers_listed else none) | indent(4) }}
 
 ),
 

@@ -39,7 +39,7 @@ losses as (
         last_nps_category,
         last_nps_comment,
         last_nps_date
-    from {{ ref('int_customer_losses_enriched') }}
+    from {{ ref('int_customer_losses_stored') }}
 
 ),
 
