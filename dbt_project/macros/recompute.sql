@@ -791,6 +791,8 @@
     {%- set survey_since = loaded_since(ref('stg_survey__load_batches'), ['responses']) -%}
     {%- set after = "'" ~ as_of_range.after ~ "'::date" -%}
     {%- set through = "'" ~ as_of_range.through ~ "'::date" -%}
+    {#- raw versions are read directly where a superset does (every version instead of the latest): the
+        staging views would sort every record of the source first -#}
     with
 
     response_versions as (
@@ -804,27 +806,37 @@
         )
     ),
 
-    customers_loaded as (
-        select customer_id
-        from {{ source('sales', 'customers') }}
-        where _loaded_at >= {{ sales_since }}
+    customer_versions as (
+        select
+            customer_id,
+            nullif(lower(trim(email)), '') as email,
+            referred_by_customer_id
+        from (
+            select
+                customer_id,
+                {{ optional_column(source('sales', 'customers'), 'email', 'text') }},
+                {{ optional_column(source('sales', 'customers'), 'referred_by_customer_id', 'bigint') }}
+            from {{ source('sales', 'customers') }}
+        ) as raw_customers
     ),
 
     emails_touched as (
-        select nullif(lower(trim(customer_versions.email)), '') as email
-        from (
-            select customer_id, {{ optional_column(source('sales', 'customers'), 'email', 'text') }}
+        select customer_versions.email
+        from customer_versions
+        where customer_versions.customer_id = any(array(
+            select customer_id
             from {{ source('sales', 'customers') }}
-        ) as customer_versions
-        where customer_versions.customer_id in (select customer_id from customers_loaded)
+            where _loaded_at >= {{ sales_since }}
+        ))
         union
         select requester_email
         from {{ ref('stg_service__ticket_versions') }}
-        where ticket_id in (
+        -- (an array: the ticket ids reach the version index)
+        where ticket_id = any(array(
             select ticket_id
             from {{ source('service', 'tickets') }}
             where _loaded_at >= {{ service_since }}
-        )
+        ))
         union
         select lower(customer_ref)
         from response_versions
@@ -841,15 +853,14 @@
             from {{ source('sales', 'contracts') }}
             where _loaded_at >= {{ sales_since }}
         )
+            or (contract_versions.start_date > {{ after }} and contract_versions.start_date <= {{ through }})
+            -- (signed_at is the source's created_at)
+            or ({{ to_utc_date('contract_versions.created_at') }} > {{ after }}
+                and {{ to_utc_date('contract_versions.created_at') }} <= {{ through }})
         union all
         select customer_id
         from {{ ref('customer_episodes') }}
         where covered_until_date > {{ after }} and covered_until_date <= {{ through }}
-        union all
-        select customer_id
-        from {{ ref('int_contracts_matched') }}
-        where (start_date > {{ after }} and start_date <= {{ through }})
-            or (signed_date > {{ after }} and signed_date <= {{ through }})
         union all
         select customer_id
         from {{ ref('int_tickets_matched') }}
@@ -863,25 +874,19 @@
         from response_versions
         where customer_ref ~ '^[0-9]{1,18}$'
         union all
+        -- everyone who holds, or held, an email touched
         select customer_id
-        from {{ ref('stg_sales__customers') }}
+        from customer_versions
         where email in (select email from emails_touched)
     )
 
     select customer_id
     from touched
     union all
-    -- a referral counts for the referrer: the referrers now and before of everyone above
-    select customers.referred_by_customer_id
-    from {{ ref('stg_sales__customers') }} as customers
-    where customers.customer_id in (select customer_id from touched)
-    union all
+    -- a referral counts for the referrer: the referrers, now and before, of everyone above
     select customer_versions.referred_by_customer_id
-    from (
-        select customer_id, {{ optional_column(source('sales', 'customers'), 'referred_by_customer_id', 'bigint') }}
-        from {{ source('sales', 'customers') }}
-    ) as customer_versions
-    where customer_versions.customer_id in (select customer_id from customers_loaded)
+    from customer_versions
+    where customer_versions.customer_id in (select customer_id from touched)
 {%- endmacro %}
 
 {#- What int_customer_losses_stored's rows depend on beyond its customers' records: its vars, the loss rule's. -#}
