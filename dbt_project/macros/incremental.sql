@@ -87,3 +87,34 @@
     on conflict (model_name, input_key) do update
     set fingerprint = excluded.fingerprint, recorded_at = now()
 {%- endmacro %}
+
+{#-
+    An incremental fact's loaded_since bound, kept for its post-hook record_merged_since in the setting
+    lens.merged_since of the model's transaction (read when the model compiles, in that transaction;
+    outside one it is lost and the tests read every row). Returns the bound, for the model's SQL.
+-#}
+{% macro merged_since(batches_relation, entities) -%}
+    {%- set since = loaded_since(batches_relation, entities, 'loaded_at') -%}
+    {%- if execute -%}
+        {%- do run_query("select set_config('lens.merged_since', (" ~ since ~ ")::text, true)") -%}
+    {%- endif -%}
+    {{ return(since) }}
+{%- endmacro %}
+
+{#-
+    post-hook of an incremental fact: record the bound its build merged from (merged_since; ledger key
+    'merged_since', '-infinity' on a full build), so that its data tests in `dbt build` read only the rows
+    it wrote: those whose loaded_at is on or after it (a row the build did not rewrite keeps an older
+    loaded_at; macros/test_scope.sql, merged_rows_scope).
+-#}
+{% macro record_merged_since() -%}
+    {{ create_build_inputs_ledger() }};
+    insert into {{ target.schema }}._lens_build_inputs (model_name, input_key, fingerprint)
+    values (
+        '{{ this.identifier }}',
+        'merged_since',
+        coalesce(nullif(current_setting('lens.merged_since', true), ''), '-infinity')
+    )
+    on conflict (model_name, input_key) do update
+    set fingerprint = excluded.fingerprint, recorded_at = now()
+{%- endmacro %}

@@ -6,6 +6,9 @@
     primary keys are database constraints (contracts), and the snapshot guard checks every mart in full
     before it becomes the baseline. `dbt test` on its own, full builds, and every other model: all rows.
 
+    An incremental fact merged from the raw layer (order_lines, tickets: record_merged_since) is tested on
+    the rows whose loaded_at is on or after the bound its build merged from: the rows it rewrote.
+
     A model written by difference with a change log (capture_replaced_rows, macros/changes.sql) is
     tested on the rows its builds inserted since the log was last emptied (this build's, unless the
     model that empties it was skipped), read from the log: a daily build recomputes a wide window but
@@ -31,11 +34,17 @@
         ) -%}
     {%- endif -%}
     {%- set scope = rewritten_rows_scope(relation) -%}
-    {%- set keys = loaded_keys_scope(relation) if scope is none else none -%}
-    {%- if scope is none and keys is none and not where -%}
+    {%- set merged = merged_rows_scope(relation) if scope is none else none -%}
+    {%- set keys = loaded_keys_scope(relation) if scope is none and merged is none else none -%}
+    {%- if scope is none and merged is none and keys is none and not where -%}
         {%- do return(relation) -%}
     {%- endif -%}
     {%- set filter = '(' ~ where ~ ')' if where else 'true' -%}
+    {%- if merged is not none -%}
+        {%- do return(
+            '(select * from ' ~ relation ~ ' where ' ~ filter ~ " and loaded_at >= '" ~ merged ~ "'::timestamptz) dbt_subquery"
+        ) -%}
+    {%- endif -%}
     {%- if keys is not none -%}
         {%- do return(
             '(select * from ' ~ relation ~ ' where ' ~ filter ~ ' and ' ~ keys.column
@@ -132,6 +141,29 @@
         'values': row['key_values'] or '{}',
         'data_type': row['data_type'] or 'bigint',
     }) }}
+{%- endmacro %}
+
+{#-
+    The merge bound of the incremental fact `relation` (its build's record_merged_since), as timestamptz
+    text: its tests read the rows with loaded_at on or after it. None (all rows) outside `dbt build`, for
+    other models, or after a full build ('-infinity').
+-#}
+{% macro merged_rows_scope(relation) -%}
+    {%- set model = tested_model(relation) -%}
+    {%- if model is none or model.config.get('incremental_strategy') != 'merge' -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- if adapter.get_relation(relation.database, relation.schema, '_lens_build_inputs') is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set rows = run_query(
+        "select fingerprint from " ~ relation.schema ~ "._lens_build_inputs"
+        ~ " where model_name = '" ~ relation.identifier ~ "' and input_key = 'merged_since'"
+    ).rows -%}
+    {%- if rows | length == 0 or rows[0][0] is none or rows[0][0].startswith('-infinity') -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return(rows[0][0]) }}
 {%- endmacro %}
 
 {#-

@@ -286,7 +286,7 @@ def test_a_batch_that_commits_after_a_newer_one_is_still_merged(dbt_warehouse) -
     """
     schema = "dbt_late_batch"
     with dbt_warehouse.env():
-        first = transform.run_dbt(["run", "--select", "+order_lines"], schema=schema)
+        first = transform.run_dbt(["run", "--select", "+orders"], schema=schema)
     assert first.node_statuses["model.customer_lens.order_lines"] == "success"
     with psycopg.connect(dbt_warehouse.url) as conn:
         newest, total = conn.execute(f"select max(loaded_at), count(*) from {schema}.order_lines").fetchone()
@@ -370,6 +370,38 @@ def test_a_build_tests_the_rows_it_rewrote_and_dbt_test_tests_all(dbt_warehouse)
             with pytest.raises(transform.DbtError) as failed:
                 transform.run_dbt(["test", "--select", "customer_segments"], schema=schema)
         assert any("r_score" in name for name in failed.value.failed_nodes)
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def test_a_build_tests_the_fact_rows_it_merged_and_dbt_test_tests_all(dbt_warehouse) -> None:
+    """On an incremental fact, the data tests of `dbt build` read the rows that build merged (loaded_at on or
+    after the bound it merged from); `dbt test` reads every row. A bad quantity planted in an old line, which
+    a build loading nothing new keeps, passes the build's tests and fails `dbt test`."""
+    schema = "dbt_merge_test_scope"
+    try:
+        with dbt_warehouse.env():
+            transform.run_dbt(["run", "--select", "+orders"], schema=schema)
+            with psycopg.connect(dbt_warehouse.url) as conn:
+                planted = conn.execute(
+                    f"update {schema}.order_lines set quantity = -5 where order_line_id = "
+                    f"(select min(order_line_id) from {schema}.order_lines)"
+                ).rowcount
+            assert planted == 1
+            # (singular tests read other marts, not built here)
+            only = ["--select", "order_lines", "--exclude", "test_type:singular"]
+            built = transform.run_dbt(["build", *only], schema=schema)
+            quantity_tests = [node for node in built.node_statuses if "order_lines_quantity" in node]
+            assert quantity_tests and all(built.node_statuses[node] == "pass" for node in quantity_tests)
+            (recorded,) = dbt_warehouse.rows(
+                f"select fingerprint from {schema}._lens_build_inputs "
+                "where model_name = 'order_lines' and input_key = 'merged_since'"
+            )[0]
+            assert not recorded.startswith("-infinity")  # an incremental build: a bound
+            with pytest.raises(transform.DbtError) as failed:
+                transform.run_dbt(["test", *only], schema=schema)
+        assert any("order_lines_quantity" in name for name in failed.value.failed_nodes)
     finally:
         with psycopg.connect(dbt_warehouse.url) as conn:
             conn.execute(f"drop schema if exists {schema} cascade")

@@ -13,7 +13,10 @@
         incremental_strategy='merge',
         on_schema_change='fail',
         indexes=[{'columns': ['loaded_at']}, {'columns': ['order_id']}],
-        post_hook=["{{ record_loaded_through() }}"],
+        post_hook=[
+            "{{ record_merged_since() }}",
+            "{{ record_loaded_through() }}",
+        ],
     )
 }}
 
@@ -34,7 +37,7 @@ line_versions as (
         loaded_at
     from {{ ref('stg_sales__order_line_versions') }}
     {% if is_incremental() %}
-    where loaded_at >= {{ loaded_since(ref('stg_sales__load_batches'), ['order_lines'], 'loaded_at') }}
+    where loaded_at >= {{ merged_since(ref('stg_sales__load_batches'), ['order_lines']) }}
     {% endif %}
 
 ),

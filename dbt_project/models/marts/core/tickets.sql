@@ -13,7 +13,10 @@
         incremental_strategy='merge',
         on_schema_change='fail',
         indexes=[{'columns': ['loaded_at']}],
-        post_hook=["{{ record_loaded_through() }}"],
+        post_hook=[
+            "{{ record_merged_since() }}",
+            "{{ record_loaded_through() }}",
+        ],
     )
 }}
 
@@ -39,7 +42,7 @@ ticket_versions as (
         loaded_at
     from {{ ref('stg_service__ticket_versions') }}
     {% if is_incremental() %}
-    where loaded_at >= {{ loaded_since(ref('stg_service__load_batches'), ['tickets'], 'loaded_at') }}
+    where loaded_at >= {{ merged_since(ref('stg_service__load_batches'), ['tickets']) }}
     {% endif %}
 
 ),
