@@ -846,17 +846,7 @@
     touched as (
         {{ sales_customers_touched(sales_since, as_of_range) | indent(8) }}
         union all
-        select contract_versions.customer_id
-        from {{ source('sales', 'contracts') }} as contract_versions
-        where contract_versions.contract_id in (
-            select contract_id
-            from {{ source('sales', 'contracts') }}
-            where _loaded_at >= {{ sales_since }}
-        )
-            or (contract_versions.start_date > {{ after }} and contract_versions.start_date <= {{ through }})
-            -- (signed_at is the source's created_at)
-            or ({{ to_utc_date('contract_versions.created_at') }} > {{ after }}
-                and {{ to_utc_date('contract_versions.created_at') }} <= {{ through }})
+        {{ contract_customers_touched(sales_since, as_of_range) | indent(8) }}
         union all
         select customer_id
         from {{ ref('customer_episodes') }}
@@ -909,4 +899,62 @@
         {{ return("'" ~ (row['ids'] or '{}') ~ "'::bigint[]") }}
     {%- endif -%}
     {{ return('(select array_agg(customer_id) from ' ~ table ~ ')') }}
+{%- endmacro %}
+
+{#-
+    The customers whose contract terms can differ from the last build's: every customer any version of a
+    term loaded since `since` had, and those of the terms (any version) starting or signed within the
+    as-of date's move (`as_of_range`).
+-#}
+{% macro contract_customers_touched(since, as_of_range) -%}
+    {%- set after = "'" ~ as_of_range.after ~ "'::date" -%}
+    {%- set through = "'" ~ as_of_range.through ~ "'::date" -%}
+    select contract_versions.customer_id
+    from {{ source('sales', 'contracts') }} as contract_versions
+    where contract_versions.contract_id in (
+        select contract_id
+        from {{ source('sales', 'contracts') }}
+        where _loaded_at >= {{ since }}
+    )
+        or (contract_versions.start_date > {{ after }} and contract_versions.start_date <= {{ through }})
+        -- (signed_at is the source's created_at)
+        or ({{ to_utc_date('contract_versions.created_at') }} > {{ after }}
+            and {{ to_utc_date('contract_versions.created_at') }} <= {{ through }})
+{%- endmacro %}
+
+{#-
+    The calling per-customer model's listing in one call: the as-of date's move since its last build
+    (as_of_moved over customer_build_inputs(config_text)), then its candidates, `candidates` (a macro
+    taking that range, rendered even when every customer is recomputed, so that its refs are
+    dependencies), listed by list_touched_customers. Returns whether the customers are listed (false:
+    recompute everyone).
+-#}
+{% macro list_customers_touched(candidates, config_text='') -%}
+    {%- set as_of_range = as_of_moved(customer_build_inputs(config_text)) -%}
+    {%- set candidates_sql = candidates(as_of_range or {'after': 'infinity', 'through': 'infinity'}) -%}
+    {{ return(as_of_range is not none and list_touched_customers(candidates_sql)) }}
+{%- endmacro %}
+
+{#- list_customers_touched's candidates of the purchase days and their sums (sales_customers_touched). -#}
+{% macro purchase_customers_touched(as_of_range) -%}
+    {{ sales_customers_touched(
+        loaded_since(ref('stg_sales__load_batches'), ['orders', 'order_lines', 'customers']), as_of_range
+    ) }}
+{%- endmacro %}
+
+{#-
+    customer_episodes' candidates for list_customers_touched: the purchase days' and the contract terms'
+    (since its last build), and its own episodes whose coverage ends within the as-of date's move (lost
+    now, or not any more when the date went back). Reads `this`: for customer_episodes only.
+-#}
+{% macro episode_customers_touched(as_of_range) -%}
+    {%- set since = loaded_since(ref('stg_sales__load_batches'), ['orders', 'order_lines', 'customers', 'contracts']) -%}
+    {{ sales_customers_touched(since, as_of_range) }}
+    union all
+    {{ contract_customers_touched(since, as_of_range) }}
+    union all
+    select customer_id
+    from {{ this }}
+    where covered_until_date > '{{ as_of_range.after }}'::date
+        and covered_until_date <= '{{ as_of_range.through }}'::date
 {%- endmacro %}

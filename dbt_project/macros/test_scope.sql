@@ -81,16 +81,11 @@
     {%- if model is none or model.config.get('incremental_strategy') != 'replace_from' -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- if adapter.get_relation(relation.database, relation.schema, '_lens_build_inputs') is none -%}
+    {%- set row = build_ledger_row(relation, 'recomputed_from') -%}
+    {%- if row is none or row[0] == '-infinity' -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set rows = run_query(
-        "select fingerprint, recorded_at::text from " ~ relation.schema ~ "._lens_build_inputs"
-        ~ " where model_name = '" ~ relation.identifier ~ "' and input_key = 'recomputed_from'"
-    ).rows -%}
-    {%- if rows | length == 0 or rows[0][0] == '-infinity' -%}
-        {{ return(none) }}
-    {%- endif -%}
+    {%- set rows = [row] -%}
     {%- set model_config = model.config -%}
     {%- set customers_sql -%}
         select customer_id from {{ relation.schema }}._lens_build_customers
@@ -153,17 +148,11 @@
     {%- if model is none or model.config.get('incremental_strategy') != 'merge' -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- if adapter.get_relation(relation.database, relation.schema, '_lens_build_inputs') is none -%}
+    {%- set row = build_ledger_row(relation, 'merged_since') -%}
+    {%- if row is none or row[0] is none or row[0].startswith('-infinity') -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set rows = run_query(
-        "select fingerprint from " ~ relation.schema ~ "._lens_build_inputs"
-        ~ " where model_name = '" ~ relation.identifier ~ "' and input_key = 'merged_since'"
-    ).rows -%}
-    {%- if rows | length == 0 or rows[0][0] is none or rows[0][0].startswith('-infinity') -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {{ return(rows[0][0]) }}
+    {{ return(row[0]) }}
 {%- endmacro %}
 
 {#-
@@ -192,4 +181,16 @@
     {%- set models = graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')
         | selectattr('alias', 'equalto', relation.identifier) | list -%}
     {{ return(models[0] if models | length == 1 else none) }}
+{%- endmacro %}
+
+{#- The ledger row (fingerprint, recorded_at as text) of `relation`'s model under `input_key`; none without one. -#}
+{% macro build_ledger_row(relation, input_key) -%}
+    {%- if adapter.get_relation(relation.database, relation.schema, '_lens_build_inputs') is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set rows = run_query(
+        "select fingerprint, recorded_at::text from " ~ relation.schema ~ "._lens_build_inputs"
+        ~ " where model_name = '" ~ relation.identifier ~ "' and input_key = '" ~ input_key ~ "'"
+    ).rows -%}
+    {{ return(rows[0] if rows | length > 0 else none) }}
 {%- endmacro %}

@@ -32,10 +32,7 @@
 -- depends_on: {{ ref('stg_sales__load_batches') }}  (read by loaded_since on incremental runs only)
 -- depends_on: {{ ref('stg_service__load_batches') }}
 -- depends_on: {{ ref('stg_survey__load_batches') }}
-{%- set as_of_range = as_of_moved(customer_build_inputs(var('lost_after_days'))) %}
-{#- rendered even when every customer is recomputed, so that its refs are dependencies -#}
-{%- set candidates_sql = customer_inputs_touched(as_of_range or {'after': 'infinity', 'through': 'infinity'}) %}
-{%- set customers_listed = as_of_range is not none and list_touched_customers(candidates_sql) %}
+{%- set customers_listed = list_customers_touched(customer_inputs_touched, var('lost_after_days')) %}
 
 with
 

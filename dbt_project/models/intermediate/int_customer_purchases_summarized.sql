@@ -23,13 +23,7 @@
     )
 }}
 -- depends_on: {{ ref('stg_sales__load_batches') }}  (read by loaded_since on incremental runs only)
-{%- set as_of_range = as_of_moved(customer_build_inputs()) %}
-{#- rendered even when every customer is recomputed, so that its refs are dependencies -#}
-{%- set candidates_sql = sales_customers_touched(
-    loaded_since(ref('stg_sales__load_batches'), ['orders', 'order_lines', 'customers']),
-    as_of_range or {'after': 'infinity', 'through': 'infinity'}
-) %}
-{%- set customers_listed = as_of_range is not none and list_touched_customers(candidates_sql) %}
+{%- set customers_listed = list_customers_touched(purchase_customers_touched) %}
 
 with
 

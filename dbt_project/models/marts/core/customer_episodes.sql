@@ -27,32 +27,7 @@
 }}
 -- depends_on: {{ ref('int_customer_episodes_stitched') }}  (the loss rule's unit tests run before this table)
 -- depends_on: {{ ref('stg_sales__load_batches') }}  (read by loaded_since on incremental runs only)
-{%- set as_of_range = as_of_moved(customer_build_inputs(var('lost_after_days'))) %}
-{#- rendered even when every customer is recomputed, so that its refs are dependencies -#}
-{%- set range = as_of_range or {'after': 'infinity', 'through': 'infinity'} %}
-{%- set since = loaded_since(ref('stg_sales__load_batches'), ['orders', 'order_lines', 'customers', 'contracts']) %}
-{%- set candidates_sql %}
-    {{ sales_customers_touched(since, range) }}
-    union all
-    select contract_versions.customer_id
-    from {{ source('sales', 'contracts') }} as contract_versions
-    where contract_versions.contract_id in (
-        select contract_id
-        from {{ source('sales', 'contracts') }}
-        where _loaded_at >= {{ since }}
-    )
-    union all
-    select customer_id
-    from {{ this }}
-    where covered_until_date > '{{ range.after }}'::date
-        and covered_until_date <= '{{ range.through }}'::date
-    union all
-    select customer_id
-    from {{ ref('int_contracts_matched') }}
-    where start_date > '{{ range.after }}'::date
-        and start_date <= '{{ range.through }}'::date
-{%- endset %}
-{%- set customers_listed = as_of_range is not none and list_touched_customers(candidates_sql) %}
+{%- set customers_listed = list_customers_touched(episode_customers_touched, var('lost_after_days')) %}
 with
 
 episodes as (
