@@ -81,11 +81,27 @@
     model has read through (inside the model's transaction, so a failed build records nothing).
 -#}
 {% macro record_loaded_through() -%}
+    {{ record_build_input('loaded_through', "'" ~ run_started_at.isoformat() ~ "'") }}
+{%- endmacro %}
+
+{#- Hook SQL: set the running model's ledger entry `input_key` (_lens_build_inputs) to the SQL text `value_sql`. -#}
+{% macro record_build_input(input_key, value_sql) -%}
     {{ create_build_inputs_ledger() }};
     insert into {{ target.schema }}._lens_build_inputs (model_name, input_key, fingerprint)
-    values ('{{ this.identifier }}', 'loaded_through', '{{ run_started_at.isoformat() }}')
+    values ('{{ this.identifier }}', '{{ input_key }}', {{ value_sql }})
     on conflict (model_name, input_key) do update
     set fingerprint = excluded.fingerprint, recorded_at = now()
+{%- endmacro %}
+
+{#- SQL: the ids of the orders whose header or lines were loaded since `since` (a timestamptz literal). -#}
+{% macro order_ids_loaded_since(since) -%}
+    select order_id
+    from {{ source('sales', 'orders') }}
+    where _loaded_at >= {{ since }}
+    union
+    select order_id
+    from {{ source('sales', 'order_lines') }}
+    where _loaded_at >= {{ since }}
 {%- endmacro %}
 
 {#-
@@ -108,13 +124,5 @@
     loaded_at; macros/test_scope.sql, merged_rows_scope).
 -#}
 {% macro record_merged_since() -%}
-    {{ create_build_inputs_ledger() }};
-    insert into {{ target.schema }}._lens_build_inputs (model_name, input_key, fingerprint)
-    values (
-        '{{ this.identifier }}',
-        'merged_since',
-        coalesce(nullif(current_setting('lens.merged_since', true), ''), '-infinity')
-    )
-    on conflict (model_name, input_key) do update
-    set fingerprint = excluded.fingerprint, recorded_at = now()
+    {{ record_build_input('merged_since', "coalesce(nullif(current_setting('lens.merged_since', true), ''), '-infinity')") }}
 {%- endmacro %}

@@ -756,13 +756,7 @@
     select order_versions.customer_id
     from {{ source('sales', 'orders') }} as order_versions
     where order_versions.order_id in (
-        select order_id
-        from {{ source('sales', 'orders') }}
-        where _loaded_at >= {{ since }}
-        union
-        select order_id
-        from {{ source('sales', 'order_lines') }}
-        where _loaded_at >= {{ since }}
+        {{ order_ids_loaded_since(since) | indent(8) }}
     )
     union all
     select customer_id

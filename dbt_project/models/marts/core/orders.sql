@@ -24,13 +24,7 @@ with
 {% if is_incremental() %}
 order_ids_loaded as (
 
-    select order_id
-    from {{ source('sales', 'orders') }}
-    where _loaded_at >= {{ since }}
-    union
-    select order_id
-    from {{ source('sales', 'order_lines') }}
-    where _loaded_at >= {{ since }}
+    {{ order_ids_loaded_since(since) | indent(4) }}
 
 ),
 
