@@ -952,3 +952,35 @@
     where covered_until_date > '{{ as_of_range.after }}'::date
         and covered_until_date <= '{{ as_of_range.through }}'::date
 {%- endmacro %}
+
+{#-
+    int_customer_segments_scored: the date of the stored running snapshot that an incremental build can
+    carry forward, or none. A daily build that only moves the as-of date within the same snapshot period,
+    with no purchase day changed before the previous as-of date (recompute_from_date equals it), leaves
+    every customer's lifetime and trailing sums as they were except for the customers with a purchase
+    day on or after that date: the model recomputes those, carries the others' sums over from the stored
+    snapshot (their recency moves with the date) and ranks everyone again.
+-#}
+{% macro carried_snapshot_date(recompute_from_date) -%}
+    {%- if not execute or recompute_from_date is none -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set grain = snapshot_grain() | trim -%}
+    {%- set query -%}
+        select recorded.fingerprint
+        from {{ target.schema }}._lens_build_inputs as recorded
+        cross join {{ ref('int_as_of_date') }} as as_of
+        where recorded.model_name = '{{ this.identifier }}'
+            and recorded.input_key = 'as_of'
+            and recorded.fingerprint = '{{ recompute_from_date }}'
+            and as_of.as_of_date >= recorded.fingerprint::date
+            and date_trunc('{{ grain }}', as_of.as_of_date) = date_trunc('{{ grain }}', recorded.fingerprint::date)
+            and exists (select from {{ this }} where snapshot_date = recorded.fingerprint::date)
+    {%- endset -%}
+    {%- set rows = run_query(query).rows -%}
+    {%- if rows | length == 0 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- do log(this.identifier ~ ': carrying the running snapshot of ' ~ rows[0][0] ~ ' forward', info=true) -%}
+    {{ return(rows[0][0]) }}
+{%- endmacro %}

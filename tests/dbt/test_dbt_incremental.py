@@ -605,3 +605,48 @@ def test_a_build_tests_the_rows_a_model_written_by_difference_logged(dbt_warehou
     finally:
         with psycopg.connect(dbt_warehouse.url) as conn:
             conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def test_daily_runs_within_a_month_carry_the_running_snapshot_forward(dbt_warehouse) -> None:
+    """Two daily builds that move the as-of date within its month, with nothing changed before the previous
+    as-of date, sum again only the customers with a purchase day since it and carry everyone else's sums
+    over from the stored running snapshot (carried_snapshot_date); scores, segments and tiers still equal
+    the full refresh's."""
+    schema = "dbt_carried_snapshot"
+    models = ("int_customer_segments_scored", "customer_segments")
+    (as_of,) = dbt_warehouse.rows(f"select as_of_date from {dbt_warehouse.full_schema}.int_as_of_date")[0]
+    first = as_of - dt.timedelta(days=2)
+    assert first.month == as_of.month
+    (purchases_since,) = dbt_warehouse.rows(
+        f"""
+        select count(*) from {dbt_warehouse.full_schema}.int_customer_purchase_days_aggregated
+        where purchase_date > %s
+        """,
+        (first,),
+    )[0]
+    assert purchases_since > 0  # some customers are summed again
+
+    def build(day: dt.date):
+        return transform.run_dbt(
+            [
+                "build", "--resource-type", "model", "--resource-type", "seed",
+                "--select", f"+{models[1]}", "--vars", f"{{as_of_date: '{day}'}}",
+            ],
+            schema=schema,
+        )  # fmt: skip
+
+    def compiled(run) -> str:
+        (code,) = [r.node.compiled_code for r in run.result.results if r.node.name == models[0]]
+        return code
+
+    try:
+        with dbt_warehouse.env():
+            assert "previous_snapshot" not in compiled(build(first))
+            for day in (first + dt.timedelta(days=1), as_of):
+                assert f"where snapshot_date = '{day - dt.timedelta(days=1)}'" in compiled(build(day))
+        for model in models:
+            assert _differences(dbt_warehouse, f"{schema}.{model}", f"{dbt_warehouse.full_schema}.{model}") == (0, 0)
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            conn.execute(f"drop schema if exists {schema} cascade")
+

@@ -14,6 +14,9 @@
     through every period of the trailing window to use only the last): each customer's opening balance
     (all purchases before the trailing window of the first recomputed snapshot) plus the purchase days
     since, up to the snapshot date; the trailing sums take the days from the snapshot's window start.
+    A daily build that only moves the as-of date within the running snapshot period sums again only the
+    customers with a purchase day on or after the previous as-of date, and carries the others' sums over
+    from the stored running snapshot (carried_snapshot_date); everyone is ranked again.
     The result equals a full computation (tests/dbt/test_dbt_incremental.py).
 -#}
 {#- how far back the trailing window reaches from a snapshot period's start (one period less than it) -#}
@@ -36,6 +39,8 @@
     )
 }}
 {%- set recompute_from_date = recompute_from(segment_build_inputs()) %}
+{%- set carried_from = carried_snapshot_date(recompute_from_date) %}
+{%- set recounted = 'customer_id in (select customer_id from recounted_customers)' %}
 {%- set trailing = 'contributions.purchase_date >= recomputed_snapshots.trailing_start_date' %}
 {#- the first snapshot period to recompute and the first period its trailing window reaches -#}
 {%- if recompute_from_date %}
@@ -76,6 +81,59 @@ recomputed_snapshots as (
 ),
 
 {% endif -%}
+{% if carried_from -%}
+previous_snapshot as (
+
+    select
+        customer_id,
+        first_purchase_date,
+        last_purchase_date,
+        frequency_orders,
+        monetary_revenue,
+        trailing_revenue,
+        trailing_gross_margin
+    from {{ this }}
+    where snapshot_date = '{{ carried_from }}'
+
+),
+
+recounted_customers as (
+
+    -- the customers with a purchase day on or after the carried snapshot's date, now or then
+    select customer_id
+    from {{ ref('int_customer_purchase_days_aggregated') }}
+    where purchase_date >= '{{ carried_from }}'
+
+    union
+
+    select customer_id
+    from previous_snapshot
+    where last_purchase_date >= '{{ carried_from }}'
+
+),
+
+carried as (
+
+    -- everyone else: the stored sums, at the new snapshot date
+    select
+        previous_snapshot.customer_id,
+        recomputed_snapshots.snapshot_date,
+        previous_snapshot.first_purchase_date,
+        previous_snapshot.last_purchase_date,
+        recomputed_snapshots.snapshot_date - previous_snapshot.last_purchase_date as recency_days,
+        previous_snapshot.frequency_orders,
+        previous_snapshot.monetary_revenue,
+        previous_snapshot.trailing_revenue,
+        previous_snapshot.trailing_gross_margin
+    from previous_snapshot
+    cross join recomputed_snapshots
+    where not exists (
+        select from recounted_customers where recounted_customers.customer_id = previous_snapshot.customer_id
+    )
+
+),
+
+{% endif -%}
 purchase_days as (
 
     select
@@ -87,6 +145,9 @@ purchase_days as (
     from {{ ref('int_customer_purchase_days_aggregated') }}
     {% if recompute_from_date -%}
     where purchase_date >= {{ window_start }}
+        {%- if carried_from %}
+        and {{ recounted }}
+        {%- endif %}
     {%- endif %}
 
 ),
@@ -103,6 +164,9 @@ opening_balances as (
         sum(revenue) as revenue
     from {{ ref('int_customer_purchase_days_aggregated') }}
     where purchase_date < {{ window_start }}
+        {%- if carried_from %}
+        and {{ recounted }}
+        {%- endif %}
     group by customer_id
 
 ),
@@ -255,6 +319,12 @@ measured as (
                 then trailing_revenue - trailing_known_cost
         end as trailing_gross_margin
     from cumulated
+    {%- if carried_from %}
+
+    union all
+
+    select * from carried
+    {%- endif %}
 
 ),
 
