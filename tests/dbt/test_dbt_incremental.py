@@ -649,4 +649,3 @@ def test_daily_runs_within_a_month_carry_the_running_snapshot_forward(dbt_wareho
     finally:
         with psycopg.connect(dbt_warehouse.url) as conn:
             conn.execute(f"drop schema if exists {schema} cascade")
-
