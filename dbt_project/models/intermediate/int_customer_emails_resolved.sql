@@ -1,7 +1,15 @@
 {#-
     The email → customer index used to match helpdesk tickets and survey answers given by email. An email
     held by two or more customers matches none of them (marked ambiguous) rather than an arbitrary one.
+    A table: the tickets and the survey answers are matched through it in every build.
 -#}
+{{
+    config(
+        materialized='table',
+        indexes=[{'columns': ['email'], 'unique': true}],
+        post_hook=["analyze {{ this }}"],
+    )
+}}
 with
 
 customers as (

@@ -108,7 +108,8 @@ latest_segments as (
         rfm_score,
         value_tier
     from {{ ref('customer_segments') }}
-    where is_latest_snapshot
+    -- the latest snapshot (is_latest_snapshot), found through the snapshot date's index
+    where snapshot_date = {{ as_of_date() }}
 
 ),
 
