@@ -60,31 +60,24 @@ changed_orders as (
 
 orders as (
 
-    -- lateral: the view keeps the latest version per order_id, so the key reaches its index
+    -- "= any(array(...))": a condition on the view's key, which reaches the raw versions' index; as a
+    -- join (even a lateral one, which the planner flattens) it would read every order's latest version
     select
-        order_versions.order_id,
-        order_versions.customer_id,
-        order_versions.order_status,
-        order_versions.sales_channel,
-        order_versions.ordered_at
-    from changed_orders
-    cross join lateral (
-        select *
-        from {{ ref('stg_sales__orders') }} as staged_orders
-        where staged_orders.order_id = changed_orders.order_id
-    ) as order_versions
+        order_id,
+        customer_id,
+        order_status,
+        sales_channel,
+        ordered_at
+    from {{ ref('stg_sales__orders') }}
+    where order_id = any(array(select order_id from changed_orders))
 
 ),
 
 customers as (
 
-    select customers.customer_id
-    from (select distinct customer_id from orders) as order_customers
-    cross join lateral (
-        select staged_customers.customer_id
-        from {{ ref('stg_sales__customers') }} as staged_customers
-        where staged_customers.customer_id = order_customers.customer_id
-    ) as customers
+    select customer_id
+    from {{ ref('stg_sales__customers') }}
+    where customer_id = any(array(select distinct customer_id from orders))
 
 ),
 {% else %}
