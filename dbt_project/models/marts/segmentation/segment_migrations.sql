@@ -57,36 +57,31 @@ segment_types as (
 
 ),
 
-segments_unpivoted as (
-
-    select
-        segments.customer_id,
-        segments.snapshot_date,
-        segment_types.segment_type,
-        case segment_types.segment_type
-            when 'rfm_segment' then segments.rfm_segment
-            else segments.value_tier
-        end as segment_value
-    from segments
-    cross join segment_types
-
-),
-
 moves as (
 
+    -- each customer's current and previous snapshot joined once, then read for both segmentations
     select
         snapshots.snapshot_date,
         snapshots.previous_snapshot_date,
-        current_segments.segment_type,
-        coalesce(previous_segments.segment_value, 'none') as from_segment,
-        current_segments.segment_value as to_segment
-    from segments_unpivoted as current_segments
+        segment_types.segment_type,
+        coalesce(
+            case segment_types.segment_type
+                when 'rfm_segment' then previous_segments.rfm_segment
+                else previous_segments.value_tier
+            end,
+            'none'
+        ) as from_segment,
+        case segment_types.segment_type
+            when 'rfm_segment' then current_segments.rfm_segment
+            else current_segments.value_tier
+        end as to_segment
+    from segments as current_segments
     inner join snapshots
         on current_segments.snapshot_date = snapshots.snapshot_date
-    left join segments_unpivoted as previous_segments
+    left join segments as previous_segments
         on current_segments.customer_id = previous_segments.customer_id
-            and current_segments.segment_type = previous_segments.segment_type
             and snapshots.previous_snapshot_date = previous_segments.snapshot_date
+    cross join segment_types
     {% if recompute_from_date -%}
     -- the snapshot before the first recomputed one is only their "from"
     where current_segments.snapshot_date >= '{{ recompute_from_date }}'
