@@ -58,18 +58,21 @@ changed_orders as (
 
 ),
 
+{% endif -%}
 orders as (
 
+    select
+        order_id,
+        customer_id,
+        order_status,
+        sales_channel,
+        ordered_at
+    from {{ ref('stg_sales__orders') }}
+    {%- if is_incremental() %}
     -- "= any(array(...))": a condition on the view's key, which reaches the raw versions' index; as a
     -- join (even a lateral one, which the planner flattens) it would read every order's latest version
-    select
-        order_id,
-        customer_id,
-        order_status,
-        sales_channel,
-        ordered_at
-    from {{ ref('stg_sales__orders') }}
     where order_id = any(array(select order_id from changed_orders))
+    {%- endif %}
 
 ),
 
@@ -77,29 +80,11 @@ customers as (
 
     select customer_id
     from {{ ref('stg_sales__customers') }}
+    {%- if is_incremental() %}
     where customer_id = any(array(select distinct customer_id from orders))
+    {%- endif %}
 
 ),
-{% else %}
-orders as (
-
-    select
-        order_id,
-        customer_id,
-        order_status,
-        sales_channel,
-        ordered_at
-    from {{ ref('stg_sales__orders') }}
-
-),
-
-customers as (
-
-    select customer_id
-    from {{ ref('stg_sales__customers') }}
-
-),
-{% endif %}
 
 order_lines as (
 
