@@ -98,52 +98,26 @@ as_of as (
 
 ),
 
-score_combinations as (
-
-    -- the scores the customers of the snapshots hold, each combination once
-    select distinct
-        r_score,
-        f_score,
-        m_score
-    from scored
-
-),
-
-combinations_matched as (
-
-    -- per combination, the first rule (by priority) whose ranges contain its scores: evaluated over the
-    -- few combinations, not per row
-    select distinct on (score_combinations.r_score, score_combinations.f_score, score_combinations.m_score)
-        score_combinations.r_score,
-        score_combinations.f_score,
-        score_combinations.m_score,
-        segment_rules.rfm_segment,
-        segment_rules.segment_label
-    from score_combinations
-    inner join segment_rules
-        on score_combinations.r_score between segment_rules.r_score_min and segment_rules.r_score_max
-            and score_combinations.f_score between segment_rules.f_score_min and segment_rules.f_score_max
-            and score_combinations.m_score between segment_rules.m_score_min and segment_rules.m_score_max
-    order by
-        score_combinations.r_score,
-        score_combinations.f_score,
-        score_combinations.m_score,
-        segment_rules.priority asc
-
-),
-
 segments_matched as (
 
+    -- the first rule (by priority) whose ranges contain the scores: evaluated per row over the few rules
     select
         scored.*,
-        combinations_matched.rfm_segment,
-        combinations_matched.segment_label as rfm_segment_label,
+        first_matching_rule.rfm_segment,
+        first_matching_rule.segment_label as rfm_segment_label,
         scored.trailing_revenue > 0 and scored.trailing_gross_margin is not null as is_tier_ranked
     from scored
-    left join combinations_matched
-        on scored.r_score = combinations_matched.r_score
-            and scored.f_score = combinations_matched.f_score
-            and scored.m_score = combinations_matched.m_score
+    left join lateral (
+        select
+            segment_rules.rfm_segment,
+            segment_rules.segment_label
+        from segment_rules
+        where scored.r_score between segment_rules.r_score_min and segment_rules.r_score_max
+            and scored.f_score between segment_rules.f_score_min and segment_rules.f_score_max
+            and scored.m_score between segment_rules.m_score_min and segment_rules.m_score_max
+        order by segment_rules.priority asc
+        limit 1
+    ) as first_matching_rule on true
 
 ),
 
