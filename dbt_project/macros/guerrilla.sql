@@ -27,6 +27,10 @@
         ('referrals', 'bigint'),
         ('nps_responses', 'bigint'),
         ('promoters', 'bigint'),
+        ('passives', 'bigint'),
+        ('detractors', 'bigint'),
+        ('csat_responses', 'bigint'),
+        ('csat_satisfied_responses', 'bigint'),
     ]) }}
 {%- endmacro %}
 
@@ -174,7 +178,7 @@
 {#-
     Every event guerrilla_metrics counts, one row per event with the measures it contributes (0 = not this
     kind of event): an order, a ticket, a new or won-back customer, a loss, a renewal, a referral (for the
-    referrer, on the day the referred customer started), an NPS answer. customer_id null = the record
+    referrer, on the day the referred customer started), an NPS or CSAT answer. customer_id null = the record
     matches no customer. int_customer_events_aggregated_to_months sums them per customer and month.
     customer_ids: an SQL bigint[] expression; when given, only the events of those customers and of no
     customer (each source read through its customer index where it has one).
@@ -260,16 +264,21 @@ customers as (
 
 ),
 
-nps_responses as (
+survey_answers as (
 
+    -- the NPS and CSAT answers with a score (nps_by_segment counts them from the group sums too)
     select
         customer_id,
         submitted_date,
-        nps_category
+        response_kind,
+        nps_category,
+        is_csat_satisfied
     from {{ ref('int_survey_responses_matched') }}
-    where response_kind = 'nps'
-        and nps_score is not null
-        and submitted_date <= {{ as_of_date() }}
+    where submitted_date <= {{ as_of_date() }}
+        and (
+            (response_kind = 'nps' and nps_score is not null)
+            or (response_kind = 'csat' and csat_score is not null)
+        )
         {%- if customer_ids %}
         and (customer_id = any({{ customer_ids }}) or customer_id is null)
         {%- endif %}
@@ -373,10 +382,14 @@ events_unioned as (
         customer_id,
         submitted_date as event_date,
         {{ guerrilla_event_values({
-            'nps_responses': '1',
-            'promoters': "case when nps_category = 'promoter' then 1 else 0 end"
+            'nps_responses': "case when response_kind = 'nps' then 1 else 0 end",
+            'promoters': "case when response_kind = 'nps' and nps_category = 'promoter' then 1 else 0 end",
+            'passives': "case when response_kind = 'nps' and nps_category = 'passive' then 1 else 0 end",
+            'detractors': "case when response_kind = 'nps' and nps_category = 'detractor' then 1 else 0 end",
+            'csat_responses': "case when response_kind = 'csat' then 1 else 0 end",
+            'csat_satisfied_responses': "case when response_kind = 'csat' and is_csat_satisfied then 1 else 0 end"
         }) }}
-    from nps_responses
+    from survey_answers
 
 )
 

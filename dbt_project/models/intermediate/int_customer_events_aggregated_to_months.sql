@@ -1,6 +1,6 @@
 {#-
     Every event the guerrilla metrics count (macro guerrilla_customer_events: an order, a ticket, a new or
-    won-back customer, a loss, a renewal, a referral, an NPS answer), summed per customer and calendar
+    won-back customer, a loss, a renewal, a referral, an NPS or CSAT answer), summed per customer and calendar
     month. Records that match no customer are summed under customer_id null. Quarters and years are sums
     of their months per customer, so int_guerrilla_groups_aggregated reads this table instead of the
     event sources.
@@ -62,7 +62,11 @@ events_aggregated_to_months as (
         sum(renewal_value) as renewal_value,
         sum(referrals) as referrals,
         sum(nps_responses) as nps_responses,
-        sum(promoters) as promoters
+        sum(promoters) as promoters,
+        sum(passives) as passives,
+        sum(detractors) as detractors,
+        sum(csat_responses) as csat_responses,
+        sum(csat_satisfied_responses) as csat_satisfied_responses
     from events_to_aggregate
     group by 1, 2
 
@@ -90,7 +94,11 @@ final as (
         renewal_value::numeric as renewal_value,
         referrals::bigint as referrals,
         nps_responses::bigint as nps_responses,
-        promoters::bigint as promoters
+        promoters::bigint as promoters,
+        passives::bigint as passives,
+        detractors::bigint as detractors,
+        csat_responses::bigint as csat_responses,
+        csat_satisfied_responses::bigint as csat_satisfied_responses
 
     from events_aggregated_to_months
 

@@ -1,7 +1,7 @@
 {#-
     The additive measures of guerrilla_metrics per period and customer group (the four group types), over
     the groups that have members or events in the period. Every event (an order, a ticket, a new or
-    won-back customer, a loss, a renewal, a referral, an NPS answer) counts in the period of its date and
+    won-back customer, a loss, a renewal, a referral, an NPS or CSAT answer) counts in the period of its date and
     in the group its customer belonged to in that period (customer_period_groups); records that match no
     customer count under 'unmatched'. Quarter and year rows come from each customer's events of the whole
     quarter or year, not from month rows (a customer's segment can differ between a month and its quarter).

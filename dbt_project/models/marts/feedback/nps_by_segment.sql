@@ -17,63 +17,32 @@ months as (
 
 ),
 
-responses as (
+answers_aggregated as (
 
+    -- the NPS and CSAT answer counts per month and segment, from the guerrilla group sums: an answer
+    -- counts there in the month it was submitted and in its customer's segment of that month (group
+    -- type 'all' = every answer), and those sums are kept up to date by difference, where counting the
+    -- answers again meant looking up every answer's segment
     select
-        response_id,
-        customer_id,
-        response_kind,
-        nps_score,
-        nps_category,
-        csat_score,
-        is_csat_satisfied,
-        submitted_date
-    from {{ ref('int_survey_responses_matched') }}
-    where submitted_date <= {{ as_of_date() }}
-        and (
-            (response_kind = 'nps' and nps_score is not null)
-            or (response_kind = 'csat' and csat_score is not null)
-        )
-
-),
-
-responses_segmented as (
-
-    select
-        responses.*,
-        date_trunc('month', responses.submitted_date)::date as month_start_date,
-        case
-            when responses.customer_id is null then 'unmatched'
-            else coalesce(memberships.rfm_segment, 'unsegmented')
-        end as rfm_segment
-    from responses
-    -- a response's segment, looked up by the membership key (macro membership_lookup)
-    {{ membership_lookup(
-        'responses.customer_id', "'month'", "date_trunc('month', responses.submitted_date)::date", ['rfm_segment']
-    ) }}
-
-),
-
-responses_aggregated as (
-
-    select
-        month_start_date,
-        case when grouping(rfm_segment) = 1 then 'all' else rfm_segment end as rfm_segment,
-        count(*) filter (where response_kind = 'nps') as nps_responses,
-        count(*) filter (where response_kind = 'nps' and nps_category = 'promoter') as promoters,
-        count(*) filter (where response_kind = 'nps' and nps_category = 'passive') as passives,
-        count(*) filter (where response_kind = 'nps' and nps_category = 'detractor') as detractors,
-        count(*) filter (where response_kind = 'csat') as csat_responses,
-        count(*) filter (where response_kind = 'csat' and is_csat_satisfied) as csat_satisfied_responses
-    from responses_segmented
-    group by month_start_date, rollup (rfm_segment)
+        period_start_date as month_start_date,
+        group_value as rfm_segment,
+        nps_responses,
+        promoters,
+        passives,
+        detractors,
+        csat_responses,
+        csat_satisfied_responses
+    from {{ ref('int_guerrilla_groups_aggregated') }}
+    where period_type = 'month'
+        and group_type in ('all', 'segment')
+        and nps_responses + csat_responses > 0
 
 ),
 
 segments as (
 
     select distinct rfm_segment
-    from responses_aggregated
+    from answers_aggregated
 
 ),
 
@@ -91,16 +60,16 @@ filled as (
 
     select
         spine.*,
-        coalesce(responses_aggregated.nps_responses, 0) as nps_responses,
-        coalesce(responses_aggregated.promoters, 0) as promoters,
-        coalesce(responses_aggregated.passives, 0) as passives,
-        coalesce(responses_aggregated.detractors, 0) as detractors,
-        coalesce(responses_aggregated.csat_responses, 0) as csat_responses,
-        coalesce(responses_aggregated.csat_satisfied_responses, 0) as csat_satisfied_responses
+        coalesce(answers_aggregated.nps_responses, 0) as nps_responses,
+        coalesce(answers_aggregated.promoters, 0) as promoters,
+        coalesce(answers_aggregated.passives, 0) as passives,
+        coalesce(answers_aggregated.detractors, 0) as detractors,
+        coalesce(answers_aggregated.csat_responses, 0) as csat_responses,
+        coalesce(answers_aggregated.csat_satisfied_responses, 0) as csat_satisfied_responses
     from spine
-    left join responses_aggregated
-        on spine.month_start_date = responses_aggregated.month_start_date
-            and spine.rfm_segment = responses_aggregated.rfm_segment
+    left join answers_aggregated
+        on spine.month_start_date = answers_aggregated.month_start_date
+            and spine.rfm_segment = answers_aggregated.rfm_segment
 
 ),
 

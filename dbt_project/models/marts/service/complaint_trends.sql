@@ -18,18 +18,6 @@ months as (
 
 ),
 
-memberships as (
-
-    select
-        customer_id,
-        period_start_date as month_start_date,
-        rfm_segment,
-        is_active_in_period
-    from {{ ref('customer_period_groups') }}
-    where period_type = 'month'
-
-),
-
 complaints as (
 
     select
@@ -87,12 +75,16 @@ complaints_aggregated as (
 
 active_customers_by_segment as (
 
+    -- the active customers per month and segment (and in all), from the guerrilla group sums, which
+    -- are kept up to date by difference instead of counting every customer's months again; those with
+    -- no segment (unsegmented) have no rate
     select
-        month_start_date,
-        case when grouping(rfm_segment) = 1 then 'all' else rfm_segment end as rfm_segment,
-        count(*) filter (where is_active_in_period) as active_customers
-    from memberships
-    group by month_start_date, rollup (rfm_segment)
+        period_start_date as month_start_date,
+        group_value as rfm_segment,
+        active_customers
+    from {{ ref('int_guerrilla_groups_aggregated') }}
+    where period_type = 'month'
+        and (group_type = 'all' or (group_type = 'segment' and group_value not in ('unsegmented', 'unmatched')))
 
 ),
 
