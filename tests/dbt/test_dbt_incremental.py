@@ -33,6 +33,8 @@ COMPARED = (
     "lost_customer_review",
     "complaint_trends",
     "nps_by_segment",
+    "int_survey_responses_matched",
+    "int_tickets_matched",
 )
 
 
@@ -407,28 +409,37 @@ def test_a_build_tests_the_fact_rows_it_merged_and_dbt_test_tests_all(dbt_wareho
             conn.execute(f"drop schema if exists {schema} cascade")
 
 
-def _load_copy(conn, table: str, key: str, source_id: int, new_id: int, overrides: dict[str, object]) -> uuid.UUID:
-    """Load into raw_sales.<table>, as a new batch of its own, a copy of the newest version of record
+def _load_copy(
+    conn,
+    table: str,
+    key: str,
+    source_id: object,
+    new_id: object,
+    overrides: dict[str, object],
+    schema: str = "raw_sales",
+    newest_first: str = "updated_at desc",
+) -> uuid.UUID:
+    """Load into <schema>.<table>, as a new batch of its own, a copy of the newest version of record
     `source_id` under the id `new_id` with `overrides` (column: value); returns the batch id."""
     columns = [
         name
         for (name,) in conn.execute(
-            "select column_name from information_schema.columns where table_schema = 'raw_sales'"
+            "select column_name from information_schema.columns where table_schema = %s"
             " and table_name = %s order by ordinal_position",
-            (table,),
+            (schema, table),
         ).fetchall()
     ]
     batch_id = uuid.uuid4()
     values = {**overrides, key: new_id, "_batch_id": batch_id, "_loaded_at": dt.datetime.now(dt.UTC)}
     select_list = ", ".join(f"%({name})s" if name in values else name for name in columns)
     conn.execute(
-        "insert into raw_sales._batches (batch_id, entity, interval_start, interval_end, status, started_at,"
+        f"insert into {schema}._batches (batch_id, entity, interval_start, interval_end, status, started_at,"
         " finished_at) values (%(_batch_id)s, %(entity)s, '2024-01-01', '2024-01-02', 'loaded', now(), now())",
         {"_batch_id": batch_id, "entity": table},
     )
     conn.execute(
-        f"insert into raw_sales.{table} select {select_list} from raw_sales.{table}"
-        f" where {key} = %(source_id)s order by updated_at desc limit 1",
+        f"insert into {schema}.{table} select {select_list} from {schema}.{table}"
+        f" where {key} = %(source_id)s order by {newest_first} limit 1",
         {**values, "source_id": source_id},
     )
     return batch_id
@@ -471,6 +482,90 @@ def test_an_order_matches_a_customer_loaded_after_it(dbt_warehouse) -> None:
                 for table in ("orders", "customers"):
                     conn.execute(f"delete from raw_sales.{table} where _batch_id = %s", (batch_id,))
                 conn.execute("delete from raw_sales._batches where batch_id = %s", (batch_id,))
+            conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def test_a_survey_answer_follows_the_customers_its_email_names(dbt_warehouse) -> None:
+    """An answer given by an email no customer holds yet stays unmatched; each later load of a customer
+    re-matches it at the next incremental run, whichever way the email moved: a new customer takes it (the
+    answer is theirs), a second customer takes it too (ambiguous), gives it up (the first one's again), the
+    first customer drops it (unknown again). The answers that were matched before and whose customers the
+    loads did not touch are not matched again."""
+    schema = "dbt_late_answer"
+    select = ["run", "--select", "+int_survey_responses_matched"]
+    batches: list[tuple[str, uuid.UUID]] = []
+    email = "late.answer@example.test"
+
+    def run_and_read() -> tuple[tuple, dict]:
+        with dbt_warehouse.env():
+            run = transform.run_dbt(select, schema=schema)
+        (match,) = dbt_warehouse.rows(
+            f"select match_status, customer_id from {schema}.int_survey_responses_matched where response_id = %s",
+            (response_id,),
+        )
+        return match, _adapter_response(run, "int_survey_responses_matched")
+
+    def load(schema_: str, table: str, key: str, source_id, new_id, overrides: dict, newest_first: str) -> None:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            batch = _load_copy(conn, table, key, source_id, new_id, overrides, schema_, newest_first)
+        batches.append((f"{schema_}.{table}", batch))
+
+    def load_customer(customer_id: int, email_: str) -> None:
+        load(
+            "raw_sales",
+            "customers",
+            "customer_id",
+            source_customer_id,
+            customer_id,
+            {"email": email_},
+            "updated_at desc",
+        )
+
+    try:
+        with dbt_warehouse.env():
+            transform.run_dbt(select, schema=schema)
+        (source_response_id, first_id, source_customer_id) = dbt_warehouse.rows(
+            "select (select min(response_id) from raw_survey.responses),"
+            " (select max(customer_id) + 1 from raw_sales.customers),"
+            " (select min(customer_id) from raw_sales.customers)"
+        )[0]
+        response_id, second_id = f"late-{uuid.uuid4().hex[:12]}", first_id + 1
+        load(
+            "raw_survey",
+            "responses",
+            "response_id",
+            source_response_id,
+            response_id,
+            {"customer_ref": email.upper()},
+            "submitted_at desc",
+        )
+        match, _ = run_and_read()
+        assert match == ("unknown_email", None)
+        (unmatched,) = dbt_warehouse.rows(
+            f"select count(*) from {schema}.int_survey_responses_matched where match_status <> 'matched'"
+        )[0]
+
+        load_customer(first_id, email)
+        match, merged = run_and_read()
+        assert match == ("matched", first_id)
+        # the unmatched answers are matched again (this one among them); no matched one is
+        assert (merged["code"], merged["rows_affected"]) == ("MERGE", unmatched)
+
+        load_customer(second_id, email)
+        assert run_and_read()[0] == ("ambiguous_email", None)
+        load_customer(second_id, "someone.else@example.test")
+        assert run_and_read()[0] == ("matched", first_id)
+        load_customer(first_id, "moved.away@example.test")
+        assert run_and_read()[0] == ("unknown_email", None)
+
+        with dbt_warehouse.env():
+            transform.run_dbt(["run", "--full-refresh", "--select", "int_survey_responses_matched"], schema=schema)
+        assert run_and_read()[0] == ("unknown_email", None)
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            for table, batch_id in batches:
+                conn.execute(f"delete from {table} where _batch_id = %s", (batch_id,))
+                conn.execute(f"delete from {table.split('.')[0]}._batches where batch_id = %s", (batch_id,))
             conn.execute(f"drop schema if exists {schema} cascade")
 
 

@@ -2,12 +2,64 @@
     Survey responses with the customer they belong to: customer_ref is a customer id (digits only) or an
     email (contains @). Unmatched responses stay, with the reason, and are listed in
     unmatched_source_records.
-    A table, not a view: seven models and the data tests read it, and each read of a view would match
-    response again.
+
+    Incremental (merge on response_id): a response's match depends on its latest version and on the
+    customers its reference can name, so an incremental run matches again only
+    - the responses with a version loaded since its last build (loaded_since),
+    - the responses not matched then (a customer id or an email may have arrived, an ambiguous email may
+      have become unique),
+    - the responses matched to, or referring to the email of, a customer loaded since (an email that
+      changed hands, or that a second customer now holds).
+    Customers are never deleted, so every other match stands. Matching every response again meant
+    parsing half a million references in every build.
 -#}
-{{ config(materialized='table', indexes=[{'columns': ['customer_id']}], post_hook='analyze {{ this }}') }}
+-- depends_on: {{ ref('stg_survey__load_batches') }}  (read by loaded_since on incremental runs only)
+-- depends_on: {{ ref('stg_sales__load_batches') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='response_id',
+        incremental_strategy='merge',
+        on_schema_change='fail',
+        indexes=[{'columns': ['response_id'], 'unique': true}, {'columns': ['customer_id']}],
+        post_hook=["{{ record_loaded_through() }}", "analyze {{ this }}"],
+    )
+}}
 with
 
+{% if is_incremental() -%}
+customers_loaded as (
+
+    -- the customers with a version loaded since the last build (an array: the ids reach the version index)
+    select
+        customer_id,
+        email
+    from {{ ref('stg_sales__customers') }}
+    where customer_id = any(array(
+        select customer_id
+        from {{ source('sales', 'customers') }}
+        where _loaded_at >= {{ loaded_since(ref('stg_sales__load_batches'), ['customers']) }}
+    ))
+
+),
+
+responses_to_match as (
+
+    select trim(response_id) as response_id
+    from {{ source('survey', 'responses') }}
+    where _loaded_at >= {{ loaded_since(ref('stg_survey__load_batches'), ['responses']) }}
+
+    union
+
+    select response_id
+    from {{ this }}
+    where match_status <> 'matched'
+        or customer_id in (select customer_id from customers_loaded)
+        or (reference_kind = 'email' and lower(customer_ref) in (select email from customers_loaded))
+
+),
+
+{% endif -%}
 responses as (
 
     select
@@ -22,6 +74,9 @@ responses as (
         language_code,
         submitted_at
     from {{ ref('stg_survey__responses') }}
+    {%- if is_incremental() %}
+    where response_id in (select response_id from responses_to_match)
+    {%- endif %}
 
 ),
 
