@@ -254,3 +254,23 @@ enriched as (
 
 select * from enriched
 {%- endmacro %}
+
+{#-
+    The inputs of lost_customer_review (recompute_from): per quarter, a fingerprint of the losses dated in
+    it and one of the review periods (months and the quarter) starting in it, and the as-of date.
+-#}
+{% macro lost_review_build_inputs() -%}
+    select 'losses@' || date_trunc('quarter', losses.lost_date)::date::text as input_key,
+        {{ rows_fingerprint('losses') }} as fingerprint
+    from {{ ref('int_customer_losses_stored') }} as losses
+    group by 1
+    union all
+    select 'periods@' || date_trunc('quarter', periods.period_start_date)::date::text,
+        {{ rows_fingerprint('periods') }}
+    from {{ ref('int_periods_generated') }} as periods
+    where periods.period_type in ('month', 'quarter')
+    group by 1
+    union all
+    select 'as_of', as_of_date::text
+    from {{ ref('int_as_of_date') }}
+{%- endmacro %}

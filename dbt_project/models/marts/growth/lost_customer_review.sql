@@ -1,7 +1,36 @@
 {#-
     The lost-customer review: for each month and each quarter, every customer lost in it (see the loss
     rule in int_customer_episodes_stitched) with their value, history and why they left, ranked by value.
+
+    Window-incremental (macros/recompute.sql): a period's rows depend on its losses and on the period
+    itself (its end, whether it is complete), so the build inputs are fingerprints of both per quarter
+    (a quarter's months and the quarter lie within it). An incremental run recomputes the periods that
+    start on or after the earliest quarter whose fingerprint changed (or the as-of date, if earlier), whole:
+    the ranks are within a period. A post-hook brings the customer attributes of the older rows up to date
+    (they are current values).
 -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='replace_from',
+        replace_from_column='period_start_date',
+        on_schema_change='fail',
+        pre_hook=["{{ set_recompute_from(lost_review_build_inputs()) }}"],
+        post_hook=[
+            "{{ record_build_inputs(lost_review_build_inputs()) }}",
+            "{{ update_current_attributes({
+                'customer_name': 'customers.customer_name',
+                'country_code': 'customers.country_code',
+                'region': 'customers.region',
+                'industry': 'customers.industry',
+                'company_size': 'customers.company_size',
+            }) }}",
+            "analyze {{ this }}",
+        ],
+    )
+}}
+{%- set recompute_from_date = recompute_from(lost_review_build_inputs()) %}
+
 with
 
 periods as (
@@ -13,6 +42,9 @@ periods as (
         is_complete_period
     from {{ ref('int_periods_generated') }}
     where period_type in ('month', 'quarter')
+        {%- if recompute_from_date %}
+        and period_start_date >= '{{ recompute_from_date }}'
+        {%- endif %}
 
 ),
 
@@ -40,6 +72,10 @@ losses as (
         last_nps_comment,
         last_nps_date
     from {{ ref('int_customer_losses_stored') }}
+    {%- if recompute_from_date %}
+    -- (a loss in a recomputed period is dated on or after the period's start)
+    where lost_date >= '{{ recompute_from_date }}'
+    {%- endif %}
 
 ),
 
@@ -53,6 +89,14 @@ customers as (
         industry,
         company_size
     from {{ ref('stg_sales__customers') }}
+    {%- if recompute_from_date %}
+    -- the customers lost in the recomputed periods (an array: the ids reach the version index)
+    where customer_id = any(array(
+        select customer_id
+        from {{ ref('int_customer_losses_stored') }}
+        where lost_date >= '{{ recompute_from_date }}'
+    ))
+    {%- endif %}
 
 ),
 
