@@ -324,13 +324,13 @@
     $$
 {%- endmacro %}
 
-{% macro changed_customers_sql(fingerprints_sql, ledger_key=none) -%}
+{% macro changed_customers_sql(fingerprints_sql) -%}
     {%- set has_ledger = adapter.get_relation(this.database, target.schema, '_lens_build_customers') is not none %}
     select current_customers.customer_id
     from ({{ fingerprints_sql }}) as current_customers
     {%- if has_ledger %}
     left join {{ target.schema }}._lens_build_customers as recorded
-        on recorded.model_name = '{{ ledger_key or this.identifier }}'
+        on recorded.model_name = '{{ this.identifier }}'
             and recorded.customer_id = current_customers.customer_id
     where recorded.fingerprint is distinct from current_customers.fingerprint
     {%- endif %}
@@ -441,8 +441,8 @@
     every customer and reads every row. Beyond var('tested_keys_limit') customers, or when not executing,
     the subquery itself.
 -#}
-{% macro changed_customers_condition(column, fingerprints_sql, ledger_key=none) -%}
-    {%- set query = changed_customers_sql(fingerprints_sql, ledger_key) -%}
+{% macro changed_customers_condition(column, fingerprints_sql) -%}
+    {%- set query = changed_customers_sql(fingerprints_sql) -%}
     {%- set ids = run_query(query).columns[0].values() | list if execute else none -%}
     {%- if ids is not none and ids | length <= var('tested_keys_limit') | int -%}
     {{ column }} = any({{ bigint_array(ids) }})
@@ -451,10 +451,10 @@
     {%- endif -%}
 {%- endmacro %}
 
-{% macro record_build_customers(fingerprints_sql, ledger_key=none) -%}
+{% macro record_build_customers(fingerprints_sql) -%}
     {{ create_build_customers_ledger() }};
     insert into {{ target.schema }}._lens_build_customers as recorded (model_name, customer_id, fingerprint)
-    select '{{ ledger_key or this.identifier }}', customer_id, fingerprint
+    select '{{ this.identifier }}', customer_id, fingerprint
     from ({{ fingerprints_sql }}) as current_customers
     on conflict (model_name, customer_id) do update
         set fingerprint = excluded.fingerprint, recorded_at = excluded.recorded_at
@@ -634,31 +634,23 @@
     post-hook of the marts that carry current customer attributes on history rows: rows built before
     an attribute changed get the current value. assignments: {mart column: SQL expression over
     `customers` (stg_sales__customers)}. Only rows whose values differ are written; no-op on full builds.
-    The customers' current values are recorded in _lens_build_customers (under '<model>@attributes', on
-    every build), so an incremental build looks only at the rows of the customers whose values changed
-    since (through the mart's key index) instead of comparing every row; without a record, all rows.
+    A customer's attributes change only when a version of their record is loaded, so an incremental
+    build looks only at the rows of the customers loaded since its last build (loaded_since; the model
+    records loaded_through here), through the mart's key index, instead of comparing every customer's
+    values; without a record, at all rows. The customers are read as a literal list: the planner then
+    reads their rows through the key index (a subquery would make it compare every row).
 -#}
 {% macro update_current_attributes(assignments, key='customer_id') -%}
-    {%- set ledger_key = this.identifier ~ '@attributes' -%}
-    {%- set values_sql -%}
-        select
-            customers.customer_id,
-            md5(row({{ assignments.values() | join(', ') }})::text) as fingerprint
-        from {{ ref('stg_sales__customers') }} as customers
-    {%- endset -%}
-    {%- set ledger = adapter.get_relation(this.database, target.schema, '_lens_build_customers') -%}
-    {%- set changed = none -%}
-    {%- if execute and is_incremental() and ledger is not none -%}
-        {%- set recorded = run_query(
-            "select exists (select 1 from " ~ ledger ~ " where model_name = '" ~ ledger_key ~ "')"
-        ).columns[0].values()[0] -%}
-        {%- if recorded -%}
-            {#- the customers whose values changed since the last build, as a literal list: the planner then
-                reads their rows through the key index (a subquery would make it compare every row) -#}
-            {%- set changed = run_query(changed_customers_sql(values_sql, ledger_key)).columns[0].values() | list -%}
+    {%- set loaded = none -%}
+    {%- if execute and is_incremental() -%}
+        {%- set since = loaded_since(ref('stg_sales__load_batches'), ['customers']) -%}
+        {%- if since != "'-infinity'::timestamptz" -%}
+            {%- set loaded = run_query(
+                "select distinct customer_id from " ~ source('sales', 'customers') ~ " where _loaded_at >= " ~ since
+            ).columns[0].values() | list -%}
         {%- endif -%}
     {%- endif %}
-    {%- if is_incremental() and (changed is none or changed | length > 0) %}
+    {%- if is_incremental() and (loaded is none or loaded | length > 0) %}
     update {{ this }} as target
     set
         {%- for column, expression in assignments.items() %}
@@ -666,22 +658,14 @@
         {%- endfor %}
     from {{ ref('stg_sales__customers') }} as customers
     where target.{{ key }} = customers.customer_id
-        {%- if changed is not none %}
-        and target.{{ key }} = any({{ bigint_array(changed) }})
-        and customers.customer_id = any({{ bigint_array(changed) }})
+        {%- if loaded is not none %}
+        and target.{{ key }} = any({{ bigint_array(loaded) }})
+        and customers.customer_id = any({{ bigint_array(loaded) }})
         {%- endif %}
         and ({% for column in assignments.keys() %}target.{{ column }}{{ ', ' if not loop.last }}{% endfor %})
         is distinct from ({% for expression in assignments.values() %}{{ expression }}{{ ', ' if not loop.last }}{% endfor %});
     {%- endif %}
-    {%- if changed is not none %}
-    {#- only the changed customers' values are new: record those, not every customer's again #}
-    {{ record_build_customers(
-        "select * from (" ~ values_sql ~ ") as current_values where customer_id = any(" ~ bigint_array(changed) ~ ")",
-        ledger_key,
-    ) }}
-    {%- else %}
-    {{ record_build_customers(values_sql, ledger_key) }}
-    {%- endif %}
+    {{ record_loaded_through() }}
 {%- endmacro %}
 
 {#-

@@ -35,6 +35,7 @@
         ],
     )
 }}
+-- depends_on: {{ ref('stg_sales__load_batches') }}  (read by update_current_attributes on incremental runs)
 {%- set recompute_from_date = recompute_from(customer_group_build_inputs()) %}
 {#-
     customers whose episodes or creation date changed since the last build (list_changed_customers): all

@@ -37,6 +37,7 @@
         ],
     )
 }}
+-- depends_on: {{ ref('stg_sales__load_batches') }}  (read by update_current_attributes on incremental runs)
 {%- set recompute_from_date = recompute_from(segment_build_inputs()) %}
 
 with
