@@ -139,7 +139,10 @@
 {#- post-hook: record the inputs this build used (inside the model's transaction). -#}
 {% macro record_build_inputs(inputs_sql) -%}
     {{ create_build_inputs_ledger() }};
-    delete from {{ target.schema }}._lens_build_inputs where model_name = '{{ this.identifier }}';
+    -- (the raw layer's read marks are kept: their own hooks write them, before or after this one)
+    delete from {{ target.schema }}._lens_build_inputs
+    where model_name = '{{ this.identifier }}'
+        and input_key not in ('loaded_through', 'merged_since');
     insert into {{ target.schema }}._lens_build_inputs (model_name, input_key, fingerprint)
     select '{{ this.identifier }}', input_key, fingerprint
     from ({{ built_inputs_sql(inputs_sql) }}) as current_inputs

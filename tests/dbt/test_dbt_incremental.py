@@ -252,6 +252,22 @@ def test_a_moved_customer_has_the_new_region_on_every_snapshot(dbt_warehouse) ->
         assert moved == periods, schema
 
 
+@pytest.mark.parametrize("model", ["customer_segments", "customer_period_groups", "lost_customer_review"])
+def test_current_attributes_are_updated_from_the_customers_loaded_since(dbt_warehouse, model) -> None:
+    """The post-hook update_current_attributes reads the customers loaded since the model's last build; that
+    mark is recorded by the daily run (the same invocation start as orders') and survives the ledger rewrite
+    of record_build_inputs, else every build would compare every customer's rows."""
+    marks = dict(
+        dbt_warehouse.rows(
+            f"select model_name, fingerprint from {dbt_warehouse.incremental_schema}._lens_build_inputs"
+            " where input_key = 'loaded_through' and model_name in (%s, 'orders')",
+            (model,),
+        )
+    )
+    assert model in marks
+    assert marks[model] == marks["orders"]
+
+
 @pytest.mark.parametrize("model", COMPARED)
 def test_incremental_equals_full_refresh(dbt_warehouse, model) -> None:
     incremental = f"{dbt_warehouse.incremental_schema}.{model}"

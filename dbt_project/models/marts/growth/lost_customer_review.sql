@@ -17,7 +17,6 @@
         on_schema_change='fail',
         pre_hook=["{{ set_recompute_from(lost_review_build_inputs()) }}"],
         post_hook=[
-            "{{ record_build_inputs(lost_review_build_inputs()) }}",
             "{{ update_current_attributes({
                 'customer_name': 'customers.customer_name',
                 'country_code': 'customers.country_code',
@@ -25,6 +24,7 @@
                 'industry': 'customers.industry',
                 'company_size': 'customers.company_size',
             }) }}",
+            "{{ record_build_inputs(lost_review_build_inputs()) }}",
             "analyze {{ this }}",
         ],
     )

@@ -28,10 +28,10 @@
         indexes=[{'columns': ['period_end_date']}],
         pre_hook=["{{ set_recompute_from(customer_group_build_inputs()) }}", "{{ start_change_log('pre') }}"],
         post_hook=[
+            "{{ update_current_attributes({'attribute_value': group_attribute_value('customers')}) }}",
             "{{ record_build_inputs(customer_group_build_inputs()) }}",
             "{{ record_customer_fingerprints(customer_group_fingerprints()) }}",
             "{{ start_change_log('post') }}",
-            "{{ update_current_attributes({'attribute_value': group_attribute_value('customers')}) }}",
         ],
     )
 }}

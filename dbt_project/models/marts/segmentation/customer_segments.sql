@@ -27,13 +27,13 @@
         indexes=[{'columns': ['snapshot_date']}],
         pre_hook=["{{ set_recompute_from(segment_build_inputs()) }}"],
         post_hook=[
-            "{{ record_build_inputs(segment_build_inputs()) }}",
             "{{ update_current_attributes({
                 'country_code': 'customers.country_code',
                 'region': 'customers.region',
                 'industry': 'customers.industry',
                 'company_size': 'customers.company_size',
             }) }}",
+            "{{ record_build_inputs(segment_build_inputs()) }}",
         ],
     )
 }}
