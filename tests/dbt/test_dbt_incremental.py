@@ -585,6 +585,49 @@ def test_a_survey_answer_follows_the_customers_its_email_names(dbt_warehouse) ->
             conn.execute(f"drop schema if exists {schema} cascade")
 
 
+def test_a_ticket_follows_the_customer_its_email_names(dbt_warehouse) -> None:
+    """A ticket from an email no customer holds stays unmatched; the customer who takes the email later
+    gets it at the next incremental run, and loses it when their email changes again."""
+    schema = "dbt_late_ticket"
+    select = ["run", "--select", "+int_tickets_matched"]
+    batches: list[tuple[str, uuid.UUID]] = []
+    email = "late.ticket@example.test"
+
+    def load(raw_schema: str, table: str, key: str, source_id, new_id, overrides: dict) -> None:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            batch = _load_copy(conn, table, key, source_id, new_id, overrides, raw_schema)
+        batches.append((f"{raw_schema}.{table}", batch))
+
+    def run_and_read() -> tuple:
+        with dbt_warehouse.env():
+            transform.run_dbt(select, schema=schema)
+        (match,) = dbt_warehouse.rows(
+            f"select match_status, customer_id from {schema}.int_tickets_matched where ticket_id = %s", (ticket_id,)
+        )
+        return match
+
+    try:
+        with dbt_warehouse.env():
+            transform.run_dbt(select, schema=schema)
+        (source_ticket_id, ticket_id, source_customer_id, customer_id) = dbt_warehouse.rows(
+            "select (select min(ticket_id) from raw_service.tickets), (select max(ticket_id) + 1 from"
+            " raw_service.tickets), (select min(customer_id) from raw_sales.customers),"
+            " (select max(customer_id) + 1 from raw_sales.customers)"
+        )[0]
+        load("raw_service", "tickets", "ticket_id", source_ticket_id, ticket_id, {"requester_email": email})
+        assert run_and_read() == ("unknown_email", None)
+        load("raw_sales", "customers", "customer_id", source_customer_id, customer_id, {"email": email})
+        assert run_and_read() == ("matched", customer_id)
+        load("raw_sales", "customers", "customer_id", source_customer_id, customer_id, {"email": "gone@example.test"})
+        assert run_and_read() == ("unknown_email", None)
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            for table, batch_id in batches:
+                conn.execute(f"delete from {table} where _batch_id = %s", (batch_id,))
+                conn.execute(f"delete from {table.split('.')[0]}._batches where batch_id = %s", (batch_id,))
+            conn.execute(f"drop schema if exists {schema} cascade")
+
+
 def test_changes_logged_over_several_builds_and_a_rebuilt_log_give_the_full_refresh_sums(dbt_warehouse) -> None:
     """The guerrilla sums skip two builds of their inputs (as-of dates two months and one month back, then
     today): the logs then hold rows inserted by one build and deleted by the next, and applying them still
