@@ -126,3 +126,21 @@
 {% macro record_merged_since() -%}
     {{ record_build_input('merged_since', "coalesce(nullif(current_setting('lens.merged_since', true), ''), '-infinity')") }}
 {%- endmacro %}
+
+{#-
+    SQL: (customer_id, email) of the customers with a version loaded since the running model's last build
+    (loaded_since), current values; for the models whose rows a customer's arrival or new email can
+    change (the ticket and survey matching). The ids are read as an array, so they reach the version index
+    of the staging view.
+-#}
+{% macro customers_loaded_since() -%}
+    select
+        customer_id,
+        email
+    from {{ ref('stg_sales__customers') }}
+    where customer_id = any(array(
+        select customer_id
+        from {{ source('sales', 'customers') }}
+        where _loaded_at >= {{ loaded_since(ref('stg_sales__load_batches'), ['customers']) }}
+    ))
+{%- endmacro %}

@@ -461,6 +461,15 @@ def _load_copy(
     return batch_id
 
 
+def _remove_loads(url: str, batches: list[tuple[str, uuid.UUID]], schema: str) -> None:
+    """Delete the test's raw batches (`schema.table`, batch id) and drop the schema it built into."""
+    with psycopg.connect(url) as conn:
+        for table, batch_id in batches:
+            conn.execute(f"delete from {table} where _batch_id = %s", (batch_id,))
+            conn.execute(f"delete from {table.split('.')[0]}._batches where batch_id = %s", (batch_id,))
+        conn.execute(f"drop schema if exists {schema} cascade")
+
+
 def test_an_order_matches_a_customer_loaded_after_it(dbt_warehouse) -> None:
     """An order naming a customer the sales source has not sent yet is kept, unmatched; once the customer is
     loaded, the next incremental run of orders matches it, and rebuilds that order alone."""
@@ -578,11 +587,46 @@ def test_a_survey_answer_follows_the_customers_its_email_names(dbt_warehouse) ->
             transform.run_dbt(["run", "--full-refresh", "--select", "int_survey_responses_matched"], schema=schema)
         assert run_and_read()[0] == ("unknown_email", None)
     finally:
+        _remove_loads(dbt_warehouse.url, batches, schema)
+
+
+def test_a_ticket_follows_the_customer_its_email_names(dbt_warehouse) -> None:
+    """A ticket from an email no customer holds stays unmatched; the customer who takes the email later
+    gets it at the next incremental run, and loses it when their email changes again."""
+    schema = "dbt_late_ticket"
+    select = ["run", "--select", "+int_tickets_matched"]
+    batches: list[tuple[str, uuid.UUID]] = []
+    email = "late.ticket@example.test"
+
+    def load(raw_schema: str, table: str, key: str, source_id, new_id, overrides: dict) -> None:
         with psycopg.connect(dbt_warehouse.url) as conn:
-            for table, batch_id in batches:
-                conn.execute(f"delete from {table} where _batch_id = %s", (batch_id,))
-                conn.execute(f"delete from {table.split('.')[0]}._batches where batch_id = %s", (batch_id,))
-            conn.execute(f"drop schema if exists {schema} cascade")
+            batch = _load_copy(conn, table, key, source_id, new_id, overrides, raw_schema)
+        batches.append((f"{raw_schema}.{table}", batch))
+
+    def run_and_read() -> tuple:
+        with dbt_warehouse.env():
+            transform.run_dbt(select, schema=schema)
+        (match,) = dbt_warehouse.rows(
+            f"select match_status, customer_id from {schema}.int_tickets_matched where ticket_id = %s", (ticket_id,)
+        )
+        return match
+
+    try:
+        with dbt_warehouse.env():
+            transform.run_dbt(select, schema=schema)
+        (source_ticket_id, ticket_id, source_customer_id, customer_id) = dbt_warehouse.rows(
+            "select (select min(ticket_id) from raw_service.tickets), (select max(ticket_id) + 1 from"
+            " raw_service.tickets), (select min(customer_id) from raw_sales.customers),"
+            " (select max(customer_id) + 1 from raw_sales.customers)"
+        )[0]
+        load("raw_service", "tickets", "ticket_id", source_ticket_id, ticket_id, {"requester_email": email})
+        assert run_and_read() == ("unknown_email", None)
+        load("raw_sales", "customers", "customer_id", source_customer_id, customer_id, {"email": email})
+        assert run_and_read() == ("matched", customer_id)
+        load("raw_sales", "customers", "customer_id", source_customer_id, customer_id, {"email": "gone@example.test"})
+        assert run_and_read() == ("unknown_email", None)
+    finally:
+        _remove_loads(dbt_warehouse.url, batches, schema)
 
 
 def test_changes_logged_over_several_builds_and_a_rebuilt_log_give_the_full_refresh_sums(dbt_warehouse) -> None:

@@ -30,16 +30,7 @@ with
 {% if is_incremental() -%}
 customers_loaded as (
 
-    -- the customers with a version loaded since the last build (an array: the ids reach the version index)
-    select
-        customer_id,
-        email
-    from {{ ref('stg_sales__customers') }}
-    where customer_id = any(array(
-        select customer_id
-        from {{ source('sales', 'customers') }}
-        where _loaded_at >= {{ loaded_since(ref('stg_sales__load_batches'), ['customers']) }}
-    ))
+    {{ customers_loaded_since() | indent(4) }}
 
 ),
 

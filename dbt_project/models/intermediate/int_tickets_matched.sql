@@ -1,12 +1,50 @@
 {#-
     Tickets (latest version) with the customer they belong to, found by requester email
     (case-insensitive). Unmatched tickets stay, with the reason, and are listed in unmatched_source_records.
-    A table, not a view: seven models and the data tests read it, and each read of a view would match
-    ticket again.
+
+    Incremental (merge on ticket_id), like int_survey_responses_matched: an incremental run matches again
+    only the tickets merged into `tickets` since its last build (their loaded_at), those not matched then,
+    and those matched to, or requested from the email of, a customer loaded since. Customers are never
+    deleted, so every other match stands.
 -#}
-{{ config(materialized='table', indexes=[{'columns': ['customer_id']}], post_hook='analyze {{ this }}') }}
+-- depends_on: {{ ref('stg_service__load_batches') }}  (read by loaded_since on incremental runs only)
+-- depends_on: {{ ref('stg_sales__load_batches') }}
+{{
+    config(
+        materialized='incremental',
+        unique_key='ticket_id',
+        incremental_strategy='merge',
+        on_schema_change='fail',
+        indexes=[{'columns': ['ticket_id'], 'unique': true}, {'columns': ['customer_id']}],
+        post_hook=["{{ record_loaded_through() }}", "analyze {{ this }}"],
+    )
+}}
 with
 
+{% if is_incremental() -%}
+customers_loaded as (
+
+    {{ customers_loaded_since() | indent(4) }}
+
+),
+
+tickets_to_match as (
+
+    select ticket_id
+    from {{ ref('tickets') }}
+    where loaded_at >= {{ loaded_since(ref('stg_service__load_batches'), ['tickets']) }}
+
+    union
+
+    select ticket_id
+    from {{ this }}
+    where match_status <> 'matched'
+        or customer_id in (select customer_id from customers_loaded)
+        or requester_email in (select email from customers_loaded)
+
+),
+
+{% endif -%}
 tickets as (
 
     select
@@ -26,6 +64,9 @@ tickets as (
         created_at,
         created_date
     from {{ ref('tickets') }}
+    {%- if is_incremental() %}
+    where ticket_id in (select ticket_id from tickets_to_match)
+    {%- endif %}
 
 ),
 
