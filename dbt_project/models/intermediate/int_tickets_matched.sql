@@ -9,6 +9,7 @@
 -#}
 -- depends_on: {{ ref('stg_service__load_batches') }}  (read by loaded_since on incremental runs only)
 -- depends_on: {{ ref('stg_sales__load_batches') }}
+-- depends_on: {{ ref('stg_sales__customers') }}  (customers_loaded_since, on incremental runs only)
 {{
     config(
         materialized='incremental',
