@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+import psycopg
 import pytest
 
 from customer_lens import transform
@@ -134,6 +135,42 @@ def test_docs_generate(dbt_warehouse, docs) -> None:
     ]
     assert not undocumented
     assert all(n["config"]["contract"]["enforced"] for n in marts)
+
+
+class _Accepted(Exception):
+    """A write that should have been refused went through (raised to roll it back)."""
+
+
+def test_marts_enforce_their_column_constraints(dbt_warehouse, docs) -> None:
+    """The not_null and check constraints a mart's yml declares on its columns are enforced by PostgreSQL: a
+    write that breaks one is refused (each tried in a transaction that is rolled back)."""
+    marts = [n for n in docs.manifest["nodes"].values() if n["resource_type"] == "model" and n["name"] in MARTS]
+    refused: dict[str, list[str]] = {}
+    declared = 0
+    with psycopg.connect(dbt_warehouse.url) as conn:
+        for node in marts:
+            table = f"{dbt_warehouse.full_schema}.{node['name']}"
+            for column, spec in node["columns"].items():
+                for constraint in spec.get("constraints") or []:
+                    if constraint["type"] == "not_null":
+                        value, error = "null", psycopg.errors.NotNullViolation
+                    elif constraint["type"] == "check" and constraint["expression"] == f"{column} >= 0":
+                        value, error = "-1", psycopg.errors.CheckViolation
+                    else:
+                        continue
+                    declared += 1
+                    one_row = f"ctid = (select min(ctid) from {table})"
+                    try:
+                        with conn.transaction():
+                            conn.execute(f"update {table} set {column} = {value} where {one_row}")
+                            raise _Accepted  # rolls the write back
+                    except error:
+                        refused.setdefault(node["name"], []).append(column)
+                    except _Accepted:
+                        pass
+    assert {"customers", "orders", "customer_segments"} <= set(refused)
+    assert sum(len(columns) for columns in refused.values()) == declared
+    assert "lifetime_revenue" in refused["customers"] and "revenue" in refused["orders"]
 
 
 def test_every_model_documents_every_column_it_outputs(docs) -> None:
