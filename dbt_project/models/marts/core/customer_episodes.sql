@@ -21,7 +21,6 @@
         post_hook=[
             "{{ record_build_inputs(customer_build_inputs(var('lost_after_days'))) }}",
             "{{ record_loaded_through() }}",
-            "analyze {{ this }}",
         ],
     )
 }}

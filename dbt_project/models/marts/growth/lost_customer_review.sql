@@ -25,7 +25,6 @@
                 'company_size': 'customers.company_size',
             }) }}",
             "{{ record_build_inputs(lost_review_build_inputs()) }}",
-            "analyze {{ this }}",
         ],
     )
 }}
