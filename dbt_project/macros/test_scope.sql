@@ -131,10 +131,13 @@
     {%- if row['keys'] > limit -%}
         {{ return(none) }}
     {%- endif -%}
+    {#- the array takes the tested column's type (no keys loaded leaves nothing to take it from) -#}
+    {%- set key_types = adapter.get_columns_in_relation(relation)
+        | selectattr('name', 'equalto', since['key']) | map(attribute='data_type') | list -%}
     {{ return({
         'column': since['key'],
         'values': row['key_values'] or '{}',
-        'data_type': row['data_type'] or 'bigint',
+        'data_type': key_types[0] if key_types else (row['data_type'] or 'text'),
     }) }}
 {%- endmacro %}
 

@@ -348,6 +348,36 @@ def test_a_batch_that_commits_after_a_newer_one_is_still_merged(dbt_warehouse) -
             conn.execute(f"drop schema if exists {schema} cascade")
 
 
+def test_a_build_after_no_new_loads_tests_the_staging_keys_of_every_type(dbt_warehouse) -> None:
+    """A staging model tested on the keys loaded since (meta tested_since) still compiles its tests when no
+    key was loaded: the empty key list takes the tested column's type (text for the survey's response_id,
+    bigint for the sales ids)."""
+    schema = "dbt_no_new_keys"
+    selection = [
+        "--select",
+        "+int_survey_responses_matched",
+        "+orders",
+        "--exclude",
+        "test_type:singular",
+        "--indirect-selection",
+        "cautious",  # (not the tests that also read models outside the selection)
+    ]
+    try:
+        with dbt_warehouse.env():
+            transform.run_dbt(["build", *selection], schema=schema)
+            again = transform.run_dbt(["build", *selection], schema=schema)
+        staged = {
+            node: status
+            for node, status in again.node_statuses.items()
+            if node.startswith("test.") and ("stg_survey__responses" in node or "stg_sales__orders" in node)
+        }
+        assert any("stg_survey__responses_response_id" in node for node in staged)
+        assert staged and set(staged.values()) <= {"pass", "warn"}, staged
+    finally:
+        with psycopg.connect(dbt_warehouse.url) as conn:
+            conn.execute(f"drop schema if exists {schema} cascade")
+
+
 def test_a_build_tests_the_rows_it_rewrote_and_dbt_test_tests_all(dbt_warehouse) -> None:
     """On a window-incremental model, the data tests of `dbt build` read the rows that build rewrote (from its
     recompute date on); `dbt test` reads every row. A bad value planted in an old snapshot, which an unchanged
