@@ -124,7 +124,7 @@
     {%- endif -%}
     {%- set limit = var('tested_keys_limit') | int -%}
     {%- set row = run_query(
-        'select count(*) as keys, array_agg(key)::text as key_values, min(pg_typeof(key)::text) as data_type'
+        'select count(*) as keys, array_agg(key)::text as key_values'
         ~ ' from (select distinct ' ~ since['key'] ~ ' as key from ' ~ graph.sources[sources[0]].relation_name
         ~ " where _loaded_at >= '" ~ bound ~ "'::timestamptz limit " ~ (limit + 1) ~ ') as loaded'
     ).rows[0] -%}
@@ -132,13 +132,9 @@
         {{ return(none) }}
     {%- endif -%}
     {#- the array takes the tested column's type (no keys loaded leaves nothing to take it from) -#}
-    {%- set key_types = adapter.get_columns_in_relation(relation)
-        | selectattr('name', 'equalto', since['key']) | map(attribute='data_type') | list -%}
-    {{ return({
-        'column': since['key'],
-        'values': row['key_values'] or '{}',
-        'data_type': key_types[0] if key_types else (row['data_type'] or 'text'),
-    }) }}
+    {%- set key_type = adapter.get_columns_in_relation(relation)
+        | selectattr('name', 'equalto', since['key']) | map(attribute='data_type') | first -%}
+    {{ return({'column': since['key'], 'values': row['key_values'] or '{}', 'data_type': key_type}) }}
 {%- endmacro %}
 
 {#-
