@@ -11,7 +11,10 @@
     - the responses matched to, or referring to the email of, a customer loaded since (an email that
       changed hands, or that a second customer now holds).
     Customers are never deleted, so every other match stands. Matching every response again meant
-    parsing half a million references in every build.
+    parsing half a million references in every build. The responses to match again are listed as the
+    model compiles and reach the staging view as a literal list (up to 100,000 of them, else as a
+    join): the planner then filters the raw table before picking the latest versions, where a
+    join would pick them for every response first.
 -#}
 -- depends_on: {{ ref('stg_survey__load_batches') }}  (read by loaded_since on incremental runs only)
 -- depends_on: {{ ref('stg_sales__load_batches') }}
@@ -25,9 +28,7 @@
         post_hook=["{{ record_loaded_through() }}", "analyze {{ this }}"],
     )
 }}
-with
-
-{% if is_incremental() -%}
+{%- set to_match_ctes -%}
 customers_loaded as (
 
     {{ customers_loaded_since() | indent(4) }}
@@ -49,6 +50,22 @@ responses_to_match as (
         or (reference_kind = 'email' and lower(customer_ref) in (select email from customers_loaded))
 
 ),
+{%- endset -%}
+{%- set listed_ids = none -%}
+{%- if execute and is_incremental() -%}
+    {%- set limit = 100000 -%}
+    {%- set listed = run_query(
+        'with ' ~ to_match_ctes ~ ' listed as (select response_id from responses_to_match limit ' ~ (limit + 1) ~ ')'
+        ~ ' select count(*) as ids, array_agg(response_id)::text as id_list from listed'
+    ).rows[0] -%}
+    {%- if listed['ids'] <= limit -%}
+        {%- set listed_ids = (listed['id_list'] or '{}') | replace("'", "''") -%}
+    {%- endif -%}
+{%- endif -%}
+with
+
+{% if is_incremental() and listed_ids is none -%}
+{{ to_match_ctes }}
 
 {% endif -%}
 responses as (
@@ -65,7 +82,9 @@ responses as (
         language_code,
         submitted_at
     from {{ ref('stg_survey__responses') }}
-    {%- if is_incremental() %}
+    {%- if listed_ids is not none %}
+    where response_id = any('{{ listed_ids }}'::text[])
+    {%- elif is_incremental() %}
     where response_id in (select response_id from responses_to_match)
     {%- endif %}
 
