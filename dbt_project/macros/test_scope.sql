@@ -19,7 +19,9 @@
     Those a later incremental mart depends on (config meta tested_since) are tested, in `dbt build`, on
     the records loaded since that mart's last build (every version of each such key): the keys before
     were tested by the builds that got as far as that mart, which `dbt build` only reaches past passing
-    tests. A load of more than var('tested_keys_limit') keys is tested in full.
+    tests. The view's build records those keys once (post-hook record_tested_keys, table
+    _lens_tested_keys); each of its tests reads them with one lookup. A load of more than
+    var('tested_keys_limit') keys, or a view not built in the same invocation, is tested in full.
 
     dbt renders each generic test's model through get_where_subquery; this project's version adds the
     scope to any `where` the test configures.
@@ -101,40 +103,76 @@
 
 {#-
     The keys of the staging view `relation` loaded since its tested_since mart's last build (see above),
-    as {column, values (an array literal), data_type}; none (all rows) outside `dbt build`, for other
-    models, without a record of that mart, or beyond var('tested_keys_limit') keys.
+    as {column, values (an array literal), data_type}, read from what the view's own build in this
+    invocation recorded (record_tested_keys); none (all rows) outside `dbt build`, for other models, when
+    the view was not built in this invocation, without a record of that mart, or beyond
+    var('tested_keys_limit') keys. One lookup per test: the keys are computed once per view and build.
 -#}
 {% macro loaded_keys_scope(relation) -%}
     {%- set model = tested_model(relation) -%}
     {%- set since = model.config.get('meta', {}).get('tested_since') if model is not none else none -%}
-    {%- if not since -%}
+    {%- if not since or adapter.get_relation(relation.database, relation.schema, '_lens_tested_keys') is none -%}
         {{ return(none) }}
     {%- endif -%}
-    {%- set batches = adapter.get_relation(relation.database, relation.schema, since['batches']) -%}
+    {%- set rows = run_query(
+        'select key_values, key_type from ' ~ relation.schema ~ "._lens_tested_keys where model_name = '"
+        ~ relation.identifier ~ "' and invocation_id = '" ~ invocation_id ~ "' and key_values is not null"
+    ).rows -%}
+    {%- if rows | length == 0 -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {{ return({'column': since['key'], 'values': rows[0]['key_values'], 'data_type': rows[0]['key_type']}) }}
+{%- endmacro %}
+
+{#-
+    Post-hook of the staging views (dbt_project.yml): for a view with config meta tested_since, in `dbt
+    build`, records in _lens_tested_keys (one row per view, replaced by each of its builds, in the view's
+    transaction) the keys loaded since that mart's last build, as an array literal of the view's key
+    column type: the scope its tests read (loaded_keys_scope). key_values stays null (test all rows)
+    after a full load ('-infinity': no record of the mart) or beyond var('tested_keys_limit') keys.
+    Empty (no statement) otherwise.
+-#}
+{% macro record_tested_keys() -%}
+    {%- set since = config.get('meta', {}).get('tested_since') if execute else none -%}
+    {%- if not since or flags.WHICH != 'build' -%}
+        {{ return('') }}
+    {%- endif -%}
     {%- set sources = [] -%}
-    {%- for node_id in model.depends_on.nodes if node_id.startswith('source.') -%}
+    {%- for node_id in graph.nodes[model.unique_id].depends_on.nodes if node_id.startswith('source.') -%}
         {%- do sources.append(node_id) -%}
     {%- endfor -%}
-    {%- if batches is none or sources | length != 1 -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set bound = loaded_since_bound(since['model'], batches, since['entities']) -%}
-    {%- if bound.startswith('-infinity') -%}
-        {{ return(none) }}
-    {%- endif -%}
+    {%- set batches = adapter.get_relation(this.database, this.schema, since['batches']) -%}
+    {%- set bound = loaded_since_bound(since['model'], batches, since['entities'])
+        if batches is not none and sources | length == 1 else '-infinity' -%}
     {%- set limit = var('tested_keys_limit') | int -%}
-    {%- set row = run_query(
-        'select count(*) as keys, array_agg(key)::text as key_values'
-        ~ ' from (select distinct ' ~ since['key'] ~ ' as key from ' ~ graph.sources[sources[0]].relation_name
-        ~ " where _loaded_at >= '" ~ bound ~ "'::timestamptz limit " ~ (limit + 1) ~ ') as loaded'
-    ).rows[0] -%}
-    {%- if row['keys'] > limit -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {#- the array takes the tested column's type (no keys loaded leaves nothing to take it from) -#}
-    {%- set key_type = adapter.get_columns_in_relation(relation)
-        | selectattr('name', 'equalto', since['key']) | map(attribute='data_type') | first -%}
-    {{ return({'column': since['key'], 'values': row['key_values'] or '{}', 'data_type': key_type}) }}
+    {{ lock_build_ledgers() }};
+    create table if not exists {{ this.schema }}._lens_tested_keys (
+        model_name text primary key,
+        invocation_id text not null,
+        key_type text not null,
+        key_values text,
+        recorded_at timestamptz not null default now()
+    );
+    delete from {{ this.schema }}._lens_tested_keys where model_name = '{{ this.identifier }}';
+    insert into {{ this.schema }}._lens_tested_keys (model_name, invocation_id, key_type, key_values)
+    select
+        '{{ this.identifier }}',
+        '{{ invocation_id }}',
+        (
+            select format_type(atttypid, atttypmod) from pg_attribute
+            where attrelid = '{{ this.include(database=false) }}'::regclass and attname = '{{ since['key'] }}'
+        ),
+        {%- if bound.startswith('-infinity') %}
+        null
+    {%- else %}
+        case when count(*) <= {{ limit }} then coalesce(array_agg(key)::text, '{}') end
+    from (
+        select distinct {{ since['key'] }} as key
+        from {{ graph.sources[sources[0]].relation_name }}
+        where _loaded_at >= '{{ bound }}'::timestamptz
+        limit {{ limit + 1 }}
+    ) as loaded
+    {%- endif %}
 {%- endmacro %}
 
 {#-

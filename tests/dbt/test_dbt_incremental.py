@@ -743,6 +743,12 @@ def test_a_build_tests_a_staging_view_on_the_keys_loaded_since_its_mart_was_buil
                 )
         build_failures = failed_build.value.failed_nodes
         assert any("not_null_stg_sales__orders_customer_id" in name for name in build_failures), build_failures
+        # the view's build recorded the keys loaded since, once, for its tests to read: the new order, not the old
+        ((key_type, key_values),) = dbt_warehouse.rows(
+            f"select key_type, key_values::bigint[] from {schema}._lens_tested_keys"
+            " where model_name = 'stg_sales__orders'"
+        )
+        assert key_type == "bigint" and new_order_id in key_values and old_order_id not in key_values
         assert not any("ordered_at" in name for name in build_failures), build_failures
         test_failures = failed_test.value.failed_nodes
         assert any("not_null_stg_sales__orders_customer_id" in name for name in test_failures), test_failures
