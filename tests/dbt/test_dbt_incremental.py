@@ -541,14 +541,18 @@ def test_an_order_matches_a_customer_loaded_after_it(dbt_warehouse) -> None:
             conn.execute(f"drop schema if exists {schema} cascade")
 
 
-def test_a_survey_answer_follows_the_customers_its_email_names(dbt_warehouse) -> None:
+@pytest.mark.parametrize("listed", ["literal", "join"])
+def test_a_survey_answer_follows_the_customers_its_email_names(dbt_warehouse, listed) -> None:
     """An answer given by an email no customer holds yet stays unmatched; each later load of a customer
     re-matches it at the next incremental run, whichever way the email moved: a new customer takes it (the
     answer is theirs), a second customer takes it too (ambiguous), gives it up (the first one's again), the
     first customer drops it (unknown again). The answers that were matched before and whose customers the
-    loads did not touch are not matched again."""
-    schema = "dbt_late_answer"
+    loads did not touch are not matched again. The answers to match again reach the survey view as a
+    literal key list, or as a join beyond var listed_keys_limit (both ways)."""
+    schema = f"dbt_late_answer_{listed}"
     select = ["run", "--select", "+int_survey_responses_matched"]
+    if listed == "join":
+        select += ["--vars", "{listed_keys_limit: 0}"]
     batches: list[tuple[str, uuid.UUID]] = []
     email = "late.answer@example.test"
 
@@ -559,6 +563,12 @@ def test_a_survey_answer_follows_the_customers_its_email_names(dbt_warehouse) ->
             f"select match_status, customer_id from {schema}.int_survey_responses_matched where response_id = %s",
             (response_id,),
         )
+        (compiled,) = [
+            r.node.compiled_code for r in run.result.results if r.node.name == "int_survey_responses_matched"
+        ]
+        # every run here is incremental: the keys to match again came one way or the other
+        assert ("response_id = any('{" in compiled) == (listed == "literal")
+        assert ("from responses_to_match" in compiled) == (listed == "join")
         return match, _adapter_response(run, "int_survey_responses_matched")
 
     def load(schema_: str, table: str, key: str, source_id, new_id, overrides: dict, newest_first: str) -> None:

@@ -12,8 +12,8 @@
       changed hands, or that a second customer now holds).
     Customers are never deleted, so every other match stands. Matching every response again meant
     parsing half a million references in every build. The responses to match again are listed as the
-    model compiles and reach the staging view as a literal list (up to 100,000 of them, else as a
-    join): the planner then filters the raw table before picking the latest versions, where a
+    model compiles and reach the staging view as a literal list (up to var('listed_keys_limit') of
+    them, else as a join): the planner then filters the raw table before picking the latest versions, where a
     join would pick them for every response first.
 -#}
 -- depends_on: {{ ref('stg_survey__load_batches') }}  (read by loaded_since on incremental runs only)
@@ -53,7 +53,7 @@ responses_to_match as (
 {%- endset -%}
 {%- set listed_ids = none -%}
 {%- if execute and is_incremental() -%}
-    {%- set limit = 100000 -%}
+    {%- set limit = var('listed_keys_limit') | int -%}
     {%- set listed = run_query(
         'with ' ~ to_match_ctes ~ ' listed as (select response_id from responses_to_match limit ' ~ (limit + 1) ~ ')'
         ~ ' select count(*) as ids, array_agg(response_id)::text as id_list from listed'
