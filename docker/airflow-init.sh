@@ -3,6 +3,13 @@
 # Idempotent, so `docker compose up` may run it on every start.
 set -euo pipefail
 
+# A .env copied from an older .env.example may still hold its placeholders: refuse them by name.
+placeholders=$(env | grep -E '^[A-Z0-9_]+=(change-me|[a-z+]+://[^:@/]*:change-me)' | cut -d= -f1 | sort | tr '\n' ' ' || true)
+if [[ -n "$placeholders" ]]; then
+    echo "airflow-init: replace the placeholder value of: ${placeholders}(in .env)" >&2
+    exit 1
+fi
+
 echo "airflow-init: metadata database schema"
 airflow db migrate
 

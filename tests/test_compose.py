@@ -11,6 +11,7 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -41,9 +42,48 @@ def docker_compose() -> str:
     pytest.skip(message)
 
 
-def run_compose(*args: str) -> subprocess.CompletedProcess:
-    command = [docker_compose(), "--env-file", str(ENV_EXAMPLE), "-f", str(COMPOSE), *args]
-    return subprocess.run(command, cwd=REPO, capture_output=True, text=True, check=False, timeout=120)
+# The secrets .env.example leaves empty, as a user fills them in (the test's own values).
+SECRETS = (
+    "AIRFLOW_DB_PASSWORD",
+    "AIRFLOW_JWT_SECRET",
+    "AIRFLOW_FERNET_KEY",
+    "WAREHOUSE_SUPERUSER_PASSWORD",
+    "LENS_WAREHOUSE_PASSWORD",
+    "LENS_BI_READER_PASSWORD",
+    "MB_ADMIN_PASSWORD",
+)
+
+
+def _compose_env() -> dict[str, str]:
+    # Only the variables the env file sets: a developer's own AIRFLOW_*/LENS_* must not leak in.
+    return {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW_", "LENS_", "MB_", "WAREHOUSE_"))
+    }
+
+
+def filled_env_file(directory: Path, **overrides: str) -> Path:
+    """.env.example with every empty secret filled in (``overrides`` replace values)."""
+    values = {name: f"test-{name.lower().replace('_', '-')}" for name in SECRETS} | overrides
+    lines = []
+    for line in ENV_EXAMPLE.read_text().splitlines():
+        name, sep, value = line.partition("=")
+        if sep and not line.lstrip().startswith("#") and name in values:
+            line = f"{name}={values[name]}"
+        lines.append(line)
+    path = directory / "filled.env"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def run_compose(*args: str, env_file: Path | None = None) -> subprocess.CompletedProcess:
+    if env_file is None:
+        env_file = filled_env_file(Path(tempfile.mkdtemp(prefix="lens-compose-")))
+    command = [docker_compose(), "--env-file", str(env_file), "-f", str(COMPOSE), *args]
+    return subprocess.run(
+        command, cwd=REPO, capture_output=True, text=True, check=False, timeout=120, env=_compose_env()
+    )
 
 
 @pytest.fixture(scope="module")
@@ -77,7 +117,7 @@ def test_interpolated_connections_point_at_the_right_databases() -> None:
     done = run_compose("config")
     assert done.returncode == 0, done.stderr
     services = yaml.safe_load(done.stdout)["services"]
-    env = env_example()
+    env = env_example() | {name: f"test-{name.lower().replace('_', '-')}" for name in SECRETS}
     scheduler = services["airflow-scheduler"]["environment"]
     assert scheduler["LENS_WAREHOUSE_URL"] == (
         f"postgresql://{env['LENS_WAREHOUSE_USER']}:{env['LENS_WAREHOUSE_PASSWORD']}@warehouse:5432/"
@@ -105,6 +145,34 @@ def test_a_missing_env_file_fails_with_the_variable_named(tmp_path: Path) -> Non
     )
     assert done.returncode != 0
     assert "in .env" in done.stderr
+
+
+@pytest.mark.parametrize("missing", ["AIRFLOW_FERNET_KEY", "LENS_WAREHOUSE_PASSWORD", "AIRFLOW_JWT_SECRET"])
+def test_an_empty_secret_fails_at_start_with_its_name(tmp_path: Path, missing: str) -> None:
+    done = run_compose("config", "-q", env_file=filled_env_file(tmp_path, **{missing: ""}))
+    assert done.returncode != 0
+    assert f"set {missing} in .env" in done.stderr
+
+
+def test_the_shipped_example_does_not_start_until_its_secrets_are_set() -> None:
+    done = run_compose("config", "-q", env_file=ENV_EXAMPLE)
+    assert done.returncode != 0 and "in .env" in done.stderr
+
+
+def test_init_refuses_placeholder_values(tmp_path: Path) -> None:
+    """An .env from an older example still holds change-me values: airflow-init names them and stops."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "LENS_BI_READER_PASSWORD": "change-me-bi-reader",
+        "LENS_WAREHOUSE_URL": "postgresql://lens:change-me-warehouse-lens@warehouse:5432/lens",
+        "AIRFLOW_JWT_SECRET": "a-real-secret",
+    }
+    done = subprocess.run(
+        ["bash", str(REPO / "docker" / "airflow-init.sh")], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 1
+    assert "LENS_BI_READER_PASSWORD LENS_WAREHOUSE_URL" in done.stderr
+    assert "AIRFLOW_JWT_SECRET" not in done.stderr
 
 
 # -- structure ---------------------------------------------------------------------------------------------
@@ -190,10 +258,11 @@ def test_env_example_documents_every_variable(spec: dict) -> None:
     documented = env_example()
     assert required <= set(documented), f"missing in .env.example: {sorted(required - set(documented))}"
     assert set(documented) <= used, f"unused in docker-compose.yml: {sorted(set(documented) - used)}"
-    # Placeholders, not secrets.
+    # No secret ships with a value: each is filled in by the user (or generated, for the Airflow admin).
     for name, value in documented.items():
-        if name.endswith(("_PASSWORD", "_SECRET")) and value:
-            assert value.startswith("change-me"), name
+        if name.endswith(("_PASSWORD", "_SECRET", "_KEY")):
+            assert value == "", name
+    assert set(SECRETS) <= required
 
 
 def test_dockerfile_installs_the_lock_and_the_package() -> None:

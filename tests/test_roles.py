@@ -452,6 +452,7 @@ def test_docker_init_then_roles_as_the_non_superuser_pipeline_user(tmp_path: Pat
             "PATH": f"{_psql_dir()}:{os.environ['PATH']}",
             "PGHOST": "127.0.0.1",
             "PGPORT": str(port),
+            "PGPASSFILE": str(server.passfile),
             "POSTGRES_USER": "postgres",
             "POSTGRES_DB": "postgres",
             "LENS_WAREHOUSE_PASSWORD": "pipeline-secret",
@@ -460,7 +461,7 @@ def test_docker_init_then_roles_as_the_non_superuser_pipeline_user(tmp_path: Pat
             done = subprocess.run(["bash", str(INIT_SCRIPT)], env=env, capture_output=True, text=True, check=False)
             assert done.returncode == 0, done.stderr
         superuser = server.url("lens")
-        lens = f"postgresql://lens@127.0.0.1:{port}/lens"
+        lens = f"postgresql://lens:pipeline-secret@127.0.0.1:{port}/lens"
         with psycopg.connect(superuser, autocommit=True) as conn:
             assert conn.execute("select rolsuper, rolcreaterole from pg_roles where rolname = 'lens'").fetchone() == (
                 False,
@@ -527,7 +528,7 @@ def test_docker_init_then_roles_as_the_non_superuser_pipeline_user(tmp_path: Pat
         with psycopg.connect(lens) as conn:
             conn.execute("create view analytics.customers as select customer_id from lens_snapshot_1.customers")
             assert roles.grant_reader(conn) == 1
-        with psycopg.connect(f"postgresql://bi_reader@127.0.0.1:{port}/lens", autocommit=True) as conn:
+        with psycopg.connect(f"postgresql://bi_reader:reader-secret@127.0.0.1:{port}/lens", autocommit=True) as conn:
             assert conn.execute("select customer_id from analytics.customers").fetchall() == [(1,)]
             denied(conn, "select * from lens_snapshot_1.customers")
             denied(conn, "select * from raw_sales.customers")

@@ -41,7 +41,10 @@ def test_start_status_url_stop_restart_keeps_data(state_env: dict[str, str], tmp
     assert "running" in started.stdout
 
     url = run_lens("warehouse", "url", env=state_env).stdout.strip()
-    assert url.startswith("postgresql://postgres@127.0.0.1:") and url.endswith("/lens")
+    # The URL names the private password file, never the password itself.
+    passfile = Path(state_env["LENS_STATE_DIR"]) / "warehouse" / "pgpass"
+    assert url.startswith("postgresql://postgres@127.0.0.1:") and url.endswith(f"/lens?passfile={passfile}")
+    assert warehouse.read_passfile(passfile)["postgres"] not in url
     # psql itself accepts the URL (the promise to users), not just our driver.
     out = subprocess.run(
         ["psql", url, "-Atc", "create table kept(x int); insert into kept values (42)"],
@@ -209,3 +212,85 @@ def test_runs_as_a_normal_user_too() -> None:
         assert (state / "warehouse" / "pgdata").stat().st_uid == 65534
     finally:
         shutil.rmtree(state, ignore_errors=True)
+
+
+# -- nobody else gets in -----------------------------------------------------------------------------
+_LOGINS = ("postgres", "bi_reader", "lens_loader", "lens_transformer")
+_DATABASES = ("lens", "postgres", "sales_src", "template1")
+
+# Run as another OS user: every login to every database without the owner's password file, then with
+# the file's path (which that user cannot read), then the file itself. Prints what got through.
+_INTRUDER = """
+import json, sys, psycopg
+port, passfile = int(sys.argv[1]), sys.argv[2]
+got_in = []
+for user in {logins!r}:
+    for db in {databases!r}:
+        for extra in ("", f"?passfile={{passfile}}"):
+            try:
+                psycopg.connect(f"postgresql://{{user}}@127.0.0.1:{{port}}/{{db}}{{extra}}", connect_timeout=5).close()
+                got_in.append(f"{{user}}@{{db}}{{extra}}")
+            except psycopg.OperationalError as exc:
+                if "password" not in str(exc):
+                    got_in.append(f"{{user}}@{{db}}: unexpected {{exc}}")
+try:
+    open(passfile).read()
+    got_in.append("read the password file")
+except PermissionError:
+    pass
+print(json.dumps(got_in))
+""".format(logins=_LOGINS, databases=_DATABASES)
+
+
+def test_the_warehouse_lets_no_other_local_user_in(tmp_path: Path) -> None:
+    """Password logins only, the secrets in a private state directory, no database open to PUBLIC."""
+    # An existing state directory as a default umask leaves it (0755): the first lens command closes it.
+    state = tmp_path / "state"
+    (state / "sources").mkdir(parents=True)
+    tmp_path.chmod(0o755)
+    state.chmod(0o755)
+    env = {"LENS_STATE_DIR": str(state)}
+    try:
+        run_lens("warehouse", "start", env=env)
+        roles_out = run_lens("roles", env=env).stdout
+        server = warehouse.EmbeddedServer(state / "warehouse")
+        warehouse.ensure_database(server.url("postgres"), "sales_src")
+        assert state.stat().st_mode & 0o777 == 0o700
+        assert server.passfile.stat().st_mode & 0o777 == 0o600
+        assert f"password: in {server.passfile}" in roles_out
+        hba = (server.pgdata / "pg_hba.conf").read_text()
+        assert "trust" not in hba and "replication" not in hba
+
+        # The owner without the password file: refused like anybody else.
+        port = server.port
+        for user in _LOGINS:
+            with pytest.raises(psycopg.OperationalError, match="password"):
+                psycopg.connect(f"postgresql://{user}@127.0.0.1:{port}/lens", connect_timeout=5)
+
+        # bi_reader, with its password, reaches the warehouse database and no other one.
+        with psycopg.connect(server.url_for("bi_reader", "lens")) as conn:
+            assert conn.execute("select current_user").fetchone() == ("bi_reader",)
+        for database in ("postgres", "sales_src", "template1"):
+            with pytest.raises(psycopg.OperationalError, match="permission denied for database"):
+                psycopg.connect(server.url_for("bi_reader", database), connect_timeout=5)
+
+        if os.geteuid() != 0:
+            return  # another OS user needs root to become
+        found = _interpreter_for_nobody()
+        if found is None:
+            pytest.skip("no Python that an unprivileged user can run with this project importable")
+        command, paths = found
+        intruder = subprocess.run(
+            [*command, "-c", _INTRUDER, str(port), str(server.passfile)],
+            user=65534,
+            group=65534,
+            env={"PATH": os.environ["PATH"], "HOME": "/nonexistent", **paths},
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert intruder.returncode == 0, intruder.stderr
+        assert intruder.stdout.strip() == "[]"
+    finally:
+        run_lens("warehouse", "stop", env=env, check=False)

@@ -35,7 +35,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from customer_lens import airflow_local, source_config, warehouse
 from customer_lens import settings as settings_mod
@@ -118,7 +118,7 @@ def environment(cfg: settings_mod.Settings, *, host: str, port: int, metadata: s
 # -- connections -------------------------------------------------------------------------------
 def _postgres_connection(conn_id: str, url: str, description: str) -> dict[str, Any]:
     parts = urlsplit(url)
-    query = dict(item.split("=", 1) for item in parts.query.split("&") if "=" in item)
+    query = dict(parse_qsl(parts.query))  # e.g. the embedded server's passfile, sslmode
     return {
         "connection_id": conn_id,
         "conn_type": "postgres",

@@ -56,9 +56,15 @@ def airflow_env(cfg: settings_mod.Settings | None = None) -> dict[str, str]:
 
 
 def apply(cfg: settings_mod.Settings | None = None) -> None:
-    """Set :func:`defaults` in ``os.environ`` without overriding what the user set."""
+    """Set :func:`defaults` in ``os.environ`` without overriding what the user set.
+
+    Also makes the state directory private (mode 700): it holds the warehouse's password file, the
+    demo exports (customer e-mails) and the reports.
+    """
+    cfg = cfg or settings_mod.load()
     for key, value in defaults(cfg).items():
         os.environ.setdefault(key, value)
+    settings_mod.private_directory(cfg.state_dir)
 
 
 _OVERRIDE_LOCK = threading.RLock()  # re-entrant: overrides may nest (a test env around a dbt call)

@@ -42,7 +42,7 @@ import re
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from psycopg import Connection, errors, sql
 
@@ -201,6 +201,8 @@ def ensure_roles(
             for role, password in passwords.items():
                 _set_password(conn, role, password)
                 changes.append(f"password set for {role}")
+            if READER not in passwords and is_super:
+                changes += _reader_password_from_passfile(conn)
             if not is_super:
                 changes += _grant_membership(conn, admin)
             _database_privileges(conn, database)
@@ -275,6 +277,23 @@ def _set_password(conn: Connection, role: str, password: str) -> None:
     conn.execute(sql.SQL("alter role {} login password {}").format(sql.Identifier(role), sql.Literal(verifier)))
 
 
+def _reader_password_from_passfile(conn: Connection) -> list[str]:
+    """Give a reader without password the one the admin's password file holds for it.
+
+    The embedded server generates ``bi_reader``'s password with its own (customer_lens.warehouse) and
+    its URLs name that file (``passfile``), so the reader can log in as soon as the role exists.
+    """
+    passfile = conn.info.get_parameters().get("passfile")
+    if not passfile:
+        return []
+    password = warehouse.read_passfile(Path(passfile)).get(READER)
+    unset = conn.execute("select rolpassword is null from pg_authid where rolname = %s", (READER,)).fetchone()
+    if not password or not unset or not unset[0]:
+        return []
+    _set_password(conn, READER, password)
+    return [f"password set for {READER} (generated, in {passfile})"]
+
+
 def _grant_membership(conn: Connection, admin: str) -> list[str]:
     """Let a non-superuser admin act as loader and transformer (SET) and use what they own (INHERIT)."""
     changes = []
@@ -299,7 +318,7 @@ def _database_privileges(conn: Connection, database: str) -> None:
     db = sql.Identifier(database)
     roles = sql.SQL(", ").join(map(sql.Identifier, ROLES))
     pipeline = sql.SQL(", ").join(map(sql.Identifier, (LOADER, TRANSFORMER)))
-    conn.execute(sql.SQL("revoke create, temporary on database {} from public").format(db))
+    conn.execute(sql.SQL("revoke connect, create, temporary on database {} from public").format(db))
     conn.execute(sql.SQL("revoke create, temporary on database {} from {}").format(db, sql.Identifier(READER)))
     conn.execute(sql.SQL("grant connect on database {} to {}").format(db, roles))
     # Loader and transformer create their schemas (a new source's raw_<name>, the candidate, snapshots);
@@ -523,7 +542,9 @@ def apply(cfg: settings_mod.Settings | None = None) -> list[str]:
         lines.append(f"pipeline    {kind} connections {acting} ({variable})")
     parts = urlsplit(url)
     where = f"{parts.hostname}:{parts.port or 5432}{parts.path}"
-    lines.append(f"BI          connect as postgresql://{READER}@{where} (password: ${PASSWORD_ENV[READER]})")
+    passfile = parse_qs(parts.query).get("passfile")
+    secret = f"in {passfile[-1]}" if passfile else f"${PASSWORD_ENV[READER]}"
+    lines.append(f"BI          connect as postgresql://{READER}@{where} (password: {secret})")
     return lines
 
 

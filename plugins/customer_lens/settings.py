@@ -68,3 +68,12 @@ def load() -> Settings:
         warehouse_db=os.environ.get("LENS_WAREHOUSE_DB", "lens"),
         sales_src_url=os.environ.get("LENS_SALES_SRC_URL") or None,
     )
+
+
+def private_directory(path: Path) -> Path:
+    """Create ``path`` (and its parents) if needed and make it private to its owner (mode 700)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    info = path.stat()
+    if info.st_mode & 0o077 and info.st_uid == os.geteuid():
+        path.chmod(0o700)
+    return path

@@ -82,6 +82,8 @@ def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None)
     }
     if "sslmode" in query:
         env["LENS_DB_SSLMODE"] = query["sslmode"][-1]
+    if "passfile" in query:  # the embedded server's password file (the profile has no field for it)
+        env["PGPASSFILE"] = query["passfile"][-1]
     return env
 
 

