@@ -68,7 +68,7 @@ def filled_env_file(directory: Path, **overrides: str) -> Path:
     values = {name: f"test-{name.lower().replace('_', '-')}" for name in SECRETS} | overrides
     lines = []
     for line in ENV_EXAMPLE.read_text().splitlines():
-        name, sep, value = line.partition("=")
+        name, sep, _ = line.partition("=")
         if sep and not line.lstrip().startswith("#") and name in values:
             line = f"{name}={values[name]}"
         lines.append(line)

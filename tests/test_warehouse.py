@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -222,24 +223,24 @@ _DATABASES = ("lens", "postgres", "sales_src", "template1")
 # the file's path (which that user cannot read), then the file itself. Prints what got through.
 _INTRUDER = """
 import json, sys, psycopg
-port, passfile = int(sys.argv[1]), sys.argv[2]
+port, passfile, logins, databases = int(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
 got_in = []
-for user in {logins!r}:
-    for db in {databases!r}:
-        for extra in ("", f"?passfile={{passfile}}"):
+for user in logins:
+    for db in databases:
+        for extra in ("", f"?passfile={passfile}"):
             try:
-                psycopg.connect(f"postgresql://{{user}}@127.0.0.1:{{port}}/{{db}}{{extra}}", connect_timeout=5).close()
-                got_in.append(f"{{user}}@{{db}}{{extra}}")
+                psycopg.connect(f"postgresql://{user}@127.0.0.1:{port}/{db}{extra}", connect_timeout=5).close()
+                got_in.append(f"{user}@{db}{extra}")
             except psycopg.OperationalError as exc:
                 if "password" not in str(exc):
-                    got_in.append(f"{{user}}@{{db}}: unexpected {{exc}}")
+                    got_in.append(f"{user}@{db}: unexpected {exc}")
 try:
     open(passfile).read()
     got_in.append("read the password file")
 except PermissionError:
     pass
 print(json.dumps(got_in))
-""".format(logins=_LOGINS, databases=_DATABASES)
+"""
 
 
 def test_the_warehouse_lets_no_other_local_user_in(tmp_path: Path) -> None:
@@ -281,7 +282,7 @@ def test_the_warehouse_lets_no_other_local_user_in(tmp_path: Path) -> None:
             pytest.skip("no Python that an unprivileged user can run with this project importable")
         command, paths = found
         intruder = subprocess.run(
-            [*command, "-c", _INTRUDER, str(port), str(server.passfile)],
+            [*command, "-c", _INTRUDER, str(port), str(server.passfile), json.dumps(_LOGINS), json.dumps(_DATABASES)],
             user=65534,
             group=65534,
             env={"PATH": os.environ["PATH"], "HOME": "/nonexistent", **paths},
