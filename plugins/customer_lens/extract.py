@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import psycopg
 from psycopg import Connection, sql
 
-from customer_lens import raw
+from customer_lens import contract, raw
 from customer_lens.source_config import Column, Entity, Source
 
 log = logging.getLogger(__name__)
@@ -243,6 +243,7 @@ def extract(
     # The load runs as the loader role (LENS_LOADER_ROLE, see customer_lens.roles).
     with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options="-c TimeZone=UTC") as conn:
         _act_as_loader(conn)
+        contract.check(conn, source, entity)  # a bad mapping fails here, before any data moves
         raw.ensure(conn, source)
         try:
             if source.kind == "postgres":

@@ -14,7 +14,9 @@ Every entity lists its columns with a type (``text``, ``bigint``, ``integer``, `
 ``boolean``, ``date``, ``timestamptz``, ``jsonb``) and optionally ``source`` (the column's name in
 the source, when it differs), ``required: true`` (a row or file without it is rejected / fails) and
 ``min``/``max`` (out-of-range rows are rejected). ``flags`` are SQL boolean expressions over the
-loaded columns, stored as extra columns (e.g. ``is_cancellation``). Values may use
+loaded columns, stored as extra columns (e.g. ``is_cancellation``). ``map`` gives the canonical columns of
+the Customer Lens data contract the entity lacks or names differently (:mod:`customer_lens.contract`,
+docs/data-contract.md); it is applied in staging, the raw layer keeps the declared columns. Values may use
 ``${VAR}`` / ``${VAR:-default}``; ``LENS_*`` variables default to the project settings, and the
 URL ``warehouse:NAME`` means database NAME on the warehouse server.
 """
@@ -23,12 +25,13 @@ from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from customer_lens import contract
 from customer_lens import settings as settings_mod
 
 TYPES = frozenset(
@@ -65,6 +68,7 @@ class Entity:
     file_date: str | None = None  # files: strptime pattern of the file name
     path: str | None = None  # http: endpoint path
     flags: dict[str, str] = field(default_factory=dict)
+    mappings: tuple[contract.Mapping, ...] = ()  # canonical columns computed in staging (customer_lens.contract)
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -152,6 +156,7 @@ def _ident(name: str, where: str) -> str:
 
 
 def _parse_entity(name: str, raw: dict, source_kind: str, where: str) -> Entity:
+    source_name = where.removeprefix("sources.")
     where = f"{where}.entities.{name}"
     _ident(name, where)
     columns = []
@@ -190,6 +195,11 @@ def _parse_entity(name: str, raw: dict, source_kind: str, where: str) -> Entity:
         path=raw.get("path"),
         flags={_ident(k, f"{where}.flags"): str(v) for k, v in (raw.get("flags") or {}).items()},
     )
+    try:
+        mappings = contract.parse_mappings(raw.get("map"), f"{source_name}.{name}", names, where)
+    except contract.MappingError as exc:
+        raise ConfigError(str(exc)) from None
+    entity = replace(entity, mappings=mappings)
     if source_kind == "postgres" and not (entity.table and entity.cursor):
         raise ConfigError(f"{where}: a postgres entity needs 'table' and 'cursor'")
     if source_kind == "files" and not entity.glob:

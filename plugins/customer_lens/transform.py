@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from customer_lens import environment, roles, warehouse
+from customer_lens import contract, environment, roles, source_config, warehouse
 from customer_lens import settings as settings_mod
 
 DEFAULT_SCHEMA = "analytics_candidate"
@@ -82,6 +82,8 @@ def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None)
     }
     if "sslmode" in query:
         env["LENS_DB_SSLMODE"] = query["sslmode"][-1]
+    # The sources' mappings onto the data contract, applied by the staging models (customer_lens.contract).
+    env["LENS_SOURCE_MAPPINGS"] = contract.dbt_mappings(source_config.load(cfg=cfg))
     if "passfile" in query:  # the embedded server's password file (the profile has no field for it)
         env["PGPASSFILE"] = query["passfile"][-1]
     return env

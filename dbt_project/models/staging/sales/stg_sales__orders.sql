@@ -5,7 +5,7 @@ source as (
     select
         order_id,
         customer_id,
-        ordered_at,
+        {{ source_column(source('sales', 'orders'), 'ordered_at', 'timestamptz') }},
         {{ optional_column(source('sales', 'orders'), 'status', 'text') }},
         {{ optional_column(source('sales', 'orders'), 'sales_channel', 'text') }},
         created_at,

@@ -5,8 +5,8 @@ source as (
     select
         response_id,
         customer_ref,
-        submitted_at,
-        kind,
+        {{ source_column(source('survey', 'responses'), 'submitted_at', 'timestamptz') }},
+        {{ source_column(source('survey', 'responses'), 'kind', 'text') }},
         {{ optional_column(source('survey', 'responses'), 'nps_score', 'integer') }},
         {{ optional_column(source('survey', 'responses'), 'csat_score', 'integer') }},
         {{ optional_column(source('survey', 'responses'), 'reason', 'text') }},

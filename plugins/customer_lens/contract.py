@@ -1,0 +1,275 @@
+"""The Customer Lens data contract: the canonical entities and columns the dbt project is built from.
+
+Each source entity of ``config/sources.yml`` named like a canonical entity (``sales.order_lines``,
+``survey.responses``...) feeds it. Its declared columns land in the raw layer under their own names;
+a column the contract needs but the source lacks, names differently or encodes differently is given by
+the entity's ``map`` section, applied in the staging models (so the raw layer keeps what the source
+said, and the mapping shows in the compiled SQL and in dbt docs):
+
+.. code-block:: yaml
+
+    map:
+      csat_score: score                              # a declared column
+      kind: {value: csat}                            # a constant
+      channel: {column: medium, values: {Phone: phone, IVR: phone}, default: web}   # a value map
+      nps_score: {sql: "case when scale = '0-10' then score end"}     # a SQL expression over the columns
+
+Keys (ids, the version cursor, the survey's customer reference) are not mapped: the incremental models
+read them from the raw tables directly, so they are declared columns (``source:`` renames one). The
+contract itself is documented in docs/data-contract.md; :data:`ENTITIES` is its executable form.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from psycopg import Connection, errors, sql
+
+
+class MappingError(ValueError):
+    """A ``map`` entry cannot be applied; the message names the source, entity and column."""
+
+
+@dataclass(frozen=True)
+class Field:
+    """One canonical column: its type, whether a build needs it, and whether it is a key."""
+
+    name: str
+    type: str
+    required: bool = False
+    key: bool = False
+    values: tuple[str, ...] = ()  # a fixed list the marts reason about (reached through a value map)
+
+
+def _fields(*specs: tuple) -> dict[str, Field]:
+    return {spec[0]: Field(*spec) for spec in specs}
+
+
+_TIMESTAMPS = (("created_at", "timestamptz", True, True), ("updated_at", "timestamptz", True, True))
+
+ENTITIES: dict[str, dict[str, Field]] = {
+    "sales.customers": _fields(
+        ("customer_id", "bigint", True, True),
+        ("email", "text"),
+        ("name", "text"),
+        ("country", "text"),
+        ("region", "text"),
+        ("industry", "text"),
+        ("company_size", "text"),
+        ("acquisition_channel", "text"),
+        ("referred_by_customer_id", "bigint"),
+        *_TIMESTAMPS,
+    ),
+    "sales.products": _fields(
+        ("product_id", "integer", True, True),
+        ("sku", "text"),
+        ("name", "text"),
+        ("category", "text"),
+        ("list_price", "numeric"),
+        ("unit_cost", "numeric"),
+        *_TIMESTAMPS,
+    ),
+    "sales.orders": _fields(
+        ("order_id", "bigint", True, True),
+        ("customer_id", "bigint", True, True),
+        ("ordered_at", "timestamptz", True),
+        ("status", "text", False, False, ("completed", "cancelled", "returned")),
+        ("sales_channel", "text"),
+        *_TIMESTAMPS,
+    ),
+    "sales.order_lines": _fields(
+        ("order_line_id", "bigint", True, True),
+        ("order_id", "bigint", True, True),
+        ("product_id", "integer"),
+        ("quantity", "integer", True),
+        ("unit_price", "numeric", True),
+        ("discount_pct", "numeric"),
+        ("unit_cost", "numeric"),
+        *_TIMESTAMPS,
+    ),
+    "sales.contracts": _fields(
+        ("contract_id", "bigint", True, True),
+        ("customer_id", "bigint", True, True),
+        ("plan", "text"),
+        ("start_date", "date"),
+        ("end_date", "date"),
+        ("annual_value", "numeric"),
+        ("status", "text", False, False, ("active", "renewed", "expired", "cancelled")),
+        ("renewed_from_contract_id", "bigint"),
+        ("renewal_reason", "text"),
+        ("cancellation_reason", "text"),
+        *_TIMESTAMPS,
+    ),
+    "service.tickets": _fields(
+        ("ticket_id", "bigint", True, True),
+        ("requester_email", "text"),
+        *_TIMESTAMPS,
+        ("first_reply_at", "timestamptz"),
+        ("solved_at", "timestamptz"),
+        ("status", "text"),
+        ("channel", "text", False, False, ("email", "phone", "chat", "web", "social")),
+        ("type", "text"),
+        ("category", "text"),
+        ("priority", "text"),
+        ("reopen_count", "integer"),
+        ("satisfaction", "text"),
+        ("subject", "text"),
+        ("description", "text"),
+    ),
+    "survey.responses": _fields(
+        ("response_id", "text", True, True),
+        ("customer_ref", "text", True, True),
+        ("submitted_at", "timestamptz", True),
+        ("kind", "text", True, False, ("nps", "csat", "renewal", "exit")),
+        ("nps_score", "integer"),
+        ("csat_score", "integer"),
+        ("reason", "text"),
+        ("would_refer", "text"),
+        ("comment", "text"),
+        ("language", "text"),
+    ),
+}
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """How one canonical column is computed from a source entity's declared columns."""
+
+    target: str
+    kind: str  # column | value | values | sql
+    column: str | None = None
+    value: Any = None
+    values: tuple[tuple[str, str], ...] = ()
+    default: str | None = None  # values: what a value outside the map becomes (None: kept as it is)
+    expression: str | None = None
+
+    def render(self, target_type: str) -> str:
+        """The SQL expression over the raw table's columns, cast to the canonical type."""
+        if self.kind == "column":
+            body = _quote_ident(self.column)
+        elif self.kind == "value":
+            body = "null" if self.value is None else _quote_literal(self.value)
+        elif self.kind == "values":
+            cases = " ".join(f"when {_quote_literal(k)} then {_quote_literal(v)}" for k, v in self.values)
+            other = _quote_ident(self.column) + "::text" if self.default is None else _quote_literal(self.default)
+            body = f"case {_quote_ident(self.column)}::text {cases} else {other} end"
+        else:
+            body = self.expression
+        return f"({body})::{target_type}"
+
+
+def _quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _quote_literal(value: Any) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def parse_mappings(raw: Any, entity_key: str, declared: set[str], where: str) -> tuple[Mapping, ...]:
+    """Validate an entity's ``map`` section against the contract and the entity's declared columns."""
+    if not raw:
+        return ()
+    where = f"{where}.map"
+    fields = ENTITIES.get(entity_key)
+    if fields is None:
+        known = ", ".join(sorted(ENTITIES))
+        raise MappingError(f"{where}: {entity_key} is not a Customer Lens entity, so nothing maps to it ({known})")
+    if not isinstance(raw, dict):
+        raise MappingError(f"{where}: expected a mapping of canonical column to its source")
+    result = []
+    for target, spec in raw.items():
+        at = f"{where}.{target}"
+        field = fields.get(target)
+        if field is None:
+            raise MappingError(f"{at}: {entity_key} has no column {target!r} (one of {', '.join(fields)})")
+        if field.key:
+            raise MappingError(
+                f"{at}: {target} is a key, read from the raw table itself; declare it as a column "
+                f"(`{target}: {{source: <name in the source>, type: {field.type}}}`) instead of mapping it"
+            )
+        if target in declared:
+            raise MappingError(f"{at}: {target} is also a declared column; map it or declare it, not both")
+        mapping = _parse_one(target, spec, declared, at)
+        produced = [v for _, v in mapping.values] + ([mapping.default] if mapping.default is not None else [])
+        if mapping.kind == "value" and mapping.value is not None:
+            produced.append(str(mapping.value))
+        outside = [v for v in produced if field.values and v not in field.values]
+        if outside:
+            raise MappingError(f"{at}: {outside[0]!r} is not one of {', '.join(field.values)}")
+        result.append(mapping)
+    return tuple(result)
+
+
+def _parse_one(target: str, spec: Any, declared: set[str], at: str) -> Mapping:
+    def known(column: Any) -> str:
+        if column not in declared:
+            raise MappingError(
+                f"{at}: {column!r} is not a declared column of this entity ({', '.join(sorted(declared))})"
+            )
+        return column
+
+    if isinstance(spec, str):
+        return Mapping(target, "column", column=known(spec))
+    if not isinstance(spec, dict) or len({"value", "sql", "values"} & set(spec)) != 1:
+        raise MappingError(f"{at}: give a column name, or exactly one of value:, sql:, or column: with values:")
+    if "value" in spec:
+        return Mapping(target, "value", value=spec["value"])
+    if "sql" in spec:
+        expression = str(spec["sql"]).strip()
+        if not expression or ";" in expression:
+            raise MappingError(f"{at}: sql: must be one SQL expression over the entity's columns")
+        return Mapping(target, "sql", expression=expression)
+    values = spec["values"]
+    if not isinstance(values, dict) or not values:
+        raise MappingError(f"{at}: values: must map source values to canonical ones")
+    default = spec.get("default")
+    return Mapping(
+        target,
+        "values",
+        column=known(spec.get("column", target)),
+        values=tuple((str(k), str(v)) for k, v in values.items()),
+        default=None if default is None else str(default),
+    )
+
+
+def rendered(entity_key: str, mappings: tuple[Mapping, ...]) -> dict[str, str]:
+    """``{canonical column: SQL}`` for an entity's mappings."""
+    fields = ENTITIES[entity_key]
+    return {m.target: m.render(fields[m.target].type) for m in mappings}
+
+
+def dbt_mappings(sources: dict) -> str:
+    """The mappings of every configured source as JSON for dbt, keyed by raw table (``raw_survey.responses``).
+
+    The staging models read it through the ``source_column``/``optional_column`` macros.
+    """
+    result = {}
+    for source in sources.values():
+        for entity in source.entities:
+            if entity.mappings:
+                result[f"{source.raw_schema}.{entity.name}"] = rendered(f"{source.name}.{entity.name}", entity.mappings)
+    return json.dumps(result, sort_keys=True)
+
+
+def check(conn: Connection, source, entity) -> None:
+    """Try the entity's mapped expressions on an empty row of its declared columns, before any data moves.
+
+    A bad expression (unknown column, syntax, a type that does not cast) is a :class:`MappingError`
+    naming the source, entity and column, with PostgreSQL's own words.
+    """
+    if not entity.mappings:
+        return
+    row = sql.SQL(", ").join(
+        sql.SQL("null::{} as {}").format(sql.SQL(column.type), sql.Identifier(column.name)) for column in entity.columns
+    )
+    for target, expression in rendered(f"{source.name}.{entity.name}", entity.mappings).items():
+        query = sql.SQL("select {} from (select {}) as raw limit 0").format(sql.SQL(expression), row)
+        try:
+            with conn.transaction():
+                conn.execute(query)
+        except errors.Error as exc:
+            message = str(exc).strip().splitlines()[0]
+            raise MappingError(f"sources.{source.name}.entities.{entity.name}.map.{target}: {message}") from None

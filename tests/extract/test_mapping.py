@@ -1,0 +1,156 @@
+"""The ``map`` section of the sources file: every mistake is one clear line naming where, before data moves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import psycopg
+import pytest
+import yaml
+from lens_cli import run_lens
+
+from customer_lens import contract, source_config
+
+HEADER = "id,who,at,scale,score\n"
+
+
+def _document(location: Path, mapping: dict) -> dict:
+    return {
+        "sources": {
+            "survey": {
+                "kind": "files",
+                "format": "csv",
+                "location": str(location),
+                "entities": {
+                    "responses": {
+                        "glob": "export_*.csv",
+                        "file_date": "export_%Y-%m-%d.csv",
+                        "primary_key": ["response_id"],
+                        "columns": {
+                            "response_id": {"source": "id", "type": "text", "required": True},
+                            "customer_ref": {"source": "who", "type": "text", "required": True},
+                            "submitted_at": {"source": "at", "type": "timestamptz", "required": True},
+                            "scale": "text",
+                            "score": "integer",
+                        },
+                        "map": mapping,
+                    }
+                },
+            }
+        }
+    }
+
+
+@pytest.mark.parametrize(
+    ("mapping", "message"),
+    [
+        ({"kinds": "scale"}, "map.kinds: survey.responses has no column 'kinds'"),
+        ({"kind": "scal"}, "map.kind: 'scal' is not a declared column of this entity"),
+        ({"kind": {"column": "scal", "values": {"1-5": "csat"}}}, "map.kind: 'scal' is not a declared column"),
+        ({"response_id": "scale"}, "map.response_id: response_id is a key"),
+        ({"submitted_at": "scale"}, "map.submitted_at: submitted_at is also a declared column"),
+        ({"kind": {"value": "csat", "sql": "'nps'"}}, "map.kind: give a column name, or exactly one of"),
+        ({"kind": {"sql": "'x'; drop table y"}}, "map.kind: sql: must be one SQL expression"),
+        ({"kind": {"column": "scale", "values": {"1-5": "cast"}}}, "map.kind: 'cast' is not one of nps, csat"),
+        ({"kind": {"value": "NPS"}}, "map.kind: 'NPS' is not one of nps, csat"),
+    ],
+)
+def test_a_bad_map_entry_is_a_config_error_naming_it(tmp_path: Path, mapping: dict, message: str) -> None:
+    with pytest.raises(source_config.ConfigError) as raised:
+        source_config.parse(_document(tmp_path, mapping))
+    assert str(raised.value).startswith("sources.survey.entities.responses.")
+    assert message in str(raised.value)
+
+
+def test_a_map_on_an_entity_outside_the_contract_is_refused(tmp_path: Path) -> None:
+    document = _document(tmp_path, {"kind": {"value": "csat"}})
+    document["sources"]["survey"]["entities"]["answers"] = document["sources"]["survey"]["entities"].pop("responses")
+    with pytest.raises(source_config.ConfigError, match=r"survey\.answers is not a Customer Lens entity"):
+        source_config.parse(document)
+
+
+def test_each_form_renders_to_sql_of_the_contract_type(tmp_path: Path) -> None:
+    mapping = {
+        "kind": {"column": "scale", "values": {"1-5": "csat", "0-10": "nps"}, "default": "exit"},
+        "csat_score": {"sql": "case when scale = '1-5' then score end"},
+        "nps_score": "score",
+        "language": {"value": "it's"},
+    }
+    entity = source_config.parse(_document(tmp_path, mapping))["survey"].entity("responses")
+    assert contract.rendered("survey.responses", entity.mappings) == {
+        "kind": """(case "scale"::text when '1-5' then 'csat' when '0-10' then 'nps' else 'exit' end)::text""",
+        "csat_score": "(case when scale = '1-5' then score end)::integer",
+        "nps_score": '("score")::integer',
+        "language": "('it''s')::text",
+    }
+
+
+def test_a_bad_expression_stops_the_load_before_any_data_moves(tmp_path: Path, make_database) -> None:
+    wh = make_database("mapping_check_wh")
+    files = tmp_path / "survey"
+    files.mkdir()
+    (files / "export_2026-01-01.csv").write_text(HEADER + "r1,c1,2026-01-01T10:00:00Z,1-5,4\n")
+    config = tmp_path / "sources.yml"
+    env = {"LENS_WAREHOUSE_URL": wh, "LENS_SOURCES_CONFIG": str(config), "LENS_STATE_DIR": str(tmp_path / "state")}
+
+    config.write_text(
+        yaml.safe_dump(_document(files, {"csat_score": {"sql": "case when scael = '1-5' then score end"}}))
+    )
+    failed = run_lens("extract", "--start", "2026-01-01", "--end", "2026-01-02", env=env, check=False)
+    assert failed.returncode == 1
+    assert failed.stderr.startswith('error: sources.survey.entities.responses.map.csat_score: column "scael"')
+    assert "Traceback" not in failed.stderr
+    with psycopg.connect(wh) as conn:
+        assert conn.execute(
+            "select to_regclass('raw_survey.responses'), to_regclass('raw_survey._batches')"
+        ).fetchone() == (
+            None,
+            None,
+        )
+
+    # A result that does not cast to the contract's type is caught the same way.
+    config.write_text(yaml.safe_dump(_document(files, {"csat_score": {"sql": "now()"}})))
+    failed = run_lens("extract", "--start", "2026-01-01", "--end", "2026-01-02", env=env, check=False)
+    assert failed.returncode == 1 and "map.csat_score: cannot cast" in failed.stderr
+
+    config.write_text(
+        yaml.safe_dump(_document(files, {"csat_score": {"sql": "case when scale = '1-5' then score end"}}))
+    )
+    run_lens("extract", "--start", "2026-01-01", "--end", "2026-01-02", env=env)
+    with psycopg.connect(wh) as conn:
+        assert conn.execute("select response_id, scale, score from raw_survey.responses").fetchall() == [
+            ("r1", "1-5", 4)
+        ]
+
+
+def test_the_documented_contract_is_the_enforced_one() -> None:
+    """docs/data-contract.md lists exactly the entities, columns, types and needs of contract.ENTITIES."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "data-contract.md").read_text()
+    documented: dict[str, list[tuple]] = {}
+    entity = None
+    for line in text.splitlines():
+        if line.startswith("### `"):
+            entity = line.strip("#` ")
+            documented[entity] = []
+        elif entity and line.startswith("| `"):
+            cells = [cell.strip() for cell in line.strip("|").split("|")]
+            documented[entity].append((cells[0].strip("`"), cells[1], cells[2], cells[3]))
+    expected = {
+        key: [
+            (f.name, f.type, "key" if f.key else "required" if f.required else "optional", f.values)
+            for f in fields.values()
+        ]
+        for key, fields in contract.ENTITIES.items()
+    }
+    assert {key: [row[:3] for row in rows] for key, rows in documented.items()} == {
+        key: [row[:3] for row in rows] for key, rows in expected.items()
+    }
+    for key, rows in expected.items():
+        for (name, _, _, values), (_, _, _, meaning) in zip(rows, documented[key], strict=True):
+            if values:
+                assert meaning.endswith(f"one of {', '.join(values)}"), f"{key}.{name}"
+
+
+@pytest.mark.parametrize("example", sorted((Path(__file__).resolve().parents[2] / "config" / "examples").glob("*.yml")))
+def test_the_examples_parse(example: Path) -> None:
+    assert source_config.load(example)
