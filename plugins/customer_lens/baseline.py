@@ -613,7 +613,7 @@ def guard(
             raise
         report = write_report(reports_dir(cfg) / f"{run_id}.html", run_id, snapshot, outcome, baseline)
         _record_validation(conn, run_id, snapshot, outcome, report, actor)
-        summary = outcome.summary()
+        summary = outcome.summary(not_applicable={m.name: m.not_applicable for m in marts if m.not_applicable})
         if not outcome.passed:
             from customer_lens import alerts
 

@@ -133,6 +133,31 @@ ENTITIES: dict[str, dict[str, Field]] = {
 }
 
 
+# A canonical entity no source configures is an empty raw table of its contract shape (customer_lens.raw),
+# so every model builds and the marts that need it are empty; one of these is derived instead: a view over
+# the entity named here (the customer list from the orders' customer ids).
+DERIVED_FROM = {"sales.customers": "sales.orders"}
+# The least a configuration must give for the marts to mean anything: the sales transactions.
+MINIMUM = ("sales.orders", "sales.order_lines")
+
+
+def configured(sources: dict) -> set[str]:
+    """The canonical entities (``source.entity``) the sources configuration gives."""
+    return {f"{s.name}.{e.name}" for s in sources.values() for e in s.entities if f"{s.name}.{e.name}" in ENTITIES}
+
+
+def unconfigured(sources: dict) -> list[str]:
+    """The canonical entities no source gives (empty, or derived when :data:`DERIVED_FROM` says how)."""
+    given = configured(sources)
+    return [key for key in ENTITIES if key not in given]
+
+
+def absent(sources: dict) -> list[str]:
+    """The canonical entities that are empty in the warehouse: unconfigured and not derived."""
+    given = configured(sources)
+    return [key for key in unconfigured(sources) if DERIVED_FROM.get(key) not in given]
+
+
 @dataclass(frozen=True)
 class Mapping:
     """How one canonical column is computed from a source entity's declared columns."""

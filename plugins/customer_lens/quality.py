@@ -23,7 +23,7 @@ import datetime as dt
 import json
 import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,10 @@ class MartSpec:
     accepted_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # ``meta: {guard: {allow_empty: true}}`` on the model: an empty table is a valid state.
     allow_empty: bool = False
+    # The raw tables it is built from (``service.tickets``...), through every model in between.
+    inputs: frozenset[str] = frozenset()
+    # Why it may be empty in this installation: the inputs no source gives (customer_lens.contract).
+    not_applicable: str | None = None
 
     @property
     def public_columns(self) -> list[str]:
@@ -71,7 +75,21 @@ def load_marts(cfg: settings_mod.Settings | None = None, *, parse: bool = True) 
 
         transform.run_dbt(["parse", "--quiet"])
     manifest = json.loads(manifest_path(cfg).read_text())
-    return marts_from_manifest(manifest)
+    from customer_lens import contract, source_config
+
+    return mark_not_applicable(marts_from_manifest(manifest), contract.absent(source_config.load(cfg=cfg)))
+
+
+def mark_not_applicable(marts: list[MartSpec], absent: list[str]) -> list[MartSpec]:
+    """Marts built from an input no source gives may be empty: "not applicable", not a failure."""
+    result = []
+    for mart in marts:
+        missing = sorted(mart.inputs & set(absent))
+        if missing:
+            reason = f"no {', '.join(missing)} configured"
+            mart = replace(mart, allow_empty=True, not_applicable=reason)
+        result.append(mart)
+    return result
 
 
 def marts_from_manifest(manifest: dict[str, Any]) -> list[MartSpec]:
@@ -105,8 +123,25 @@ def marts_from_manifest(manifest: dict[str, Any]) -> list[MartSpec]:
                 accepted[test["column_name"]] = tuple(str(v) for v in values)
         pii = frozenset(n for n, col in node["columns"].items() if (col.get("meta") or {}).get("pii"))
         guard_meta = (node.get("config", {}).get("meta") or node.get("meta") or {}).get("guard") or {}
-        marts.append(MartSpec(node["name"], columns, key, pii, accepted, bool(guard_meta.get("allow_empty"))))
+        inputs = frozenset(_upstream_sources(manifest, uid))
+        marts.append(MartSpec(node["name"], columns, key, pii, accepted, bool(guard_meta.get("allow_empty")), inputs))
     return sorted(marts, key=lambda m: m.name)
+
+
+def _upstream_sources(manifest: dict[str, Any], uid: str, seen: set[str] | None = None) -> set[str]:
+    """``source.table`` of every dbt source ``uid`` is built from, directly or through other nodes."""
+    seen = set() if seen is None else seen
+    found = set()
+    for parent in (manifest["nodes"].get(uid) or {}).get("depends_on", {}).get("nodes", []):
+        if parent in seen:
+            continue
+        seen.add(parent)
+        if parent.startswith("source."):
+            source = manifest["sources"][parent]
+            found.add(f"{source['source_name']}.{source['name']}")
+        else:
+            found |= _upstream_sources(manifest, parent, seen)
+    return found
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -542,9 +577,15 @@ class ValidationOutcome:
     def duration_seconds(self) -> float:
         return (self.finished_at - self.started_at).total_seconds()
 
-    def summary(self, limit: int = 20) -> str:
+    def summary(self, limit: int = 20, not_applicable: dict[str, str] | None = None) -> str:
         if self.passed:
-            return f"passed: {self.evaluated} expectations on {len(self.per_mart)} marts"
+            text = f"passed: {self.evaluated} expectations on {len(self.per_mart)} marts"
+            if not_applicable:
+                text += "; may be empty: " + "; ".join(
+                    f"{', '.join(sorted(m for m, r in not_applicable.items() if r == reason))} ({reason})"
+                    for reason in sorted(set(not_applicable.values()))
+                )
+            return text
         lines = [f"FAILED: {len(self.failures)} of {self.evaluated} expectations"]
         lines += [f"  - {f.line()}" for f in self.failures[:limit]]
         if len(self.failures) > limit:

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 from psycopg import Connection, sql
 
-from customer_lens.source_config import Entity, Source
+from customer_lens import contract
+from customer_lens.source_config import Column, Entity, Source
 
 METADATA_COLUMNS = (
     ("_batch_id", "uuid not null"),
@@ -51,6 +52,9 @@ def ensure(conn: Connection, source: Source) -> None:
     When everything exists already (every run but the first) only the catalog is read: no DDL, so no
     table lock that would make readers of the raw layer wait.
     """
+    for entity in source.entities:  # configured now: a customer list derived before gives way to the real one
+        if f"{source.name}.{entity.name}" in contract.DERIVED_FROM:
+            _drop_derived(conn, table(source, entity.name))
     if _complete(conn, source):
         return
     schema = sql.Identifier(source.raw_schema)
@@ -217,4 +221,81 @@ def clear_interval(conn: Connection, source: Source, entity: Entity, start, end)
             "delete from {} where entity = %(e)s and interval_start >= %(start)s and interval_end <= %(end)s"
         ).format(table(source, "_batches")),
         contained,
+    )
+
+
+def ensure_unconfigured(conn: Connection, sources: dict[str, Source]) -> list[str]:
+    """Put the canonical entities no source gives in the raw layer; returns what stands in for what.
+
+    An entity of the data contract (customer_lens.contract) that the sources configuration lacks is an
+    empty table of the contract's columns (commented as such), so every dbt model builds and what depends
+    on it is empty: no service source, no complaints. The customer list is derived instead when the sales
+    source has orders: a view with one row per ordering customer (created at its first order, loaded when
+    its latest order was). A configured entity is never touched.
+    """
+    given = contract.configured(sources)
+    missing: dict[str, list[Entity]] = {}
+    derived = []
+    for key in contract.unconfigured(sources):
+        source_name, entity_name = key.split(".")
+        if contract.DERIVED_FROM.get(key) in given:
+            derived.append(key)
+            continue
+        columns = tuple(Column(f.name, f.type, f.name) for f in contract.ENTITIES[key].values())
+        missing.setdefault(source_name, []).append(Entity(entity_name, columns, ()))
+    notes = []
+    for source_name, entities in missing.items():
+        placeholder = Source(name=source_name, kind="files", entities=tuple(entities))
+        new = [e for e in entities if not _exists(conn, table(placeholder, e.name))]
+        ensure(conn, placeholder)
+        for entity in new:
+            conn.execute(
+                sql.SQL("comment on table {} is {}").format(
+                    table(placeholder, entity.name),
+                    sql.Literal(
+                        f"not configured: no {source_name}.{entity.name} in the sources file, so it stays empty"
+                    ),
+                )
+            )
+        notes += [f"{source_name}.{entity.name}: not configured (empty)" for entity in entities]
+    for key in derived:
+        source_name, entity_name = key.split(".")
+        source = Source(name=source_name, kind="files", entities=())
+        origin = contract.DERIVED_FROM[key].split(".")[1]
+        _ensure_derived_customers(conn, table(source, entity_name), table(source, origin))
+        notes.append(f"{key}: derived from {contract.DERIVED_FROM[key]}")
+    return notes
+
+
+def _exists(conn: Connection, target: sql.Composed) -> bool:
+    return conn.execute("select to_regclass(%s)", (target.as_string(conn),)).fetchone()[0] is not None
+
+
+def _drop_derived(conn: Connection, target: sql.Composed) -> None:
+    if conn.execute(
+        "select 1 from pg_class where oid = to_regclass(%s) and relkind = 'v'", (target.as_string(conn),)
+    ).fetchone():
+        conn.execute(sql.SQL("drop view {}").format(target))
+
+
+def _ensure_derived_customers(conn: Connection, target: sql.Composed, orders: sql.Composed) -> None:
+    exists = conn.execute(
+        "select relkind from pg_class where oid = to_regclass(%s)", (target.as_string(conn),)
+    ).fetchone()
+    if exists and exists[0] == "v":
+        return
+    if exists:  # an empty stand-in from before the orders were configured
+        conn.execute(sql.SQL("drop table {}").format(target))
+    conn.execute(
+        sql.SQL(
+            """create view {} as
+               select customer_id, min(created_at) as created_at, max(updated_at) as updated_at,
+                      max(_loaded_at) as _loaded_at
+               from {} group by customer_id"""
+        ).format(target, orders)
+    )
+    conn.execute(
+        sql.SQL("comment on view {} is {}").format(
+            target, sql.Literal("derived: no customers entity in the sources file; one row per ordering customer")
+        )
     )

@@ -135,6 +135,11 @@ class Section:
     blocks: list[Chart | Table | Note] = field(default_factory=list)
     empty: str | None = None
     error: str | None = None
+    not_applicable: str | None = None  # no source gives what the section shows (it is not missing data)
+
+
+# Sections that show one source's data: without that input configured they are "not applicable".
+SECTION_INPUTS = {"complaints": "service.tickets", "nps": "survey.responses"}
 
 
 @dataclass
@@ -1393,6 +1398,17 @@ def default_path(cfg: settings_mod.Settings | None = None) -> Path:
     return (cfg or settings_mod.load()).state_dir / "reports" / REPORT_NAME
 
 
+def _absent_inputs(cfg: settings_mod.Settings) -> set[str]:
+    """The data contract's entities no configured source gives (none when the sources file cannot be read)."""
+    from customer_lens import contract, source_config
+
+    try:
+        return set(contract.absent(source_config.load(cfg=cfg)))
+    except source_config.ConfigError as exc:
+        log.warning("report: the sources file cannot be read (%s); every section is drawn", exc)
+        return set()
+
+
 def _build_section(db: _Db, key: str, nav: str, title: str, intro: str, build: Callable[[_Db], list]) -> Section:
     import psycopg
 
@@ -1436,8 +1452,14 @@ def render(
         except psycopg.Error as exc:
             raise ReportError(f"could not read the current baseline: {_first_line(exc)}") from exc
         sections = []
+        absent = _absent_inputs(cfg)
         for key, nav, title, intro, build in SECTIONS:
             say(f"report      {title.lower()}")
+            if SECTION_INPUTS.get(key) in absent:
+                source, entity = SECTION_INPUTS[key].split(".")
+                reason = f"no {source} source configured (the sources file gives no {source}.{entity})"
+                sections.append(Section(key, nav, title, intro, not_applicable=reason))
+                continue
             sections.append(_build_section(db, key, nav, title, intro, build))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES_DIR),

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from customer_lens import contract, environment, roles, source_config, warehouse
+from customer_lens import contract, environment, raw, roles, source_config, warehouse
 from customer_lens import settings as settings_mod
 
 DEFAULT_SCHEMA = "analytics_candidate"
@@ -89,6 +89,25 @@ def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None)
     return env
 
 
+def prepare_inputs(cfg: settings_mod.Settings | None = None) -> list[str]:
+    """Stand-ins in the raw layer for the data contract's entities no source gives (``raw.ensure_unconfigured``).
+
+    Runs as the loader, which owns the raw schemas; returns one line per stand-in.
+    """
+    import psycopg
+    from psycopg import sql
+
+    cfg = cfg or settings_mod.load()
+    sources = source_config.load(cfg=cfg)
+    with psycopg.connect(warehouse.url(cfg=cfg), autocommit=True) as conn:
+        role = roles.prepare_session_role(conn, "loader")
+        if role:
+            conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext('lens-ddl:contract'))")
+            return raw.ensure_unconfigured(conn, sources)
+
+
 def prepare_role(schema: str | None = None, cfg: settings_mod.Settings | None = None) -> str | None:
     """Put the transformer role in place for a build into ``schema`` (see ``roles.prepare_session_role``)."""
     import psycopg
@@ -147,6 +166,7 @@ def run_dbt(args: list[str], schema: str | None = None, progress: Any = None) ->
 
     env = dbt_env(schema)
     if args and args[0] in _BUILDING_COMMANDS:
+        prepare_inputs()
         prepare_role(schema)
     callbacks = [_progress_callback(progress)] if progress is not None else []
     if progress is not None and "--quiet" not in args:

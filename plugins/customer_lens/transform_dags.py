@@ -75,6 +75,7 @@ class LensDbtBuildOperator(DbtBuildLocalOperator):
         from customer_lens import transform
 
         env = transform.dbt_env(self.lens_schema)
+        transform.prepare_inputs()
         transform.prepare_role(self.lens_schema)
         # dbt writes its target (run results, partial-parse state) inside Cosmos' working copy of the
         # project, where Cosmos caches the partial-parse file between runs; a target path elsewhere
