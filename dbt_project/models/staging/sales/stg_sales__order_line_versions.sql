@@ -3,6 +3,7 @@
     version here: the incremental order_lines mart filters this view on loaded_at, a filter PostgreSQL can
     only push down to the raw table through a plain projection (a ranking window would hide it).
 -#}
+-- depends_on: {{ ref('stg_sales__load_batches') }}  (read by the post-hook record_tested_keys: built first)
 with
 
 source as (

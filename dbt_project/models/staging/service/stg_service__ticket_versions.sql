@@ -3,6 +3,7 @@
     reduced to the latest version here: the incremental tickets mart filters this view on loaded_at, which
     PostgreSQL can push down to the raw table only through a plain projection.
 -#}
+-- depends_on: {{ ref('stg_service__load_batches') }}  (read by the post-hook record_tested_keys: built first)
 with
 
 source as (

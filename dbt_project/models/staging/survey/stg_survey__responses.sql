@@ -1,3 +1,4 @@
+-- depends_on: {{ ref('stg_survey__load_batches') }}  (read by the post-hook record_tested_keys: built first)
 with
 
 source as (
