@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 from pathlib import Path
 
@@ -25,3 +26,65 @@ def load(document: dict, start: dt.datetime, end: dt.datetime, wh: str, history:
     """Extract every source of ``document`` for ``[start, end)``, month by month, into ``wh``."""
     for source in source_config.parse(document).values():
         extract.extract_range(source, start, end, step="month", warehouse_url=wh, history=history)
+
+
+# The tool's "Scale" column: the score's scale, or the survey's name where it asks for a reason.
+SCALE = {"nps": "0-10", "csat": "1-5", "renewal": "renewal", "exit": "exit"}
+
+SURVEY_TOOL = {
+    "kind": "files",
+    "format": "csv",
+    "entities": {
+        "responses": {
+            "glob": "export_*.csv",
+            "file_date": "export_%Y-%m-%d.csv",
+            "primary_key": ["response_id"],
+            "columns": {
+                "response_id": {"source": "Response ID", "type": "text", "required": True},
+                "customer_ref": {"source": "Respondent", "type": "text", "required": True},
+                "answered_at": {"source": "Answered At", "type": "timestamptz", "required": True},
+                "scale": {"source": "Scale", "type": "text", "required": True},
+                "score": {"source": "Score", "type": "integer", "min": 0, "max": 10},
+                "reason": {"source": "Reason", "type": "text"},
+                "comment": {"source": "Comment", "type": "text"},
+            },
+            "map": {
+                "submitted_at": "answered_at",
+                "kind": {"column": "scale", "values": {"0-10": "nps", "1-5": "csat"}},
+                "nps_score": {"sql": "case when scale = '0-10' then score end"},
+                "csat_score": {"sql": "case when scale = '1-5' then score end"},
+                "language": {"value": "en"},
+            },
+        }
+    },
+}
+
+
+def survey_tool_export(demo_dir: Path, target: Path) -> dict[str, tuple]:
+    """Write the demo's survey files in the survey tool's shape; returns the original answers by id."""
+    target.mkdir(parents=True)
+    originals = {}
+    for path in sorted(demo_dir.glob("responses_*.csv")):
+        day = path.name.removeprefix("responses_").removesuffix(".csv")
+        with path.open(newline="") as src, (target / f"export_{day}.csv").open("w", newline="") as dst:
+            writer = csv.writer(dst)
+            writer.writerow(["Response ID", "Respondent", "Answered At", "Scale", "Score", "Reason", "Comment"])
+            for row in csv.DictReader(src):
+                score = row["nps_score"] or row["csat_score"]
+                writer.writerow(
+                    [
+                        row["response_id"],
+                        row["customer_ref"],
+                        row["submitted_at"],
+                        SCALE[row["kind"]],
+                        score,
+                        row["reason"],
+                        row["comment"],
+                    ]
+                )
+                originals[row["response_id"]] = (
+                    row["kind"],
+                    int(row["nps_score"]) if row["nps_score"] else None,
+                    int(row["csat_score"]) if row["csat_score"] else None,
+                )
+    return originals

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import psycopg
 from lens_cli import run_lens
+
+from customer_lens import warehouse
 
 COUNTS = """
 select (select count(*) from raw_sales.order_lines), (select count(*) from raw_service.tickets),
@@ -14,9 +17,19 @@ select (select count(*) from raw_sales.order_lines), (select count(*) from raw_s
 """
 
 
+def _project_copy(home: Path) -> Path:
+    """The project's dags/, config/ and dbt_project/ in ``home`` (LENS_HOME), as an analyst's checkout."""
+    repo = Path(__file__).resolve().parents[1]
+    ignore = shutil.ignore_patterns("target", "logs", "dbt_packages", "__pycache__")
+    for folder in ("dags", "config", "dbt_project"):
+        shutil.copytree(repo / folder, home / folder, ignore=ignore)
+    return home
+
+
 def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_database, tmp_path: Path) -> None:
     wh = make_database("run_wh")
-    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh}
+    home = _project_copy(tmp_path / "home")
+    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh, "LENS_HOME": str(home)}
 
     first = run_lens("run", "--scale", "tiny", "--seed", "5", env=env)
     assert "demo data generated" in first.stdout
@@ -50,7 +63,7 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
         marts = conn.execute("select count(*) from analytics_candidate.customer_segments").fetchone()[0]
     assert marts > 0
     assert all(n > 0 for n in counts)
-    sales_src = wh.rsplit("/", 1)[0] + "/sales_src"
+    sales_src = warehouse.with_database(wh, "sales_src")
     with psycopg.connect(sales_src) as conn:
         assert conn.execute("select count(*) from public.order_lines").fetchone()[0] == counts[0]
 
@@ -67,6 +80,27 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
     assert "baseline    #1 unchanged" in second.stdout
     with psycopg.connect(wh) as conn:
         assert conn.execute("select count(*) from lens_audit.baselines").fetchone()[0] == 1
+
+    # An analyst adds a mart: the next run builds it (same data, new project), guards and promotes it.
+    core = home / "dbt_project" / "models" / "marts" / "core"
+    (core / "customers_by_country.sql").write_text(
+        "select country_code, count(*) as customers from {{ ref('customers') }} group by country_code\n"
+    )
+    with (core / "_core__models.yml").open("a") as yml:  # the folder's one yml, as the conventions say
+        yml.write(
+            "  - name: customers_by_country\n"
+            "    description: Customers per country.\n"
+            "    columns:\n"
+            "      - {name: country_code, data_type: text, description: Country.}\n"
+            "      - {name: customers, data_type: bigint, description: Customers.}\n"
+        )
+    third = run_lens("run", "--scale", "tiny", "--seed", "5", env=env)
+    assert "raw layer   up to date" in third.stdout
+    assert "marts       built in schema analytics_candidate" in third.stdout
+    assert "promoted to baseline #2" in third.stdout
+    with psycopg.connect(wh) as conn:
+        by_country = conn.execute("select sum(customers) from analytics.customers_by_country").fetchone()[0]
+        assert by_country == conn.execute("select count(*) from analytics.customers").fetchone()[0] > 0
 
 
 def _current_baseline(url: str) -> tuple[int, str]:

@@ -179,13 +179,65 @@ def run(
         str | None,
         typer.Option(help="Inject a business anomaly the guard must block: duplicate-orders | vanished-region."),
     ] = None,
+    config: Annotated[
+        Path | None,
+        typer.Option(
+            help="Your sources file: run on its sources instead of the demo [default: $LENS_SOURCES_CONFIG].",
+            exists=True,
+            dir_okay=False,
+        ),
+    ] = None,
+    start: Annotated[
+        dt.datetime | None,
+        typer.Option(formats=["%Y-%m-%d"], help="With a sources file: first day to load [default: its start_date]."),
+    ] = None,
+    end: Annotated[
+        dt.datetime | None,
+        typer.Option(
+            formats=["%Y-%m-%d"], help="With a sources file: day after the last to load [default: end_date+1 or today]."
+        ),
+    ] = None,
 ) -> None:
-    """The main job: warehouse, demo sources, raw layer, dbt marts, guard, promotion to `analytics`."""
+    """The main job: warehouse, sources, raw layer, dbt marts, guard, promotion to `analytics`.
+
+    Without a sources file (`--config` or LENS_SOURCES_CONFIG) it runs on generated demo data.
+    """
+    import os
+
     from customer_lens.progress import Reporter
 
     reporter = Reporter()
-    for line in pipeline.run(scale=scale, seed=seed, progress=sys.stderr.isatty(), anomaly=anomaly, reporter=reporter):
+    if config is not None:
+        os.environ["LENS_SOURCES_CONFIG"] = str(config.resolve())
+    if os.environ.get("LENS_SOURCES_CONFIG"):
+        if anomaly:
+            _fail("--anomaly changes the demo data; it does not apply to your own sources")
+        day = lambda value: value.date() if value else None  # noqa: E731
+        lines = pipeline.run_configured(start=day(start), end=day(end), reporter=reporter)
+    else:
+        if start or end:
+            _fail("--start/--end choose what to load of your own sources: give --config (the demo loads its history)")
+        lines = pipeline.run(scale=scale, seed=seed, progress=sys.stderr.isatty(), anomaly=anomaly, reporter=reporter)
+    for line in lines:
         typer.echo(line)
+
+
+@app.command("transform")
+@_friendly_errors
+def transform_cmd(
+    full_refresh: Annotated[
+        bool, typer.Option(help="Rebuild the incremental models from the whole raw layer.")
+    ] = False,
+    select: Annotated[list[str] | None, typer.Option(help="dbt selection (repeatable), e.g. marts.growth+.")] = None,
+) -> None:
+    """Build the dbt project into the candidate schema from the raw layer as it is (no extraction, no guard)."""
+    from customer_lens import transform
+    from customer_lens.progress import Reporter
+
+    warehouse.ensure_running()
+    with Reporter().phase("marts", unit="dbt nodes") as step:
+        result = transform.build(full_refresh=full_refresh, select=select, progress=step)
+    typer.echo(f"marts       built in schema {result.schema}: {len(result.node_statuses)} dbt nodes passed")
 
 
 # -- the report and the Airflow UI ------------------------------------------------------------------

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
@@ -234,7 +235,12 @@ def run(
         lines.append(
             f"raw layer   {len(results)} batches up to {end:%Y-%m-%d}: {loaded} rows loaded, {rejected} rejected"
         )
-    line, build_id, built = _transform(state.fingerprint, cfg, full_refresh=rebuilt, reporter=reporter)
+    # Up to date only for this data *and* this dbt project, sources file and package version: an analyst's
+    # new mart or a changed mapping is built on the next run.
+    from customer_lens import transform
+
+    build_fingerprint = hashlib.sha256(f"{state.fingerprint}:{transform.project_fingerprint(cfg)}".encode()).hexdigest()
+    line, build_id, built = _transform(build_fingerprint, cfg, full_refresh=rebuilt, reporter=reporter)
     lines.append(line)
     docs = _docs(cfg, regenerate=built, reporter=reporter)
     from customer_lens import report
@@ -251,6 +257,105 @@ def run(
     lines.append(f"dbt docs    {docs}")
     lines.append(f"report      {report.render(cfg)}")
     return lines
+
+
+def run_configured(
+    *,
+    start: dt.date | None = None,
+    end: dt.date | None = None,
+    reporter: Reporter | None = None,
+) -> list[str]:
+    """The whole job on the configured sources (``LENS_SOURCES_CONFIG``): no demo data is generated.
+
+    Each source is loaded over its own range (``start_date`` to ``end_date`` or today, or the given days)
+    in month batches, each replacing what earlier loads wrote in its interval, so a rerun duplicates
+    nothing. The dbt project is built (in full the first time this configuration is built, incrementally
+    after), guarded, and promoted when it passes. Raises ``ConfigError`` before anything moves when the
+    configuration lacks the data contract's minimum (docs/data-contract.md).
+    """
+    from customer_lens import baseline, contract, extract, report, source_config
+
+    reporter = reporter or Reporter(enabled=False)
+    cfg = settings_mod.load()
+    path = source_config.default_path(cfg)
+    sources = source_config.load(path, cfg)
+    missing = [key for key in contract.MINIMUM if key not in contract.configured(sources)]
+    if missing:
+        raise source_config.ConfigError(
+            f"{path}: the marts need at least {' and '.join(contract.MINIMUM)}; {', '.join(missing)} "
+            "is not configured (docs/data-contract.md)"
+        )
+    ranges = {name: source.load_range(start, end) for name, source in sources.items()}
+    status = warehouse.ensure_running(cfg)
+    lines = [f"warehouse   {status.url}", f"sources     {path}"]
+    for name, (lower, upper) in ranges.items():
+        lines.append(
+            f"            {name} ({sources[name].kind}): {lower:%Y-%m-%d} to {upper - dt.timedelta(days=1):%Y-%m-%d}"
+        )
+    total = sum(len(extract.intervals(*ranges[n], "month")) * len(s.entities) for n, s in sources.items())
+    results = []
+    with reporter.phase("raw layer", total=total, unit="batches") as step:
+        for name, source in sources.items():
+            results += extract.extract_range(
+                source, *ranges[name], step="month", on_batch=lambda r: step.advance(detail=f"{r.source}.{r.entity}")
+            )
+    loaded, rejected = sum(r.rows_loaded for r in results), sum(r.rows_rejected for r in results)
+    lines.append(f"raw layer   {len(results)} batches: {loaded} rows loaded, {rejected} rejected")
+    from customer_lens import transform
+
+    for note in transform.prepare_inputs(cfg):
+        lines.append(f"            {note}")
+    fingerprint = _configuration_fingerprint(path, cfg)
+    line, build_id = _build_configured(fingerprint, cfg, reporter=reporter)
+    lines.append(line)
+    docs = _docs(cfg, regenerate=True, reporter=reporter)
+    interval = (min(lower for lower, _ in ranges.values()), max(upper for _, upper in ranges.values()))
+    try:
+        with reporter.phase("guard", unit="snapshot validated"):
+            result = baseline.guard(source_build=build_id, data_interval=interval, cfg=cfg)
+    except baseline.ValidationFailed:
+        with contextlib.suppress(report.ReportError):
+            report.render(cfg)
+        raise
+    lines += result.lines()
+    lines += _baseline_kpi_lines(cfg)
+    lines.append(f"dbt docs    {docs}")
+    lines.append(f"report      {report.render(cfg)}")
+    return lines
+
+
+def _configuration_fingerprint(path: Path, cfg: settings_mod.Settings) -> str:
+    """The sources file and the dbt project it is built with: a new one of either is a first build."""
+    from customer_lens import transform
+
+    digest = hashlib.sha256(b"configured\0" + Path(path).read_bytes())
+    digest.update(transform.project_fingerprint(cfg).encode())
+    return digest.hexdigest()
+
+
+def _build_configured(fingerprint: str, cfg: settings_mod.Settings, *, reporter: Reporter) -> tuple[str, str]:
+    """Build the candidate: in full the first time for ``fingerprint``, incrementally after. (line, build id)."""
+    from customer_lens import transform
+
+    schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
+    with _audit(cfg) as conn:
+        built_before = conn.execute(
+            "select 1 from lens_audit.transform_builds b join pg_namespace n on n.nspname = b.schema_name "
+            "where b.fingerprint = %s and b.schema_name = %s",
+            (fingerprint, schema),
+        ).fetchone()
+    with reporter.phase("marts", unit="dbt nodes") as step:
+        result = transform.build(full_refresh=not built_before, progress=step)
+    with _audit(cfg) as conn:
+        built_at = conn.execute(
+            "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
+            "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now() "
+            "returning built_at",
+            (fingerprint, schema, len(result.node_statuses)),
+        ).fetchone()[0]
+    how = "incrementally" if built_before else "in full"
+    line = f"marts       built {how} in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
+    return line, f"{fingerprint[:16]}@{built_at.isoformat()}"
 
 
 def _docs(cfg: settings_mod.Settings, *, regenerate: bool, reporter: Reporter) -> Path:

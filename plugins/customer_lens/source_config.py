@@ -23,6 +23,7 @@ URL ``warehouse:NAME`` means database NAME on the warehouse server.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import re
 from dataclasses import dataclass, field, replace
@@ -85,6 +86,7 @@ class Source:
     encoding: str = "utf-8"
     schedule: str = "0 0 * * *"
     start_date: str = "2023-01-01"
+    end_date: str | None = None  # the last day of a historical source (an export that no longer grows)
     max_reject_ratio: float = 0.05
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -101,6 +103,21 @@ class Source:
         if not self.url:
             raise ConfigError(f"source {self.name!r} has no url")
         return self.url
+
+    def load_range(self, start: dt.date | None = None, end: dt.date | None = None) -> tuple[dt.datetime, dt.datetime]:
+        """``[start, end)`` to load, as UTC datetimes: the given days, else ``start_date`` to the day after
+        ``end_date`` (a historical source) or to today (the last complete day is yesterday)."""
+        lower = start or dt.date.fromisoformat(self.start_date)
+        if end is None:
+            end = (
+                dt.date.fromisoformat(self.end_date) + dt.timedelta(days=1)
+                if self.end_date
+                else dt.datetime.now(dt.UTC).date()
+            )
+        if lower >= end:
+            raise ConfigError(f"sources.{self.name}: nothing to load from {lower} to {end} (start is not before end)")
+        as_utc = lambda day: dt.datetime.combine(day, dt.time(), dt.UTC)  # noqa: E731
+        return as_utc(lower), as_utc(end)
 
     def entity(self, name: str) -> Entity:
         for entity in self.entities:
@@ -211,6 +228,13 @@ def _parse_entity(name: str, raw: dict, source_kind: str, where: str) -> Entity:
     return entity
 
 
+def _date(value: Any, where: str) -> str:
+    try:
+        return dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        raise ConfigError(f"{where}: {value!r} is not a date (YYYY-MM-DD)") from None
+
+
 def parse(document: dict, cfg: settings_mod.Settings | None = None) -> dict[str, Source]:
     """Validate a loaded YAML document into :class:`Source` objects (keyed by name)."""
     cfg = cfg or settings_mod.load()
@@ -246,7 +270,8 @@ def parse(document: dict, cfg: settings_mod.Settings | None = None) -> dict[str,
             format=fmt,
             encoding=raw.get("encoding", "utf-8"),
             schedule=str(raw.get("schedule", "0 0 * * *")),
-            start_date=str(raw.get("start_date", "2023-01-01")),
+            start_date=_date(raw.get("start_date", "2023-01-01"), f"{where}.start_date"),
+            end_date=_date(raw["end_date"], f"{where}.end_date") if raw.get("end_date") else None,
             max_reject_ratio=float(raw.get("max_reject_ratio", 0.05)),
             options=dict(raw.get("options") or {}),
         )

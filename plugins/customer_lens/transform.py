@@ -89,6 +89,36 @@ def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None)
     return env
 
 
+def project_fingerprint(cfg: settings_mod.Settings | None = None) -> str:
+    """What a build's result depends on besides the data: the dbt project's files, the sources file
+    (its mappings) and the package version. A change to any of them makes an "up to date" build stale."""
+    import hashlib
+
+    from customer_lens import __version__
+
+    cfg = cfg or settings_mod.load()
+    digest = hashlib.sha256(f"customer-lens {__version__}\0".encode())
+    project = cfg.dbt_dir
+    for path in sorted(project.rglob("*")):
+        relative = path.relative_to(project)
+        if (
+            path.is_file()
+            and relative.parts[0] not in ("target", "logs", "dbt_packages")
+            and path.suffix
+            in (
+                ".sql",
+                ".yml",
+                ".yaml",
+                ".csv",
+                ".md",
+            )
+        ):
+            digest.update(str(relative).encode() + b"\0" + path.read_bytes() + b"\0")
+    sources = source_config.default_path(cfg)
+    digest.update(sources.read_bytes() if sources.exists() else b"(no sources file)")
+    return digest.hexdigest()
+
+
 def prepare_inputs(cfg: settings_mod.Settings | None = None) -> list[str]:
     """Stand-ins in the raw layer for the data contract's entities no source gives (``raw.ensure_unconfigured``).
 

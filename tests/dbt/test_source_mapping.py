@@ -10,10 +10,8 @@ original export gave it, and the NPS/CSAT mart has figures.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import json
-from pathlib import Path
 
 import demo_sources
 import psycopg
@@ -24,66 +22,6 @@ from customer_lens import demo, environment, transform
 
 END = dt.date(2026, 10, 31)
 SCHEMA = "dbt_mapped_survey"
-# The tool's "Scale" column: the score's scale, or the survey's name where it asks for a reason.
-SCALE = {"nps": "0-10", "csat": "1-5", "renewal": "renewal", "exit": "exit"}
-
-SURVEY_TOOL = {
-    "kind": "files",
-    "format": "csv",
-    "entities": {
-        "responses": {
-            "glob": "export_*.csv",
-            "file_date": "export_%Y-%m-%d.csv",
-            "primary_key": ["response_id"],
-            "columns": {
-                "response_id": {"source": "Response ID", "type": "text", "required": True},
-                "customer_ref": {"source": "Respondent", "type": "text", "required": True},
-                "answered_at": {"source": "Answered At", "type": "timestamptz", "required": True},
-                "scale": {"source": "Scale", "type": "text", "required": True},
-                "score": {"source": "Score", "type": "integer", "min": 0, "max": 10},
-                "reason": {"source": "Reason", "type": "text"},
-                "comment": {"source": "Comment", "type": "text"},
-            },
-            "map": {
-                "submitted_at": "answered_at",
-                "kind": {"column": "scale", "values": {"0-10": "nps", "1-5": "csat"}},
-                "nps_score": {"sql": "case when scale = '0-10' then score end"},
-                "csat_score": {"sql": "case when scale = '1-5' then score end"},
-                "language": {"value": "en"},
-            },
-        }
-    },
-}
-
-
-def _reexport(demo_dir: Path, target: Path) -> dict[str, tuple]:
-    """Write the demo's survey files in the survey tool's shape; returns the original answers by id."""
-    target.mkdir(parents=True)
-    originals = {}
-    for path in sorted(demo_dir.glob("responses_*.csv")):
-        day = path.name.removeprefix("responses_").removesuffix(".csv")
-        with path.open(newline="") as src, (target / f"export_{day}.csv").open("w", newline="") as dst:
-            writer = csv.writer(dst)
-            writer.writerow(["Response ID", "Respondent", "Answered At", "Scale", "Score", "Reason", "Comment"])
-            for row in csv.DictReader(src):
-                score = row["nps_score"] or row["csat_score"]
-                writer.writerow(
-                    [
-                        row["response_id"],
-                        row["customer_ref"],
-                        row["submitted_at"],
-                        SCALE[row["kind"]],
-                        score,
-                        row["reason"],
-                        row["comment"],
-                    ]
-                )
-                originals[row["response_id"]] = (
-                    row["kind"],
-                    int(row["nps_score"]) if row["nps_score"] else None,
-                    int(row["csat_score"]) if row["csat_score"] else None,
-                )
-    return originals
 
 
 @pytest.fixture(scope="module")
@@ -92,9 +30,9 @@ def mapped(make_database, tmp_path_factory) -> tuple[str, dict[str, tuple]]:
     sales_url, wh = make_database("mapped_sales_src"), make_database("mapped_wh")
     files = tmp / "sources"
     demo.generate(scale="tiny", seed=7, end_date=END, sales_url=sales_url, files_dir=files)
-    originals = _reexport(files / "survey", tmp / "survey_tool")
+    originals = demo_sources.survey_tool_export(files / "survey", tmp / "survey_tool")
     document = demo_sources.sources_document(sales_url, files)
-    document["sources"]["survey"] = SURVEY_TOOL | {"location": str(tmp / "survey_tool")}
+    document["sources"]["survey"] = demo_sources.SURVEY_TOOL | {"location": str(tmp / "survey_tool")}
     config = tmp / "sources.yml"
     config.write_text(yaml.safe_dump(document))
     start_date = json.loads((files / "demo_generation.json").read_text())["start_date"]
