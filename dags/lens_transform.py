@@ -4,20 +4,21 @@
 Builds the dbt project (`dbt_project/`: staging, intermediate, marts, with all their tests) into
 the **candidate** schema, which the guard validates before promoting it to `analytics`.
 
-Scheduled on data: runs when all three raw-layer Assets (`x-lens://raw/sales`, `.../service`,
-`.../survey`) have been updated; can also be triggered by hand. One Cosmos `dbt build` task for the
-whole project (see `customer_lens.transform_dags` for why): each model's result is logged as it
-finishes, returned as the task's XCom, and every mart is an Asset updated on success.
+Scheduled on data: runs when the raw-layer Asset of every configured source (`x-lens://raw/sales`,
+`.../service`, `.../survey` for the demo's sources file) has been updated; can also be triggered by
+hand. One Cosmos `dbt build` task for the whole project (see `customer_lens.transform_dags` for why):
+each model's result is logged as it finishes, returned as the task's XCom, and every mart is an Asset
+updated on success.
 """
 
 from __future__ import annotations
 
-from airflow.sdk import Asset, dag
+from airflow.sdk import dag
 
-from customer_lens.dag_defaults import DEFAULT_ARGS, START_DATE, TAG, raw_asset_uri
-from customer_lens.transform_dags import MARTS, LensDbtBuildOperator, mart_asset
+from customer_lens.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
+from customer_lens.transform_dags import MARTS, LensDbtBuildOperator, mart_asset, raw_assets
 
-RAW_ASSETS = [Asset(name=f"raw_{name}", uri=raw_asset_uri(name)) for name in ("sales", "service", "survey")]
+RAW_ASSETS = raw_assets()  # one per source of the sources file: a source you do not have is not waited for
 
 
 @dag(

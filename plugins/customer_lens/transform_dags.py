@@ -38,6 +38,14 @@ MARTS = (
 )
 
 
+def raw_assets() -> list[Asset]:
+    """The raw-layer Asset of every source of the sources file (what the transform waits for)."""
+    from customer_lens import source_config
+    from customer_lens.dag_defaults import raw_asset_uri
+
+    return [Asset(name=f"raw_{name}", uri=raw_asset_uri(name)) for name in source_config.load()]
+
+
 def mart_asset(name: str) -> Asset:
     """The Asset of a mart in the candidate schema."""
     return Asset(name=f"candidate_{name}", uri=f"x-lens://candidate/{name}")
