@@ -102,6 +102,20 @@ ENTITIES: dict[str, dict[str, Field]] = {
         ("cancellation_reason", "text"),
         *_TIMESTAMPS,
     ),
+    # One transaction-line grain instead of orders and order lines (an invoice-line export): the orders and
+    # their lines are derived from it (customer_lens.raw), ids from the order reference.
+    "sales.transactions": _fields(
+        ("order_ref", "text", True, True),
+        ("customer_id", "bigint", False, True),
+        ("ordered_at", "timestamptz", True, True),
+        ("quantity", "integer", True),
+        ("unit_price", "numeric", True),
+        ("discount_pct", "numeric"),
+        ("unit_cost", "numeric"),
+        ("product_id", "integer"),
+        ("status", "text", False, False, ("completed", "cancelled", "returned")),
+        ("sales_channel", "text"),
+    ),
     "service.tickets": _fields(
         ("ticket_id", "bigint", True, True),
         ("requester_email", "text"),
@@ -134,9 +148,16 @@ ENTITIES: dict[str, dict[str, Field]] = {
 
 
 # A canonical entity no source configures is an empty raw table of its contract shape (customer_lens.raw),
-# so every model builds and the marts that need it are empty; one of these is derived instead: a view over
-# the entity named here (the customer list from the orders' customer ids).
-DERIVED_FROM = {"sales.customers": "sales.orders"}
+# so every model builds and the marts that need it are empty; these are derived instead, from the entity
+# named, when that one is given (or derived itself): the customer list from the orders' customer ids, the
+# orders and their lines from a transaction-line grain.
+DERIVED_FROM = {
+    "sales.orders": "sales.transactions",
+    "sales.order_lines": "sales.transactions",
+    "sales.customers": "sales.orders",
+}
+# Entities that only stand in for others: never an empty stand-in of their own.
+ALTERNATIVES = ("sales.transactions",)
 # The least a configuration must give for the marts to mean anything: the sales transactions.
 MINIMUM = ("sales.orders", "sales.order_lines")
 
@@ -146,16 +167,33 @@ def configured(sources: dict) -> set[str]:
     return {f"{s.name}.{e.name}" for s in sources.values() for e in s.entities if f"{s.name}.{e.name}" in ENTITIES}
 
 
+def derived(sources: dict) -> dict[str, str]:
+    """``{entity: the entity it is derived from}`` for the entities this configuration derives."""
+    available = configured(sources)
+    result: dict[str, str] = {}
+    for key, origin in DERIVED_FROM.items():  # in dependency order: customers come from derived orders too
+        if key not in available and origin in available:
+            result[key] = origin
+            available.add(key)
+    return result
+
+
 def unconfigured(sources: dict) -> list[str]:
-    """The canonical entities no source gives (empty, or derived when :data:`DERIVED_FROM` says how)."""
+    """The canonical entities no source gives (empty stand-ins, or derived: see :func:`derived`)."""
     given = configured(sources)
-    return [key for key in ENTITIES if key not in given]
+    return [key for key in ENTITIES if key not in given and key not in ALTERNATIVES]
 
 
 def absent(sources: dict) -> list[str]:
     """The canonical entities that are empty in the warehouse: unconfigured and not derived."""
-    given = configured(sources)
-    return [key for key in unconfigured(sources) if DERIVED_FROM.get(key) not in given]
+    made = derived(sources)
+    return [key for key in unconfigured(sources) if key not in made]
+
+
+def missing_minimum(sources: dict) -> list[str]:
+    """What of :data:`MINIMUM` this configuration neither gives nor derives."""
+    available = configured(sources) | set(derived(sources))
+    return [key for key in MINIMUM if key not in available]
 
 
 @dataclass(frozen=True)

@@ -279,11 +279,11 @@ def run_configured(
     cfg = settings_mod.load()
     path = source_config.default_path(cfg)
     sources = source_config.load(path, cfg)
-    missing = [key for key in contract.MINIMUM if key not in contract.configured(sources)]
+    missing = contract.missing_minimum(sources)
     if missing:
         raise source_config.ConfigError(
-            f"{path}: the marts need at least {' and '.join(contract.MINIMUM)}; {', '.join(missing)} "
-            "is not configured (docs/data-contract.md)"
+            f"{path}: the marts need at least {' and '.join(contract.MINIMUM)} (or sales.transactions); "
+            f"{', '.join(missing)} is not configured (docs/data-contract.md)"
         )
     ranges = {name: source.load_range(start, end) for name, source in sources.items()}
     status = warehouse.ensure_running(cfg)

@@ -47,9 +47,10 @@ class MartSpec:
     accepted_values: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # ``meta: {guard: {allow_empty: true}}`` on the model: an empty table is a valid state.
     allow_empty: bool = False
-    # The raw tables it is built from (``service.tickets``...), through every model in between.
-    inputs: frozenset[str] = frozenset()
-    # Why it may be empty in this installation: the inputs no source gives (customer_lens.contract).
+    # ``meta: {guard: {requires: [service.tickets]}}``: the data contract's entities whose records it
+    # shows; without one of them configured it is empty by design ("not applicable").
+    requires: tuple[str, ...] = ()
+    # Why it may be empty in this installation: the required inputs no source gives (customer_lens.contract).
     not_applicable: str | None = None
 
     @property
@@ -81,10 +82,10 @@ def load_marts(cfg: settings_mod.Settings | None = None, *, parse: bool = True) 
 
 
 def mark_not_applicable(marts: list[MartSpec], absent: list[str]) -> list[MartSpec]:
-    """Marts built from an input no source gives may be empty: "not applicable", not a failure."""
+    """A mart that requires an input no source gives may be empty: "not applicable", not a failure."""
     result = []
     for mart in marts:
-        missing = sorted(mart.inputs & set(absent))
+        missing = sorted(set(mart.requires) & set(absent))
         if missing:
             reason = f"no {', '.join(missing)} configured"
             mart = replace(mart, allow_empty=True, not_applicable=reason)
@@ -123,25 +124,9 @@ def marts_from_manifest(manifest: dict[str, Any]) -> list[MartSpec]:
                 accepted[test["column_name"]] = tuple(str(v) for v in values)
         pii = frozenset(n for n, col in node["columns"].items() if (col.get("meta") or {}).get("pii"))
         guard_meta = (node.get("config", {}).get("meta") or node.get("meta") or {}).get("guard") or {}
-        inputs = frozenset(_upstream_sources(manifest, uid))
-        marts.append(MartSpec(node["name"], columns, key, pii, accepted, bool(guard_meta.get("allow_empty")), inputs))
+        requires = tuple(guard_meta.get("requires") or ())
+        marts.append(MartSpec(node["name"], columns, key, pii, accepted, bool(guard_meta.get("allow_empty")), requires))
     return sorted(marts, key=lambda m: m.name)
-
-
-def _upstream_sources(manifest: dict[str, Any], uid: str, seen: set[str] | None = None) -> set[str]:
-    """``source.table`` of every dbt source ``uid`` is built from, directly or through other nodes."""
-    seen = set() if seen is None else seen
-    found = set()
-    for parent in (manifest["nodes"].get(uid) or {}).get("depends_on", {}).get("nodes", []):
-        if parent in seen:
-            continue
-        seen.add(parent)
-        if parent.startswith("source."):
-            source = manifest["sources"][parent]
-            found.add(f"{source['source_name']}.{source['name']}")
-        else:
-            found |= _upstream_sources(manifest, parent, seen)
-    return found
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -205,11 +190,12 @@ KPIS: dict[str, tuple[str, str]] = {
         "select round(100.0 * (sum(promoters) - sum(detractors)) / nullif(sum(nps_responses), 0), 2) from {table} "
         "where month_start_date > (select max(month_start_date) from {table}) - interval '12 months'",
     ),
-    # Complaints of the last 90 days per 100 customers not lost.
+    # Complaints of the last 90 days per 100 customers not lost; none (not 0) without any ticket at all,
+    # as when no service source is configured.
     "complaint_rate": (
         "customers",
-        "select round(100.0 * sum(complaints_last_90_days) "
-        "/ nullif(count(*) filter (where customer_status <> 'lost'), 0), 2) from {table}",
+        "select case when bool_or(lifetime_tickets > 0) then round(100.0 * sum(complaints_last_90_days) "
+        "/ nullif(count(*) filter (where customer_status <> 'lost'), 0), 2) end from {table}",
     ),
 }
 ABSOLUTE_KPIS = frozenset({"nps"})

@@ -15,7 +15,7 @@ and a crash never leaves a partial batch.
 
 from __future__ import annotations
 
-from psycopg import Connection, sql
+from psycopg import Connection, errors, sql
 
 from customer_lens import contract
 from customer_lens.source_config import Column, Entity, Source
@@ -224,23 +224,24 @@ def clear_interval(conn: Connection, source: Source, entity: Entity, start, end)
     )
 
 
+class DerivationError(ValueError):
+    """A derived entity cannot be put in place; the message says what to change."""
+
+
 def ensure_unconfigured(conn: Connection, sources: dict[str, Source]) -> list[str]:
     """Put the canonical entities no source gives in the raw layer; returns what stands in for what.
 
     An entity of the data contract (customer_lens.contract) that the sources configuration lacks is an
     empty table of the contract's columns (commented as such), so every dbt model builds and what depends
-    on it is empty: no service source, no complaints. The customer list is derived instead when the sales
-    source has orders: a view with one row per ordering customer (created at its first order, loaded when
-    its latest order was). A configured entity is never touched.
+    on it is empty: no service source, no complaints. Some are derived instead, as views
+    (``contract.derived``): the orders and their lines from a transaction-line grain (ids from the order
+    reference), the customer list from the orders (one row per ordering customer, created at its first
+    order, loaded when its latest order was). A configured entity is never touched.
     """
-    given = contract.configured(sources)
+    derived = contract.derived(sources)
     missing: dict[str, list[Entity]] = {}
-    derived = []
-    for key in contract.unconfigured(sources):
+    for key in contract.absent(sources):
         source_name, entity_name = key.split(".")
-        if contract.DERIVED_FROM.get(key) in given:
-            derived.append(key)
-            continue
         columns = tuple(Column(f.name, f.type, f.name) for f in contract.ENTITIES[key].values())
         missing.setdefault(source_name, []).append(Entity(entity_name, columns, ()))
     notes = []
@@ -252,19 +253,29 @@ def ensure_unconfigured(conn: Connection, sources: dict[str, Source]) -> list[st
             conn.execute(
                 sql.SQL("comment on table {} is {}").format(
                     table(placeholder, entity.name),
-                    sql.Literal(
-                        f"not configured: no {source_name}.{entity.name} in the sources file, so it stays empty"
-                    ),
+                    sql.Literal(f"{_STAND_IN} no {source_name}.{entity.name} in the sources file, so it stays empty"),
                 )
             )
         notes += [f"{source_name}.{entity.name}: not configured (empty)" for entity in entities]
-    for key in derived:
+    for key, origin in derived.items():
         source_name, entity_name = key.split(".")
-        source = Source(name=source_name, kind="files", entities=())
-        origin = contract.DERIVED_FROM[key].split(".")[1]
-        _ensure_derived_customers(conn, table(source, entity_name), table(source, origin))
-        notes.append(f"{key}: derived from {contract.DERIVED_FROM[key]}")
+        target = table(Source(name=source_name, kind="files", entities=()), entity_name)
+        origin_source, origin_entity = origin.split(".")
+        if origin in contract.ALTERNATIVES:
+            query = _from_transactions(entity_name, sources[origin_source].entity(origin_entity))
+        else:
+            query = _customers_from_orders()
+        _ensure_view(conn, target, query, f"{_DERIVED} from {origin} (customer_lens.raw)")
+        notes.append(f"{key}: derived from {origin}")
+    if "sales.transactions" in derived.values():
+        (left_out,) = conn.execute(f"select count(*) from {_TRANSACTIONS} where customer_id is null").fetchone()
+        if left_out:
+            notes.append(f"sales.transactions: {left_out} lines without a customer left out of the orders")
     return notes
+
+
+_STAND_IN = "not configured:"
+_DERIVED = "derived:"
 
 
 def _exists(conn: Connection, target: sql.Composed) -> bool:
@@ -272,30 +283,94 @@ def _exists(conn: Connection, target: sql.Composed) -> bool:
 
 
 def _drop_derived(conn: Connection, target: sql.Composed) -> None:
+    """Drop a derived view (and the views built on it) when its entity is now configured."""
     if conn.execute(
         "select 1 from pg_class where oid = to_regclass(%s) and relkind = 'v'", (target.as_string(conn),)
     ).fetchone():
-        conn.execute(sql.SQL("drop view {}").format(target))
+        conn.execute(sql.SQL("drop view {} cascade").format(target))
 
 
-def _ensure_derived_customers(conn: Connection, target: sql.Composed, orders: sql.Composed) -> None:
-    exists = conn.execute(
-        "select relkind from pg_class where oid = to_regclass(%s)", (target.as_string(conn),)
-    ).fetchone()
-    if exists and exists[0] == "v":
-        return
-    if exists:  # an empty stand-in from before the orders were configured
+def _ensure_view(conn: Connection, target: sql.Composed, query: sql.Composable, comment: str) -> None:
+    """Create or replace the derived view ``target``; an empty table (a stand-in) gives way, loaded rows do not."""
+    name = target.as_string(conn)
+    found = conn.execute("select relkind from pg_class where oid = to_regclass(%s)", (name,)).fetchone()
+    if found and found[0] != "v":
+        if conn.execute(sql.SQL("select exists (select from {})").format(target)).fetchone()[0]:
+            raise DerivationError(
+                f"{name} holds loaded rows, but the sources file no longer gives this entity (it is derived now): "
+                f"configure it again, or drop the table to derive it (drop table {name})"
+            )
         conn.execute(sql.SQL("drop table {}").format(target))
-    conn.execute(
-        sql.SQL(
-            """create view {} as
-               select customer_id, min(created_at) as created_at, max(updated_at) as updated_at,
-                      max(_loaded_at) as _loaded_at
-               from {} group by customer_id"""
-        ).format(target, orders)
-    )
-    conn.execute(
-        sql.SQL("comment on view {} is {}").format(
-            target, sql.Literal("derived: no customers entity in the sources file; one row per ordering customer")
+    try:
+        with conn.transaction():
+            conn.execute(sql.SQL("create or replace view {} as {}").format(target, query))
+    except errors.InvalidTableDefinition:  # its columns changed (a mapping gave a new one): replace it whole
+        conn.execute(sql.SQL("drop view {} cascade").format(target))
+        conn.execute(sql.SQL("create view {} as {}").format(target, query))
+    conn.execute(sql.SQL("comment on view {} is {}").format(target, sql.Literal(comment)))
+
+
+_TRANSACTIONS = "raw_sales.transactions"
+
+
+def _key(expression: str) -> str:
+    """A stable non-negative bigint id from a text reference (64 bits of its MD5)."""
+    return f"((('x' || left(md5({expression}), 16))::bit(64)::bigint) & 9223372036854775807)"
+
+
+def _provided(entity: Entity) -> set[str]:
+    """The canonical columns a transactions entity gives (declared or mapped)."""
+    return {column.name for column in entity.columns} | {mapping.target for mapping in entity.mappings}
+
+
+def _transaction_columns(entity: Entity) -> str:
+    """The transaction grain's canonical columns over the raw table: mapping, declared column or typed null."""
+    fields = contract.ENTITIES["sales.transactions"]
+    mapped = contract.rendered("sales.transactions", entity.mappings)
+    declared = {column.name for column in entity.columns}
+    parts = []
+    for name, field in fields.items():
+        if name in mapped:
+            expression = mapped[name]
+        elif name in declared:
+            expression = f'"{name}"::{field.type}'
+        else:
+            expression = f"null::{field.type}"
+        parts.append(f"{expression} as {name}")
+    if entity.primary_key:
+        line = " || '|' || ".join(f'"{key}"::text' for key in entity.primary_key)
+    else:
+        line = "_source_file || ':' || _source_line"
+    parts.append(f"{line} as line_ref")
+    return ", ".join(parts) + ", _loaded_at"
+
+
+def _from_transactions(entity_name: str, transactions: Entity) -> sql.Composable:
+    """The orders or the order lines of a transaction-line grain; lines without a customer are left out
+    (they stay in the raw table): an order is a customer's."""
+    base = f"(select {_transaction_columns(transactions)} from {_TRANSACTIONS}) as t where t.customer_id is not null"
+    if entity_name == "orders":
+        return sql.SQL(
+            f"""select {_key("t.order_ref")} as order_id, max(t.customer_id) as customer_id,
+                   min(t.ordered_at) as ordered_at, min(t.status) as status, min(t.sales_channel) as sales_channel,
+                   min(t.ordered_at) as created_at, max(t.ordered_at) as updated_at, max(t._loaded_at) as _loaded_at
+               from {base} group by t.order_ref"""
         )
+    # Optional figures only when the source has them: a missing unit_cost column is how the marts learn that
+    # the source records no costs (margins null, never zero), so no typed null stands in for it here.
+    optional = "".join(
+        f"t.{name}, " for name in ("product_id", "discount_pct", "unit_cost") if name in _provided(transactions)
+    )
+    return sql.SQL(
+        f"""select {_key("t.order_ref || '|' || t.line_ref")} as order_line_id, {_key("t.order_ref")} as order_id,
+               {optional}t.quantity, t.unit_price, t.ordered_at as created_at, t.ordered_at as updated_at, t._loaded_at
+           from {base}"""
+    )
+
+
+def _customers_from_orders() -> sql.Composable:
+    return sql.SQL(
+        """select customer_id, min(created_at) as created_at, max(updated_at) as updated_at,
+                  max(_loaded_at) as _loaded_at
+           from raw_sales.orders group by customer_id"""
     )
