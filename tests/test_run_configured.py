@@ -14,6 +14,7 @@ from pathlib import Path
 
 import demo_sources
 import psycopg
+import pytest
 import yaml
 from lens_cli import run_lens
 
@@ -76,3 +77,66 @@ def test_run_on_own_sources(make_database, tmp_path: Path) -> None:
     assert refused.returncode == 1
     assert "the marts need at least sales.orders and sales.order_lines" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_bare_transaction_file_reaches_the_marts(make_database, tmp_path: Path) -> None:
+    """Customer id, date, quantity and amount per line: no order or line id, no products, no customers."""
+    sales_url, wh = make_database("bare_sales_src"), make_database("bare_wh")
+    demo.generate(scale="tiny", seed=9, end_date=END, sales_url=sales_url, files_dir=tmp_path / "demo")
+    exports = tmp_path / "exports"
+    exports.mkdir()
+    with psycopg.connect(sales_url) as conn:
+        rows = conn.execute(
+            """select o.customer_id, to_char(o.ordered_at at time zone 'UTC', 'DD/MM/YYYY HH24:MI'), l.quantity,
+                      round(l.quantity * l.unit_price * (1 - coalesce(l.discount_pct, 0)), 2)
+               from orders o join order_lines l using (order_id) where o.status = 'completed'
+               order by o.ordered_at"""
+        ).fetchall()
+    with (exports / "sales.csv").open("w") as out:  # day-first dates, as many exports write them
+        out.write("Customer,Date,Qty,Amount\n")
+        out.writelines(f"{c},{d},{q},{a}\n" for c, d, q, a in rows)
+    first_day = dt.datetime.strptime(rows[0][1], "%d/%m/%Y %H:%M").date()
+    document = {
+        "sources": {
+            "sales": {
+                "kind": "files",
+                "format": "csv",
+                "location": str(exports),
+                "start_date": first_day.isoformat(),
+                "end_date": END.isoformat(),
+                "date_order": "DMY",
+                "entities": {
+                    "transactions": {
+                        "glob": "sales.csv",
+                        "cursor": "sold_at",
+                        "primary_key": [],
+                        "columns": {
+                            "customer_id": {"source": "Customer", "type": "bigint", "required": True},
+                            "sold_at": {"source": "Date", "type": "timestamptz", "required": True},
+                            "qty": {"source": "Qty", "type": "integer"},
+                            "amount": {"source": "Amount", "type": "numeric"},
+                        },
+                        "map": {
+                            "ordered_at": "sold_at",
+                            "quantity": "qty",
+                            "unit_price": {"sql": "amount / nullif(qty, 0)"},
+                        },
+                    }
+                },
+            }
+        }
+    }
+    config = tmp_path / "bare.yml"
+    config.write_text(yaml.safe_dump(document))
+    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh}
+    run = run_lens("run", "--config", str(config), env=env, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "promoted to baseline #1" in run.stdout
+    with psycopg.connect(wh) as conn:
+        customers, revenue, lines = conn.execute(
+            "select count(*), sum(lifetime_revenue), (select count(*) from analytics.order_lines) "
+            "from analytics.customers"
+        ).fetchone()
+    assert customers == len({c for c, *_ in rows})
+    assert lines == len(rows)
+    assert float(revenue) == pytest.approx(float(sum(a for *_, a in rows)), abs=0.01)

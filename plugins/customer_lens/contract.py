@@ -103,11 +103,12 @@ ENTITIES: dict[str, dict[str, Field]] = {
         *_TIMESTAMPS,
     ),
     # One transaction-line grain instead of orders and order lines (an invoice-line export): the orders and
-    # their lines are derived from it (customer_lens.raw), ids from the order reference.
+    # their lines are derived from it (customer_lens.raw), ids from the order reference. No column is a key
+    # (the derived views read them, not the incremental models), so each may be mapped.
     "sales.transactions": _fields(
-        ("order_ref", "text", True, True),
-        ("customer_id", "bigint", False, True),
-        ("ordered_at", "timestamptz", True, True),
+        ("order_ref", "text"),
+        ("customer_id", "bigint", True),
+        ("ordered_at", "timestamptz", True),
         ("quantity", "integer", True),
         ("unit_price", "numeric", True),
         ("discount_pct", "numeric"),
@@ -188,6 +189,28 @@ def absent(sources: dict) -> list[str]:
     """The canonical entities that are empty in the warehouse: unconfigured and not derived."""
     made = derived(sources)
     return [key for key in unconfigured(sources) if key not in made]
+
+
+def problems(sources: dict) -> list[str]:
+    """What keeps the configured canonical entities from feeding the marts: required columns neither
+    declared nor mapped (keys must be declared). One line each, naming the source, entity and column."""
+    found = []
+    for source in sources.values():
+        for entity in source.entities:
+            fields = ENTITIES.get(f"{source.name}.{entity.name}")
+            if fields is None:
+                continue
+            declared = {column.name for column in entity.columns}
+            mapped = {mapping.target for mapping in entity.mappings}
+            for field in fields.values():
+                if not field.required or field.name in declared or (field.name in mapped and not field.key):
+                    continue
+                how = "declare it" if field.key else "declare it or map it"
+                found.append(
+                    f"sources.{source.name}.entities.{entity.name}: {field.name} ({field.type}) is required by "
+                    f"the data contract: {how} (docs/data-contract.md)"
+                )
+    return found
 
 
 def missing_minimum(sources: dict) -> list[str]:

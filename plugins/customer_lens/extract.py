@@ -241,7 +241,9 @@ def extract(
     began = time.monotonic()
     # Timestamps without an offset in a source are read as UTC, whatever the server's default zone.
     # The load runs as the loader role (LENS_LOADER_ROLE, see customer_lens.roles).
-    with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options="-c TimeZone=UTC") as conn:
+    # A source's date_order (DMY for "13/01/2024") is how its day-first dates parse as dates and timestamps.
+    options = "-c TimeZone=UTC" + (f" -c DateStyle=ISO,{source.date_order}" if source.date_order else "")
+    with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options=options) as conn:
         _act_as_loader(conn)
         contract.check(conn, source, entity)  # a bad mapping fails here, before any data moves
         raw.ensure(conn, source)

@@ -279,6 +279,9 @@ def run_configured(
     cfg = settings_mod.load()
     path = source_config.default_path(cfg)
     sources = source_config.load(path, cfg)
+    found = contract.problems(sources)
+    if found:
+        raise source_config.ConfigError(f"{path} does not give what the marts need:\n  " + "\n  ".join(found))
     missing = contract.missing_minimum(sources)
     if missing:
         raise source_config.ConfigError(

@@ -348,13 +348,16 @@ def _transaction_columns(entity: Entity) -> str:
 def _from_transactions(entity_name: str, transactions: Entity) -> sql.Composable:
     """The orders or the order lines of a transaction-line grain; lines without a customer are left out
     (they stay in the raw table): an order is a customer's."""
-    base = f"(select {_transaction_columns(transactions)} from {_TRANSACTIONS}) as t where t.customer_id is not null"
+    # Without an order reference, a customer's lines of one moment are one order.
+    inner = f"select {_transaction_columns(transactions)} from {_TRANSACTIONS}"
+    order_ref = "coalesce(order_ref, customer_id::text || '@' || ordered_at::text)"
+    base = f"(select {order_ref} as order_key, * from ({inner}) as mapped) as t where t.customer_id is not null"
     if entity_name == "orders":
         return sql.SQL(
-            f"""select {_key("t.order_ref")} as order_id, max(t.customer_id) as customer_id,
+            f"""select {_key("t.order_key")} as order_id, max(t.customer_id) as customer_id,
                    min(t.ordered_at) as ordered_at, min(t.status) as status, min(t.sales_channel) as sales_channel,
                    min(t.ordered_at) as created_at, max(t.ordered_at) as updated_at, max(t._loaded_at) as _loaded_at
-               from {base} group by t.order_ref"""
+               from {base} group by t.order_key"""
         )
     # Optional figures only when the source has them: a missing unit_cost column is how the marts learn that
     # the source records no costs (margins null, never zero), so no typed null stands in for it here.
@@ -362,7 +365,7 @@ def _from_transactions(entity_name: str, transactions: Entity) -> sql.Composable
         f"t.{name}, " for name in ("product_id", "discount_pct", "unit_cost") if name in _provided(transactions)
     )
     return sql.SQL(
-        f"""select {_key("t.order_ref || '|' || t.line_ref")} as order_line_id, {_key("t.order_ref")} as order_id,
+        f"""select {_key("t.order_key || '|' || t.line_ref")} as order_line_id, {_key("t.order_key")} as order_id,
                {optional}t.quantity, t.unit_price, t.ordered_at as created_at, t.ordered_at as updated_at, t._loaded_at
            from {base}"""
     )

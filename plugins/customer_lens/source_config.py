@@ -18,7 +18,8 @@ loaded columns, stored as extra columns (e.g. ``is_cancellation``). ``map`` give
 the Customer Lens data contract the entity lacks or names differently (:mod:`customer_lens.contract`,
 docs/data-contract.md); it is applied in staging, the raw layer keeps the declared columns. Values may use
 ``${VAR}`` / ``${VAR:-default}``; ``LENS_*`` variables default to the project settings, and the
-URL ``warehouse:NAME`` means database NAME on the warehouse server.
+URL ``warehouse:NAME`` means database NAME on the warehouse server. ``date_order`` (``DMY``, ``MDY``,
+``YMD``) says how a source's ambiguous text dates read (``13/01/2024 10:00`` is ``DMY``).
 """
 
 from __future__ import annotations
@@ -87,6 +88,7 @@ class Source:
     schedule: str = "0 0 * * *"
     start_date: str = "2023-01-01"
     end_date: str | None = None  # the last day of a historical source (an export that no longer grows)
+    date_order: str | None = None  # DMY, MDY or YMD: how ambiguous dates in the source's text are read
     max_reject_ratio: float = 0.05
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -228,6 +230,14 @@ def _parse_entity(name: str, raw: dict, source_kind: str, where: str) -> Entity:
     return entity
 
 
+def _date_order(value: Any, where: str) -> str | None:
+    if value is None:
+        return None
+    if str(value).upper() not in ("DMY", "MDY", "YMD"):
+        raise ConfigError(f"{where}: {value!r} is not one of DMY (13/01/2024), MDY (01/13/2024), YMD")
+    return str(value).upper()
+
+
 def _date(value: Any, where: str) -> str:
     try:
         return dt.date.fromisoformat(str(value)).isoformat()
@@ -272,6 +282,7 @@ def parse(document: dict, cfg: settings_mod.Settings | None = None) -> dict[str,
             schedule=str(raw.get("schedule", "0 0 * * *")),
             start_date=_date(raw.get("start_date", "2023-01-01"), f"{where}.start_date"),
             end_date=_date(raw["end_date"], f"{where}.end_date") if raw.get("end_date") else None,
+            date_order=_date_order(raw.get("date_order"), f"{where}.date_order"),
             max_reject_ratio=float(raw.get("max_reject_ratio", 0.05)),
             options=dict(raw.get("options") or {}),
         )

@@ -129,6 +129,9 @@ def prepare_inputs(cfg: settings_mod.Settings | None = None) -> list[str]:
 
     cfg = cfg or settings_mod.load()
     sources = source_config.load(cfg=cfg)
+    found = contract.problems(sources)
+    if found:
+        raise source_config.ConfigError("the sources file does not give what the marts need:\n  " + "\n  ".join(found))
     with psycopg.connect(warehouse.url(cfg=cfg), autocommit=True) as conn:
         role = roles.prepare_session_role(conn, "loader")
         if role:
