@@ -8,6 +8,7 @@ intervals (nothing duplicated) and builds incrementally.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import json
 from pathlib import Path
@@ -140,3 +141,109 @@ def test_a_bare_transaction_file_reaches_the_marts(make_database, tmp_path: Path
     assert customers == len({c for c, *_ in rows})
     assert lines == len(rows)
     assert float(revenue) == pytest.approx(float(sum(a for *_, a in rows)), abs=0.01)
+
+
+CHANNEL_NAMES = {"phone": "IVR", "email": "E-mail", "chat": "Chat", "web": "Web Form", "social": "Social"}
+
+
+def test_a_helpdesk_export_with_text_ids_and_its_own_values(make_database, tmp_path: Path) -> None:
+    """Ticket numbers like INC0000042, day-first times, "?" for nothing, its own channel names, no type."""
+    sales_url, wh = make_database("helpdesk_sales_src"), make_database("helpdesk_wh")
+    files = tmp_path / "demo"
+    demo.generate(scale="tiny", seed=4, end_date=END, sales_url=sales_url, files_dir=files)
+    start_date = json.loads((files / "demo_generation.json").read_text())["start_date"]
+    exports = tmp_path / "helpdesk"
+    exports.mkdir()
+    day_first = lambda value: "?" if value is None else dt.datetime.fromisoformat(value).strftime("%d/%m/%Y %H:%M:%S")  # noqa: E731
+    latest: dict[int, dict] = {}
+    for path in sorted((files / "service").glob("tickets_*.ndjson")):
+        day = path.name.removeprefix("tickets_").removesuffix(".ndjson")
+        with (exports / f"incidents_{day}.csv").open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow(["Number", "Requester", "Opened", "Updated", "Resolved", "Channel", "Category", "State"])
+            for line in path.read_text().splitlines():
+                ticket = json.loads(line)
+                latest[ticket["ticket_id"]] = ticket
+                writer.writerow(
+                    [
+                        f"INC{ticket['ticket_id']:07d}",
+                        ticket["requester_email"] or "?",
+                        day_first(ticket["created_at"]),
+                        day_first(ticket["updated_at"]),
+                        day_first(ticket["solved_at"]),
+                        CHANNEL_NAMES[ticket["channel"]],
+                        ticket["category"].replace("_", " ").title(),
+                        ticket["status"].upper(),
+                    ]
+                )
+    document = demo_sources.sources_document(sales_url, files)
+    sales = document["sources"]["sales"]
+    service = {
+        "kind": "files",
+        "format": "csv",
+        "location": str(exports),
+        "date_order": "DMY",
+        "null_values": ["?"],
+        "entities": {
+            "tickets": {
+                "glob": "incidents_*.csv",
+                "file_date": "incidents_%Y-%m-%d.csv",
+                "primary_key": ["number", "updated_at"],
+                "columns": {
+                    "number": {"source": "Number", "type": "text", "required": True},
+                    "requester_email": {"source": "Requester", "type": "text"},
+                    "created_at": {"source": "Opened", "type": "timestamptz", "required": True},
+                    "updated_at": {"source": "Updated", "type": "timestamptz", "required": True},
+                    "resolved": {"source": "Resolved", "type": "timestamptz"},
+                    "medium": {"source": "Channel", "type": "text"},
+                    "category": {"source": "Category", "type": "text"},
+                    "state": {"source": "State", "type": "text"},
+                },
+                "map": {
+                    "ticket_id": {"key_from": "number"},
+                    "solved_at": "resolved",
+                    "channel": {
+                        "column": "medium",
+                        "values": {
+                            "Phone": "phone",
+                            "IVR": "phone",
+                            "E-mail": "email",
+                            "Chat": "chat",
+                            "Web Form": "web",
+                            "Social": "social",
+                        },
+                    },
+                    "status": {"sql": "lower(state)"},
+                    "type": {"value": "complaint"},  # the export has no type: every ticket is a complaint
+                },
+            }
+        },
+    }
+    document = {
+        "defaults": {"start_date": start_date, "end_date": END.isoformat()},
+        "sources": {"sales": sales, "service": service},
+    }
+    config = tmp_path / "helpdesk.yml"
+    config.write_text(yaml.safe_dump(document))
+    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh}
+    run = run_lens("run", "--config", str(config), env=env, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "promoted to baseline #1" in run.stdout and "0 rejected" in run.stdout
+
+    with psycopg.connect(wh) as conn:
+        tickets = {
+            number: (channel, ticket_type, solved)
+            for number, channel, ticket_type, solved in conn.execute(
+                "select r.number, t.ticket_channel, t.ticket_type, t.solved_at is not null "
+                "from analytics.tickets t join (select distinct number, ticket_id from raw_service.tickets) r "
+                "using (ticket_id)"
+            )
+        }
+        (matched,) = conn.execute(
+            "select count(*) from analytics_candidate.int_tickets_matched where match_status = 'matched'"
+        ).fetchone()
+    assert tickets == {
+        f"INC{ticket_id:07d}": (t["channel"], "complaint", t["solved_at"] is not None)
+        for ticket_id, t in latest.items()
+    }
+    assert matched > 0

@@ -203,9 +203,9 @@ def problems(sources: dict) -> list[str]:
             declared = {column.name for column in entity.columns}
             mapped = {mapping.target for mapping in entity.mappings}
             for field in fields.values():
-                if not field.required or field.name in declared or (field.name in mapped and not field.key):
+                if not field.required or field.name in declared or field.name in mapped:
                     continue
-                how = "declare it" if field.key else "declare it or map it"
+                how = "declare it, or derive it from a text id with key_from:" if field.key else "declare it or map it"
                 found.append(
                     f"sources.{source.name}.entities.{entity.name}: {field.name} ({field.type}) is required by "
                     f"the data contract: {how} (docs/data-contract.md)"
@@ -224,7 +224,7 @@ class Mapping:
     """How one canonical column is computed from a source entity's declared columns."""
 
     target: str
-    kind: str  # column | value | values | sql
+    kind: str  # column | value | values | sql | key
     column: str | None = None
     value: Any = None
     values: tuple[tuple[str, str], ...] = ()
@@ -241,9 +241,16 @@ class Mapping:
             cases = " ".join(f"when {_quote_literal(k)} then {_quote_literal(v)}" for k, v in self.values)
             other = _quote_ident(self.column) + "::text" if self.default is None else _quote_literal(self.default)
             body = f"case {_quote_ident(self.column)}::text {cases} else {other} end"
+        elif self.kind == "key":
+            return text_key(f"{_quote_ident(self.column)}::text")
         else:
             body = self.expression
         return f"({body})::{target_type}"
+
+
+def text_key(expression: str) -> str:
+    """A stable non-negative bigint id from a text id (63 bits of its MD5): same text, same id, everywhere."""
+    return f"((('x' || left(md5({expression}), 16))::bit(64)::bigint) & 9223372036854775807)"
 
 
 def _quote_ident(name: str) -> str:
@@ -271,11 +278,14 @@ def parse_mappings(raw: Any, entity_key: str, declared: set[str], where: str) ->
         field = fields.get(target)
         if field is None:
             raise MappingError(f"{at}: {entity_key} has no column {target!r} (one of {', '.join(fields)})")
-        if field.key:
+        if field.key and not (isinstance(spec, dict) and set(spec) == {"key_from"}):
             raise MappingError(
                 f"{at}: {target} is a key, read from the raw table itself; declare it as a column "
-                f"(`{target}: {{source: <name in the source>, type: {field.type}}}`) instead of mapping it"
+                f"(`{target}: {{source: <name in the source>, type: {field.type}}}`), or, for a text id "
+                f"(INC0012345), give {{key_from: <declared column>}}"
             )
+        if not field.key and isinstance(spec, dict) and "key_from" in spec:
+            raise MappingError(f"{at}: key_from: is for keys; {target} is not one (map it with sql: or values:)")
         if target in declared:
             raise MappingError(f"{at}: {target} is also a declared column; map it or declare it, not both")
         mapping = _parse_one(target, spec, declared, at)
@@ -299,6 +309,8 @@ def _parse_one(target: str, spec: Any, declared: set[str], at: str) -> Mapping:
 
     if isinstance(spec, str):
         return Mapping(target, "column", column=known(spec))
+    if isinstance(spec, dict) and set(spec) == {"key_from"}:
+        return Mapping(target, "key", column=known(spec["key_from"]))
     if not isinstance(spec, dict) or len({"value", "sql", "values"} & set(spec)) != 1:
         raise MappingError(f"{at}: give a column name, or exactly one of value:, sql:, or column: with values:")
     if "value" in spec:
@@ -330,14 +342,22 @@ def rendered(entity_key: str, mappings: tuple[Mapping, ...]) -> dict[str, str]:
 def dbt_mappings(sources: dict) -> str:
     """The mappings of every configured source as JSON for dbt, keyed by raw table (``raw_survey.responses``).
 
-    The staging models read it through the ``source_column``/``optional_column`` macros.
+    The staging models read it through the ``source_column``/``optional_column`` macros. Keys from text ids
+    (``key_from``) are not among them: they are generated columns of the raw table (:func:`key_columns`).
     """
     result = {}
     for source in sources.values():
         for entity in source.entities:
-            if entity.mappings:
-                result[f"{source.raw_schema}.{entity.name}"] = rendered(f"{source.name}.{entity.name}", entity.mappings)
+            staged = tuple(m for m in entity.mappings if m.kind != "key")
+            if staged:
+                result[f"{source.raw_schema}.{entity.name}"] = rendered(f"{source.name}.{entity.name}", staged)
     return json.dumps(result, sort_keys=True)
+
+
+def key_columns(entity) -> dict[str, str]:
+    """``{key: SQL}`` of the keys an entity derives from text ids: stored generated columns of its raw table,
+    so the incremental models' direct reads of the raw keys find them."""
+    return {m.target: m.render("bigint") for m in entity.mappings if m.kind == "key"}
 
 
 def check(conn: Connection, source, entity) -> None:

@@ -168,11 +168,22 @@ def _land_parquet(conn: Connection, rel: str, path: Path, entity: Entity, result
             copy.write(buffer.getvalue())
 
 
+def _nulled(value: sql.Composable, source: Source) -> sql.Composable:
+    """``value``, or null when it is one of the source's ``null_values`` ("?", "N/A")."""
+    if not source.null_values:
+        return value
+    markers = sql.SQL(", ").join(map(sql.Literal, source.null_values))
+    return sql.SQL("case when {v} in ({m}) then null else {v} end").format(v=value, m=markers)
+
+
 def _parse_landing(conn: Connection, source: Source, entity: Entity) -> None:
     """``_lens_parsed``: one row per landed line, each configured column as text (``v_<name>``)."""
     if _is_json(source):
         values = sql.SQL(", ").join(
-            sql.SQL("d._doc ->> {} as {}").format(sql.Literal(c.source), ident(f"v_{c.name}")) for c in entity.columns
+            sql.SQL("{} as {}").format(
+                _nulled(sql.SQL("d._doc ->> {}").format(sql.Literal(c.source)), source), ident(f"v_{c.name}")
+            )
+            for c in entity.columns
         )
         known = sql.SQL(", ").join(sql.Literal(c.source) for c in entity.columns)
         query = sql.SQL(
@@ -187,7 +198,7 @@ def _parse_landing(conn: Connection, source: Source, entity: Entity) -> None:
         ).format(known=known, values=values)
     else:
         values = sql.SQL(", ").join(
-            sql.SQL("{} as {}").format(ident(c.name), ident(f"v_{c.name}")) for c in entity.columns
+            sql.SQL("{} as {}").format(_nulled(ident(c.name), source), ident(f"v_{c.name}")) for c in entity.columns
         )
         # Parquet rows have no raw text line: keep the row as JSON so a reject still shows its values.
         as_json = sql.SQL(", ").join(

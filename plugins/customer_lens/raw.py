@@ -114,6 +114,7 @@ def _wanted(source: Source) -> tuple[set[tuple[str, str]], set[str]]:
     indexes = {f"{source.raw_schema}_rejects_interval"}
     for entity in source.entities:
         names = [c.name for c in entity.columns] + list(entity.flags) + [n for n, _ in METADATA_COLUMNS]
+        names += list(contract.key_columns(entity))
         columns |= {(entity.name, name) for name in names}
         indexes |= {f"{entity.name}_interval_brin", f"{entity.name}_loaded_brin"}
         if version_key(entity):
@@ -145,6 +146,13 @@ def _ensure_entity(conn: Connection, source: Source, entity: Entity) -> None:
         conn.execute(
             sql.SQL("alter table {} add column if not exists {} {}").format(
                 target, sql.Identifier(column.name), sql.SQL(column.type)
+            )
+        )
+    # A key given by a text id (key_from): computed by the server on load, like the flags.
+    for key, expression in contract.key_columns(entity).items():
+        conn.execute(
+            sql.SQL("alter table {} add column if not exists {} bigint generated always as ({}) stored").format(
+                target, sql.Identifier(key), sql.SQL(expression)
             )
         )
     for flag, expression in entity.flags.items():
@@ -313,11 +321,6 @@ def _ensure_view(conn: Connection, target: sql.Composed, query: sql.Composable, 
 _TRANSACTIONS = "raw_sales.transactions"
 
 
-def _key(expression: str) -> str:
-    """A stable non-negative bigint id from a text reference (64 bits of its MD5)."""
-    return f"((('x' || left(md5({expression}), 16))::bit(64)::bigint) & 9223372036854775807)"
-
-
 def _provided(entity: Entity) -> set[str]:
     """The canonical columns a transactions entity gives (declared or mapped)."""
     return {column.name for column in entity.columns} | {mapping.target for mapping in entity.mappings}
@@ -354,7 +357,7 @@ def _from_transactions(entity_name: str, transactions: Entity) -> sql.Composable
     base = f"(select {order_ref} as order_key, * from ({inner}) as mapped) as t where t.customer_id is not null"
     if entity_name == "orders":
         return sql.SQL(
-            f"""select {_key("t.order_key")} as order_id, max(t.customer_id) as customer_id,
+            f"""select {contract.text_key("t.order_key")} as order_id, max(t.customer_id) as customer_id,
                    min(t.ordered_at) as ordered_at, min(t.status) as status, min(t.sales_channel) as sales_channel,
                    min(t.ordered_at) as created_at, max(t.ordered_at) as updated_at, max(t._loaded_at) as _loaded_at
                from {base} group by t.order_key"""
@@ -365,7 +368,8 @@ def _from_transactions(entity_name: str, transactions: Entity) -> sql.Composable
         f"t.{name}, " for name in ("product_id", "discount_pct", "unit_cost") if name in _provided(transactions)
     )
     return sql.SQL(
-        f"""select {_key("t.order_key || '|' || t.line_ref")} as order_line_id, {_key("t.order_key")} as order_id,
+        f"""select {contract.text_key("t.order_key || '|' || t.line_ref")} as order_line_id,
+               {contract.text_key("t.order_key")} as order_id,
                {optional}t.quantity, t.unit_price, t.ordered_at as created_at, t.ordered_at as updated_at, t._loaded_at
            from {base}"""
     )

@@ -19,7 +19,8 @@ the Customer Lens data contract the entity lacks or names differently (:mod:`cus
 docs/data-contract.md); it is applied in staging, the raw layer keeps the declared columns. Values may use
 ``${VAR}`` / ``${VAR:-default}``; ``LENS_*`` variables default to the project settings, and the
 URL ``warehouse:NAME`` means database NAME on the warehouse server. ``date_order`` (``DMY``, ``MDY``,
-``YMD``) says how a source's ambiguous text dates read (``13/01/2024 10:00`` is ``DMY``).
+``YMD``) says how a source's ambiguous text dates read (``13/01/2024 10:00`` is ``DMY``);
+``null_values`` lists the texts a file source writes for "no value" (``?``, ``N/A``).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class Source:
     start_date: str = "2023-01-01"
     end_date: str | None = None  # the last day of a historical source (an export that no longer grows)
     date_order: str | None = None  # DMY, MDY or YMD: how ambiguous dates in the source's text are read
+    null_values: tuple[str, ...] = ()  # files: texts that mean "no value" ("?", "N/A"), loaded as null
     max_reject_ratio: float = 0.05
     options: dict[str, Any] = field(default_factory=dict)
 
@@ -283,6 +285,7 @@ def parse(document: dict, cfg: settings_mod.Settings | None = None) -> dict[str,
             start_date=_date(raw.get("start_date", "2023-01-01"), f"{where}.start_date"),
             end_date=_date(raw["end_date"], f"{where}.end_date") if raw.get("end_date") else None,
             date_order=_date_order(raw.get("date_order"), f"{where}.date_order"),
+            null_values=tuple(str(v) for v in (raw.get("null_values") or ())),
             max_reject_ratio=float(raw.get("max_reject_ratio", 0.05)),
             options=dict(raw.get("options") or {}),
         )
