@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import ROUND_HALF_UP, Decimal
 
+import crosscheck
 import pandas as pd
 import psycopg
 import pytest
@@ -71,25 +72,6 @@ def test_as_of_date_is_the_last_day_every_entity_loaded(dbt_warehouse, raw) -> N
     assert as_of == raw["as_of"]
 
 
-def _expected_rfm(purchases: pd.DataFrame, snapshot: dt.date) -> pd.DataFrame:
-    upto = purchases[purchases["order_date"] <= snapshot]
-    per_customer = upto.groupby("customer_id").agg(
-        last_purchase_date=("order_date", "max"),
-        frequency_orders=("order_id", "count"),
-        monetary_revenue=("revenue", "sum"),
-    )
-    per_customer["recency_days"] = [(snapshot - d).days for d in per_customer["last_purchase_date"]]
-    n = len(per_customer)
-    # 1 + floor(5 x share of customers strictly worse): rank 'min' counts those strictly worse + 1.
-    worse_recency = per_customer["recency_days"].rank(method="min", ascending=False).astype(int) - 1
-    worse_frequency = per_customer["frequency_orders"].rank(method="min", ascending=True).astype(int) - 1
-    worse_monetary = per_customer["monetary_revenue"].astype(float).rank(method="min", ascending=True).astype(int) - 1
-    per_customer["r_score"] = 1 + (5 * worse_recency) // n
-    per_customer["f_score"] = 1 + (5 * worse_frequency) // n
-    per_customer["m_score"] = 1 + (5 * worse_monetary) // n
-    return per_customer
-
-
 def test_customer_segments_rfm_values_and_scores_match_pandas(dbt_warehouse, raw) -> None:
     segments = _frame(
         dbt_warehouse.url,
@@ -102,7 +84,7 @@ def test_customer_segments_rfm_values_and_scores_match_pandas(dbt_warehouse, raw
     columns = ["last_purchase_date", "recency_days", "frequency_orders", "monetary_revenue", "r_score", "f_score"]
     columns.append("m_score")
     for snapshot in snapshots:
-        expected = _expected_rfm(raw["purchases"], snapshot)
+        expected = crosscheck.expected_rfm(raw["purchases"], snapshot)
         actual = segments[segments["snapshot_date"] == snapshot].set_index("customer_id").sort_index()
         assert list(actual.index) == list(expected.index), snapshot
         for column in columns:
@@ -110,14 +92,7 @@ def test_customer_segments_rfm_values_and_scores_match_pandas(dbt_warehouse, raw
 
 
 def test_customer_lifetime_value_matches_lifetimes_convention(dbt_warehouse, raw) -> None:
-    days = raw["purchases"].groupby(["customer_id", "order_date"])["revenue"].sum().reset_index()
-    expected = {}
-    for customer_id, group in days.groupby("customer_id"):
-        group = group.sort_values("order_date")
-        first, last = group["order_date"].iloc[0], group["order_date"].iloc[-1]
-        repeat = list(group["revenue"].iloc[1:])
-        monetary = _round(sum(repeat, Decimal(0)) / len(repeat), "0.000001") if repeat else Decimal(0)
-        expected[customer_id] = (len(group) - 1, (last - first).days, (raw["as_of"] - first).days, monetary)
+    expected = crosscheck.expected_clv(raw["purchases"], raw["as_of"])
     actual = {
         row[0]: tuple(row[1:])
         for row in dbt_warehouse.rows(

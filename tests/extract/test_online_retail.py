@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from decimal import Decimal
 from pathlib import Path
 
+import crosscheck
+import pandas as pd
 import psycopg
 import pytest
 from lens_cli import run_lens
@@ -52,8 +55,6 @@ def test_online_retail_loads_through_configuration_only(make_database, monkeypat
 @pytest.mark.skipif(not DATA.exists(), reason="../shared/data is not beside the repository")
 def test_online_retail_reaches_a_promoted_baseline(make_database, tmp_path: Path) -> None:
     """`lens run --config config/examples/online_retail.yml`: the file's figures, computed independently."""
-    import pandas as pd
-
     wh = make_database("online_retail_run")
     env = {"LENS_WAREHOUSE_URL": wh, "LENS_STATE_DIR": str(tmp_path / "state")}
     run = run_lens("run", "--config", str(REPO / "config" / "examples" / "online_retail.yml"), env=env, timeout=900)
@@ -83,3 +84,38 @@ def test_online_retail_reaches_a_promoted_baseline(make_database, tmp_path: Path
     assert margins == 0  # no costs in the file
     assert as_of == dt.date(2010, 12, 9)  # as of the file's last day, not today
     assert segmented > 0
+
+    # Segments at every snapshot and the CLV summary, recomputed from the file alone.
+    sold = sold.assign(
+        revenue=[Decimal(int(q)) * Decimal(str(p)) for q, p in zip(sold["Quantity"], sold["Price"], strict=True)]
+    )
+    purchases = (
+        sold.groupby("Invoice")
+        .agg(customer_id=("Customer ID", "first"), ordered_at=("InvoiceDate", "min"), revenue=("revenue", "sum"))
+        .reset_index()
+        .rename(columns={"Invoice": "order_id"})
+    )
+    purchases["customer_id"] = purchases["customer_id"].astype(int)
+    purchases["order_date"] = [ts.date() for ts in pd.to_datetime(purchases["ordered_at"])]
+    with psycopg.connect(wh) as conn:
+        cursor = conn.execute(
+            "select customer_id, snapshot_date, recency_days, frequency_orders, monetary_revenue, r_score, f_score, "
+            "m_score from analytics.customer_segments"
+        )
+        segments = pd.DataFrame(cursor.fetchall(), columns=[c.name for c in cursor.description])
+        clv = {
+            row[0]: tuple(row[1:])
+            for row in conn.execute(
+                "select customer_id, frequency, recency, t, monetary_value from analytics.customer_lifetime_value"
+            )
+        }
+    columns = ["recency_days", "frequency_orders", "monetary_revenue", "r_score", "f_score", "m_score"]
+    snapshots = sorted(segments["snapshot_date"].unique())
+    assert snapshots[-1] == as_of and len(snapshots) >= 12
+    for snapshot in snapshots:
+        expected = crosscheck.expected_rfm(purchases, snapshot)
+        actual = segments[segments["snapshot_date"] == snapshot].set_index("customer_id").sort_index()
+        assert list(actual.index) == list(expected.index), snapshot
+        for column in columns:
+            assert list(actual[column]) == list(expected[column]), (snapshot, column)
+    assert clv == crosscheck.expected_clv(purchases, as_of)
