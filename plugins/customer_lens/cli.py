@@ -17,7 +17,7 @@ import typer
 from customer_lens import environment, pipeline, warehouse
 from customer_lens.contract import MappingError
 from customer_lens.extract import ExtractError
-from customer_lens.raw import IntervalOverlap
+from customer_lens.raw import IntervalOverlap, SchemaChanged
 from customer_lens.source_config import ConfigError
 
 app = typer.Typer(
@@ -44,7 +44,14 @@ def _friendly_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
-        except (warehouse.WarehouseError, ExtractError, ConfigError, MappingError, IntervalOverlap) as exc:
+        except (
+            warehouse.WarehouseError,
+            ExtractError,
+            ConfigError,
+            MappingError,
+            IntervalOverlap,
+            SchemaChanged,
+        ) as exc:
             _fail(str(exc))
         except Exception as exc:
             from customer_lens.baseline import GuardError

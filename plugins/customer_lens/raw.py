@@ -55,6 +55,7 @@ def ensure(conn: Connection, source: Source) -> None:
     for entity in source.entities:  # configured now: a customer list derived before gives way to the real one
         if f"{source.name}.{entity.name}" in contract.DERIVED_FROM:
             _drop_derived(conn, table(source, entity.name))
+    _check_types(conn, source)
     if _complete(conn, source):
         return
     schema = sql.Identifier(source.raw_schema)
@@ -120,6 +121,40 @@ def _wanted(source: Source) -> tuple[set[tuple[str, str]], set[str]]:
         if version_key(entity):
             indexes.add(f"{entity.name}_version_idx")
     return columns, indexes
+
+
+class SchemaChanged(ValueError):
+    """A configured column's type differs from its raw column's; the message says how to migrate."""
+
+
+# format_type() spellings of the configuration's types
+_PG_TYPE = {"timestamptz": "timestamp with time zone"}
+
+
+def _check_types(conn: Connection, source: Source) -> None:
+    """Refuse to load when a configured column's type changed since the raw table was made (say how to move)."""
+    found = {
+        (table_name, column): data_type
+        for table_name, column, data_type in conn.execute(
+            "select c.relname, a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a "
+            "join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relkind = 'r' and a.attnum > 0 and not a.attisdropped",
+            (source.raw_schema,),
+        )
+    }
+    for entity in source.entities:
+        for column in entity.columns:
+            have = found.get((entity.name, column.name))
+            want = _PG_TYPE.get(column.type, column.type)
+            if have is None or have == want:
+                continue
+            target = f"{source.raw_schema}.{entity.name}"
+            raise SchemaChanged(
+                f"sources.{source.name}.entities.{entity.name}.columns.{column.name} is {column.type} in the sources "
+                f"file, but {target}.{column.name} holds {have} values loaded before. Migrate them once "
+                f'(psql "$(lens warehouse url)"): alter table {target} alter column {column.name} type '
+                f"{column.type} using {column.name}::{column.type}; or give the column its old type again"
+            )
 
 
 def _complete(conn: Connection, source: Source) -> bool:

@@ -154,3 +154,35 @@ def test_the_documented_contract_is_the_enforced_one() -> None:
 @pytest.mark.parametrize("example", sorted((Path(__file__).resolve().parents[2] / "config" / "examples").glob("*.yml")))
 def test_the_examples_parse(example: Path) -> None:
     assert source_config.load(example)
+
+
+def test_a_changed_column_type_says_how_to_migrate(tmp_path: Path, make_database) -> None:
+    wh = make_database("type_change_wh")
+    files = tmp_path / "survey"
+    files.mkdir()
+    (files / "export_2026-01-01.csv").write_text(HEADER + "r1,c1,2026-01-01T10:00:00Z,1-5,4\n")
+    (files / "export_2026-01-02.csv").write_text(HEADER + "r2,c2,2026-01-02T10:00:00Z,1-5,4.5\n")
+    config = tmp_path / "sources.yml"
+    env = {"LENS_WAREHOUSE_URL": wh, "LENS_SOURCES_CONFIG": str(config), "LENS_STATE_DIR": str(tmp_path / "state")}
+    document = _document(files, {"csat_score": "score"})
+    config.write_text(yaml.safe_dump(document))
+    run_lens("extract", "--start", "2026-01-01", "--end", "2026-01-02", env=env)
+
+    # The export starts sending half points: the user makes the column numeric.
+    document["sources"]["survey"]["entities"]["responses"]["columns"]["score"] = "numeric"
+    document["sources"]["survey"]["entities"]["responses"]["map"] = {"csat_score": {"sql": "round(score)"}}
+    config.write_text(yaml.safe_dump(document))
+    refused = run_lens("extract", "--start", "2026-01-02", "--end", "2026-01-03", env=env, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    message = refused.stderr
+    assert "sources.survey.entities.responses.columns.score is numeric in the sources file" in message
+    assert "raw_survey.responses.score holds integer values loaded before" in message
+    statement = message.split("): ", 1)[1].split(";")[0]
+    assert statement == "alter table raw_survey.responses alter column score type numeric using score::numeric"
+
+    with psycopg.connect(wh, autocommit=True) as conn:
+        conn.execute(statement)
+    run_lens("extract", "--start", "2026-01-02", "--end", "2026-01-03", env=env)
+    with psycopg.connect(wh) as conn:
+        scores = conn.execute("select response_id, score::text from raw_survey.responses order by 1").fetchall()
+    assert scores == [("r1", "4"), ("r2", "4.5")]
