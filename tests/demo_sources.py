@@ -61,16 +61,27 @@ SURVEY_TOOL = {
 
 
 def survey_tool_export(demo_dir: Path, target: Path) -> dict[str, tuple]:
-    """Write the demo's survey files in the survey tool's shape; returns the original answers by id."""
+    """Write the demo's survey files in the survey tool's shape; returns the original answers by id.
+
+    As such tools do, the files start with a UTF-8 byte-order mark, and a comment written on two lines
+    is one quoted field spanning them (every comment of an answer whose id ends in 0 or 5 gets a
+    second line). Returns ``{response_id: (kind, nps_score, csat_score, comment)}``.
+    """
     target.mkdir(parents=True)
     originals = {}
     for path in sorted(demo_dir.glob("responses_*.csv")):
         day = path.name.removeprefix("responses_").removesuffix(".csv")
-        with path.open(newline="") as src, (target / f"export_{day}.csv").open("w", newline="") as dst:
+        with (
+            path.open(newline="") as src,
+            (target / f"export_{day}.csv").open("w", newline="", encoding="utf-8-sig") as dst,
+        ):
             writer = csv.writer(dst)
             writer.writerow(["Response ID", "Respondent", "Answered At", "Scale", "Score", "Reason", "Comment"])
             for row in csv.DictReader(src):
                 score = row["nps_score"] or row["csat_score"]
+                comment = row["comment"]
+                if comment and row["response_id"][-1] in "05":
+                    comment += "\nP.S. written on a second line"
                 writer.writerow(
                     [
                         row["response_id"],
@@ -79,12 +90,13 @@ def survey_tool_export(demo_dir: Path, target: Path) -> dict[str, tuple]:
                         SCALE[row["kind"]],
                         score,
                         row["reason"],
-                        row["comment"],
+                        comment,
                     ]
                 )
                 originals[row["response_id"]] = (
                     row["kind"],
                     int(row["nps_score"]) if row["nps_score"] else None,
                     int(row["csat_score"]) if row["csat_score"] else None,
+                    comment or None,
                 )
     return originals

@@ -63,6 +63,32 @@ def _decoded_lines(path: Path, encoding: str):
                 yield number, None, data
 
 
+# A quoted CSV field may span lines (a survey comment with a line break), but no record grows beyond this:
+# an unterminated quote is a malformed record, not a reason to read the rest of the file into memory.
+MAX_RECORD_BYTES = 16 * 1024 * 1024
+
+
+def _csv_records(path: Path, encoding: str):
+    """(first line number, text or None, raw bytes) per CSV record: physical lines joined while a quoted
+    field is open (an odd number of quote characters so far). None marks an undecodable record."""
+    start, texts, raws, size = 0, [], [], 0
+    for number, text, data in _decoded_lines(path, encoding):
+        if not raws:
+            if text is not None and text.count('"') % 2 == 0:
+                yield number, text, data
+                continue
+            start = number
+        raws.append(data)
+        size += len(data)
+        texts.append(text)
+        joined = None if None in texts else "\n".join(texts)
+        if joined is None or joined.count('"') % 2 == 0 or size > MAX_RECORD_BYTES:
+            yield start, joined, b"\n".join(raws)
+            texts, raws, size = [], [], 0
+    if raws:  # an unterminated quote at the end of the file: a malformed record
+        yield start, None if None in texts else "\n".join(texts), b"\n".join(raws)
+
+
 def _is_json(source: Source) -> bool:
     """JSON records (NDJSON files, HTTP APIs) land as raw text and are parsed in SQL."""
     return source.kind == "http" or source.format == "ndjson"
@@ -91,11 +117,11 @@ def _land_ndjson(copy, rel: str, path: Path, encoding: str) -> None:
 
 
 def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result: BatchResult) -> None:
-    lines = _decoded_lines(path, source.encoding)
+    lines = _csv_records(path, source.encoding)
     header_line = next(lines, None)
     if header_line is None or header_line[1] is None:
         raise SourceSchemaError(f"{rel}: no readable header line")
-    header = next(csv.reader([header_line[1]]))
+    header = next(csv.reader([header_line[1].removeprefix("\ufeff")]))  # a byte-order mark is not a name
     position = {name: i for i, name in enumerate(header)}
     columns = list(entity.columns)
     for column in columns:

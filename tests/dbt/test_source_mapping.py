@@ -1,6 +1,7 @@
 """A survey export in another shape reaches the marts through the sources file's ``map`` alone.
 
-The demo's survey answers are re-exported the way a survey tool writes them: other column names, one
+The demo's survey answers are re-exported the way a survey tool writes them (a byte-order mark, comments
+on several lines as one quoted field): other column names, one
 ``Score`` column with a ``Scale`` ("0-10", "1-5", or the name of a reason survey: "renewal", "exit")
 instead of ``kind``/``nps_score``/``csat_score``; values outside the value map pass through.
 The sources file declares those columns (the raw layer keeps them) and maps them onto the data contract
@@ -61,19 +62,21 @@ def test_the_raw_layer_keeps_the_exports_own_columns(mapped) -> None:
     assert rows == len(originals) > 100
 
 
-def test_every_answer_keeps_its_kind_and_score(mapped) -> None:
+def test_every_answer_keeps_its_kind_score_and_comment(mapped) -> None:
     wh, originals = mapped
     with psycopg.connect(wh) as conn:
         staged = {
-            response_id: (kind, nps, csat)
-            for response_id, kind, nps, csat, language in conn.execute(
-                f"select response_id, response_kind, nps_score, csat_score, language_code "
+            response_id: (kind, nps, csat, comment)
+            for response_id, kind, nps, csat, comment, language in conn.execute(
+                f"select response_id, response_kind, nps_score, csat_score, response_comment, language_code "
                 f"from {SCHEMA}.stg_survey__responses"
             )
             if language == "en"
         }
     assert staged == originals
     assert {kind for kind, *_ in staged.values()} == {"nps", "csat", "renewal", "exit"}
+    # comments written on two lines arrived whole (a quoted field spanning lines is one value)
+    assert sum("\n" in (comment or "") for *_, comment in staged.values()) > 10
 
 
 def test_the_feedback_mart_has_nps_and_csat(mapped) -> None:

@@ -200,8 +200,10 @@ def test_csv_faults_drift_and_multilingual_text(tmp_path: Path, wh: str) -> None
         "r6,7,2026-03-01T10:00:00Z,11,,en,web",  # out of range
         "r7,8,2026-03-01T10:00:00Z,nine,,en,web",  # not a number
         "r1,9,2026-03-01T10:00:00Z,3,other,en,web",  # duplicate id, other content
-        'r8,"broken,2026-03-01',  # broken quoting / wrong field count
         "r9,,2026-03-01T10:00:00Z,5,,en,web",  # missing customer_ref
+        # broken quoting: the open quote runs to the end of the file (a quoted field may span lines, so
+        # any line after it would be part of this one malformed record, and shown in its raw text)
+        'r8,"broken,2026-03-01',
     ]
     _write(tmp_path / "survey" / "responses_2026-03-01.csv", [header, *rows])
 
@@ -282,3 +284,24 @@ def test_reject_ratio_exceeded_keeps_previous_state_and_the_evidence(tmp_path: P
         ("loaded", 0),
     ]
     assert _rows(wh, "select count(*) from raw_service._rejects") == [(3,)]
+
+
+def test_csv_with_a_byte_order_mark_and_comments_spanning_lines(tmp_path: Path, wh: str) -> None:
+    """What survey tools export: a UTF-8 byte-order mark, a quoted comment with line breaks (LF and CRLF)."""
+    survey = _sources(tmp_path)["survey"]
+    header = "response_id,customer_ref,submitted_at,nps_score,comment,language"
+    text = (
+        f"\ufeff{header}\r\n"
+        'r1,1,2026-03-01T10:00:00Z,9,"Great service.\r\nWill order again,\nand tell my friends.",en\r\n'
+        "r2,2,2026-03-01T11:00:00Z,11,,en\r\n"  # out of range: its line number counts the record above as 3 lines
+        'r3,3,2026-03-01T12:00:00Z,7,"one line",en\r\n'
+    )
+    _write(tmp_path / "survey" / "responses_2026-03-01.csv", text.encode())
+
+    result = extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
+
+    assert (result.rows_loaded, result.rows_rejected) == (2, 1)
+    assert result.extra_fields == []  # the mark is not part of the first column's name
+    loaded = dict(_rows(wh, "select response_id, comment from raw_survey.responses"))
+    assert loaded == {"r1": "Great service.\nWill order again,\nand tell my friends.", "r3": "one line"}
+    assert _rows(wh, "select _source_line, reason from raw_survey._rejects") == [(5, "out_of_range")]
