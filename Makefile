@@ -15,6 +15,7 @@ help: ## Show this help
 # The venv is rebuilt only when the lock or the package metadata change, so re-running is instant.
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: Python 3.11 not found (set PYTHON=/path/to/python3.11)"; exit 1; }
+	@echo "Installing the pinned stack (Airflow, dbt, Great Expectations...) into .venv: about a minute the first time"
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip==26.3"
 	$(BIN)/python -m pip install --quiet -r requirements.txt
@@ -45,7 +46,7 @@ lock: ## Re-resolve requirements.in into the pinned requirements.txt
 	rm -rf .lock-venv
 
 AIRFLOW_PORT ?= 8080
-airflow: $(STAMP) ## Airflow 3 UI on http://127.0.0.1:$(AIRFLOW_PORT) with the DAGs and the Customer Lens page (Ctrl-C stops it)
+airflow: $(STAMP) ## Airflow 3 UI on http://127.0.0.1:8080 (AIRFLOW_PORT=N for another) with the DAGs and the Customer Lens page
 	$(BIN)/lens airflow --port $(AIRFLOW_PORT)
 
 report: $(STAMP) ## Write the offline HTML report of the current baseline

@@ -77,6 +77,13 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
     assert "promoted to baseline #1" in first.stdout and "headline KPIs" in first.stdout
     report = Path(first.stdout.split("report      ")[1].split()[0])
     assert report.is_file() and report.stat().st_size > 100_000
+    # The validation report is linked relative to the report (it travels with the reports folder).
+    html = report.read_text()
+    assert 'href="validation/v' in html and 'href="file://' not in html
+    # dbt docs as a page that opens from disk: manifest and catalog inlined, no server needed.
+    docs = Path(first.stdout.split("dbt docs    ")[1].split()[0])
+    assert docs.name == "static_index.html" and "customers_by_country" not in docs.read_text()
+    assert "model.customer_lens.customer_segments" in docs.read_text()
     assert "baseline    #1 unchanged" in second.stdout
     with psycopg.connect(wh) as conn:
         assert conn.execute("select count(*) from lens_audit.baselines").fetchone()[0] == 1

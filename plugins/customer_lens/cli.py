@@ -137,6 +137,8 @@ def demo_data(
     """Build the demo source systems: sales (Postgres `sales_src`), service (NDJSON), survey (CSV)."""
     from customer_lens import demo
 
+    _check_demo_options(scale)
+
     if scale not in demo.SCALES:
         _fail(f"unknown scale {scale!r}; choose one of {', '.join(demo.SCALES)}")
     warehouse.ensure_running()
@@ -167,6 +169,8 @@ def extract_cmd(
 
     Scheduled loads run in Airflow (the extract_<source> DAGs); this is the same code, by hand.
     """
+    if end <= start:
+        _fail(f"--end {end:%Y-%m-%d} is not after --start {start:%Y-%m-%d}: nothing to load ([start, end) is empty)")
     warehouse.ensure_running()
     start_utc, end_utc = start.replace(tzinfo=dt.UTC), end.replace(tzinfo=dt.UTC)
     results = pipeline.load_raw(start_utc, end_utc, step=step, sources=source, echo=typer.echo, history=history)
@@ -213,6 +217,7 @@ def run(
 
     from customer_lens.progress import Reporter
 
+    _check_demo_options(scale, anomaly)
     reporter = Reporter()
     if config is not None:
         os.environ["LENS_SOURCES_CONFIG"] = str(config.resolve())
@@ -227,6 +232,16 @@ def run(
         lines = pipeline.run(scale=scale, seed=seed, progress=sys.stderr.isatty(), anomaly=anomaly, reporter=reporter)
     for line in lines:
         typer.echo(line)
+
+
+def _check_demo_options(scale: str, anomaly: str | None = None) -> None:
+    """Unknown demo options are one line naming the choices, before anything runs."""
+    from customer_lens.demo import SCALES, anomalies
+
+    if scale not in SCALES:
+        _fail(f"--scale {scale!r} is not one of {', '.join(SCALES)}")
+    if anomaly is not None and anomaly not in anomalies.KINDS:
+        _fail(f"--anomaly {anomaly!r} is not one of {', '.join(anomalies.KINDS)}")
 
 
 @app.command("transform")
@@ -259,6 +274,8 @@ def report_cmd(
     """Write the Customer Lens report: one self-contained HTML file (opens offline) from the baseline."""
     from customer_lens import report
 
+    if out is not None and not out.resolve().parent.is_dir():
+        _fail(f"cannot write {out}: the folder {out.resolve().parent} does not exist")
     warehouse.ensure_running()
     try:
         path = report.render(out=out, progress=lambda line: typer.echo(line, err=True))

@@ -365,10 +365,11 @@ def _docs(cfg: settings_mod.Settings, *, regenerate: bool, reporter: Reporter) -
     """``dbt docs generate`` (the catalog of the candidate build) unless it is there and current."""
     from customer_lens import transform
 
-    index = Path(transform.dbt_env(cfg=cfg)["DBT_TARGET_PATH"]) / "index.html"
+    # The static page (manifest and catalog inlined) opens from disk; index.html needs `dbt docs serve`.
+    index = Path(transform.dbt_env(cfg=cfg)["DBT_TARGET_PATH"]) / "static_index.html"
     if regenerate or not index.exists():
         with reporter.phase("dbt docs", unit="catalog generated"):
-            transform.run_dbt(["docs", "generate", "--quiet"])
+            transform.run_dbt(["docs", "generate", "--static", "--quiet"])
     return index
 
 

@@ -245,8 +245,9 @@ def _ordered(values: Iterable[str], order: Iterable[str]) -> list[str]:
 class _Db:
     """Queries of the report, all in one read-only transaction (see :func:`render`)."""
 
-    def __init__(self, conn):
+    def __init__(self, conn, base: Path | None = None):
         self.conn = conn
+        self.base = base  # the report's folder: links to other files are relative to it
 
     def missing(self, *relations: str) -> list[str]:
         return [r for r in relations if self.conn.execute("select to_regclass(%s)", (r,)).fetchone()[0] is None]
@@ -1294,7 +1295,10 @@ def _validation(db: _Db) -> list:
         blocks.append(
             Note(
                 "Every expectation and its observed value: the validation report",
-                link=report_path.as_uri() if report_path.is_absolute() else str(report_path),
+                # relative to the report, so the link works wherever the reports folder is copied or mailed
+                link=os.path.relpath(report_path, db.base)
+                if db.base and report_path.is_absolute()
+                else str(report_path),
             )
         )
     if not last["passed"] and not db.missing("lens_audit.validation_failures"):
@@ -1442,11 +1446,13 @@ def render(
     from plotly.offline import get_plotlyjs
 
     cfg = cfg or settings_mod.load()
-    out = Path(out) if out else default_path(cfg)
+    if out is not None and not Path(out).resolve().parent.is_dir():
+        raise ReportError(f"cannot write {out}: the folder {Path(out).resolve().parent} does not exist")
+    out = Path(out).resolve() if out else default_path(cfg)
     say = progress or (lambda _line: None)
     with _connect(cfg) as conn, conn.transaction():
         _lock_analytics(conn)
-        db = _Db(conn)
+        db = _Db(conn, base=out.parent)
         try:
             header = _header(db)
         except psycopg.Error as exc:
