@@ -11,7 +11,8 @@ cannot be loaded go to ``raw_<source>._rejects`` with their raw text, location a
 reasons: ``malformed_json``, ``malformed_row``, ``invalid_utf8``, ``missing_required_field``,
 ``invalid_value``, ``out_of_range``, ``duplicate`` (an exact repeat of a row already loaded) and
 ``duplicate_key`` (same key, different content). The batch fails — and the previous state of the
-interval stays — only when the share of rejected rows exceeds the source's ``max_reject_ratio``;
+interval stays — only when the share of rejected rows exceeds the source's ``max_reject_ratio`` (judged
+from ``reject_ratio_min_rows`` rows on: a smaller batch fails only when every row is rejected);
 its rejects are kept for inspection under a batch with status ``failed``.
 """
 
@@ -115,6 +116,20 @@ def create_temp_rejects(conn: Connection) -> None:
     conn.execute("truncate _lens_rejects")
 
 
+def too_many_rejects(rows_in: int, rows_rejected: int, ratio: float, min_rows: int) -> bool:
+    """Whether a batch fails on its rejects: over ``ratio`` of its rows, judged only from ``min_rows`` rows on.
+
+    A small batch (a quiet day's file) says little by its share: one bad row of five is 20%. Below
+    ``min_rows`` it fails only when every row is rejected (a file in a format the configuration no longer
+    describes); its bad rows are rejected with their reasons either way.
+    """
+    if not rows_in:
+        return False
+    if rows_in < min_rows:
+        return rows_rejected == rows_in
+    return rows_rejected / rows_in > ratio
+
+
 def apply_batch(
     conn: Connection,
     source: Source,
@@ -139,11 +154,13 @@ def apply_batch(
             if stage_rejects:
                 stage_rejects()
             _persist_rejects(conn, source, entity, result)
-            if result.rows_in and result.rows_rejected / result.rows_in > ratio:
+            if too_many_rejects(result.rows_in, result.rows_rejected, ratio, source.reject_ratio_min_rows):
+                share = f"{result.rows_rejected / result.rows_in:.1%} > max_reject_ratio {ratio:.1%}"
+                if result.rows_in < source.reject_ratio_min_rows:
+                    share = f"every row of a batch under reject_ratio_min_rows {source.reject_ratio_min_rows}"
                 raise RejectRatioExceeded(
                     f"{source.name}.{entity.name}: {result.rows_rejected} of {result.rows_in} rows rejected "
-                    f"({result.rows_rejected / result.rows_in:.1%} > max_reject_ratio {ratio:.1%}); "
-                    f"see {source.raw_schema}._rejects where _batch_id = '{result.batch_id}'"
+                    f"({share}); see {source.raw_schema}._rejects where _batch_id = '{result.batch_id}'"
                 )
             _record_batch(conn, source, entity, result)
     except RejectRatioExceeded:

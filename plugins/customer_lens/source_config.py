@@ -92,6 +92,7 @@ class Source:
     date_order: str | None = None  # DMY, MDY or YMD: how ambiguous dates in the source's text are read
     null_values: tuple[str, ...] = ()  # files: texts that mean "no value" ("?", "N/A"), loaded as null
     max_reject_ratio: float = 0.05
+    reject_ratio_min_rows: int = 100  # below it a batch fails only when every row is rejected
     options: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -287,6 +288,7 @@ def parse(document: dict, cfg: settings_mod.Settings | None = None) -> dict[str,
             date_order=_date_order(raw.get("date_order"), f"{where}.date_order"),
             null_values=tuple(str(v) for v in (raw.get("null_values") or ())),
             max_reject_ratio=float(raw.get("max_reject_ratio", 0.05)),
+            reject_ratio_min_rows=int(raw.get("reject_ratio_min_rows", 100)),
             options=dict(raw.get("options") or {}),
         )
     return sources

@@ -42,6 +42,7 @@ def _sources(tmp_path: Path, **overrides) -> dict[str, source_config.Source]:
                 "format": "ndjson",
                 "location": str(tmp_path / "service"),
                 "max_reject_ratio": overrides.get("ratio", 0.9),
+                "reject_ratio_min_rows": overrides.get("min_rows", 100),
                 "entities": {
                     "tickets": {
                         "glob": "tickets_*.ndjson",
@@ -269,7 +270,7 @@ def test_configured_encoding_decodes_legacy_files(tmp_path: Path, wh: str) -> No
 
 
 def test_reject_ratio_exceeded_keeps_previous_state_and_the_evidence(tmp_path: Path, wh: str) -> None:
-    service = _sources(tmp_path, ratio=0.2)["service"]
+    service = _sources(tmp_path, ratio=0.2, min_rows=1)["service"]
     path = tmp_path / "service" / "tickets_2026-03-01.ndjson"
     _write(path, [_ticket(1, "2026-03-01T08:00:00Z")])
     extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
@@ -305,3 +306,17 @@ def test_csv_with_a_byte_order_mark_and_comments_spanning_lines(tmp_path: Path, 
     loaded = dict(_rows(wh, "select response_id, comment from raw_survey.responses"))
     assert loaded == {"r1": "Great service.\nWill order again,\nand tell my friends.", "r3": "one line"}
     assert _rows(wh, "select _source_line, reason from raw_survey._rejects") == [(5, "out_of_range")]
+
+
+def test_a_small_batch_fails_on_its_rejects_only_when_all_are_rejected(tmp_path: Path, wh: str) -> None:
+    """The shipped settings (5%, from 100 rows on): one bad row in a quiet day's file of five is a reject."""
+    service = _sources(tmp_path, ratio=0.05)["service"]
+    path = tmp_path / "service" / "tickets_2026-03-01.ndjson"
+    _write(path, [*(_ticket(n, "2026-03-01T08:00:00Z") for n in range(1, 5)), "{bad"])
+    result = extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    assert (result.status, result.rows_loaded, result.rows_rejected) == ("loaded", 4, 1)
+
+    _write(path, ["{bad"] * 5)  # the export changed format: nothing in it is readable
+    with pytest.raises(extract.RejectRatioExceeded, match=r"5 of 5 rows rejected \(every row of a batch under"):
+        extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    assert _rows(wh, "select count(*) from raw_service.tickets") == [(4,)]  # the day's earlier load stays
