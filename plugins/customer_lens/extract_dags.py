@@ -20,13 +20,30 @@ log = logging.getLogger(__name__)
 
 
 def run_extract_task(source_name: str, entity_name: str) -> dict:
-    """Task body: load one entity for the run's data interval; fail only past the reject ratio."""
-    from customer_lens import extract
+    """Task body: load one entity for the run's data interval; fail only past the reject ratio.
 
+    A configuration or data error fails the task at once (AirflowFailException): a retry would meet the
+    same file and the same settings. Retries are for what passes: a connection lost, a lock timeout.
+    """
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from customer_lens import contract, extract, raw
+
+    deterministic = (
+        source_config.ConfigError,
+        contract.MappingError,
+        raw.SchemaChanged,
+        raw.IntervalOverlap,
+        extract.RejectRatioExceeded,
+        extract.SourceSchemaError,
+    )
     context = get_current_context()
     start, end = context["data_interval_start"], context["data_interval_end"]
-    source = source_config.load()[source_name]
-    result = extract.extract(source, entity_name, start, end)
+    try:
+        source = source_config.load()[source_name]
+        result = extract.extract(source, entity_name, start, end)
+    except deterministic as exc:
+        raise AirflowFailException(f"{exc} (a configuration or data error: not retried)") from exc
     log.info("%s", result)
     return {
         "batch_id": str(result.batch_id),

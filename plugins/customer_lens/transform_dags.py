@@ -80,10 +80,15 @@ class LensDbtBuildOperator(DbtBuildLocalOperator):
         self.lens_schema = schema
 
     def execute(self, context: Any) -> Any:
-        from customer_lens import transform
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from customer_lens import contract, raw, source_config, transform
 
         env = transform.dbt_env(self.lens_schema)
-        transform.prepare_inputs()
+        try:
+            transform.prepare_inputs()
+        except (source_config.ConfigError, contract.MappingError, raw.DerivationError) as exc:
+            raise AirflowFailException(f"{exc} (a configuration error: not retried)") from exc
         transform.prepare_role(self.lens_schema)
         # dbt writes its target (run results, partial-parse state) inside Cosmos' working copy of the
         # project, where Cosmos caches the partial-parse file between runs; a target path elsewhere
@@ -97,7 +102,18 @@ class LensDbtBuildOperator(DbtBuildLocalOperator):
             *(self.callback if isinstance(self.callback, list) else [self.callback] if self.callback else [])
         ]
         self.callback.append(self._keep_summary)
-        super().execute(context)
+        try:
+            super().execute(context)
+        except Exception as exc:
+            # A model or data test that failed fails the same way on a retry: say so and stop. Anything
+            # else (no results at all: the warehouse did not answer) is left to Airflow's retries.
+            failed = [uid for uid, r in self._summary.items() if r["status"] in ("error", "fail", "runtime error")]
+            if failed:
+                raise AirflowFailException(
+                    f"dbt build: {len(failed)} node(s) failed (a model or data-test failure: not retried): "
+                    + ", ".join(failed[:10])
+                ) from exc
+            raise
         return self._summary
 
     def _keep_summary(self, project_dir: str, **_: Any) -> None:

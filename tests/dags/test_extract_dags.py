@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import sqlite3
 import time
 from pathlib import Path
 
@@ -151,3 +152,33 @@ def _wait_for_backfill(env: dict, dag_id: str, expected: int, timeout: int = 240
             return runs
         time.sleep(2)
     raise AssertionError(f"backfill did not finish: {runs}")
+
+
+def test_a_data_error_fails_the_task_at_once_without_retries(make_database, tmp_path: Path) -> None:
+    """A changed column type is not a glitch: the task fails on its first try, the message says why."""
+    src, wh = make_database("dag_err_src"), make_database("dag_err_wh")
+    with psycopg.connect(src) as conn:
+        conn.execute(SOURCE_ROWS)
+    config = tmp_path / "sources.yml"
+    config.write_text(yaml.safe_dump(_config(src)))
+    env = airflow_local.environment(
+        home=tmp_path / "af",
+        extra={"LENS_SOURCES_CONFIG": str(config), "LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh},
+    )
+    airflow_local.airflow("db", "migrate", env=env)
+    airflow_local.airflow("dags", "test", "extract_shop", "2026-03-02", env=env)
+
+    changed = _config(src)
+    changed["sources"]["shop"]["entities"]["orders"]["columns"]["customer_id"] = "text"
+    config.write_text(yaml.safe_dump(changed))
+    failed = airflow_local.airflow("dags", "test", "extract_shop", "2026-03-03", env=env, check=False)
+    output = failed.stdout + failed.stderr
+    assert "columns.customer_id is text in the sources file" in output
+    assert "not retried" in output
+    with sqlite3.connect(tmp_path / "af" / "airflow.db") as db:
+        tries = db.execute(
+            "select ti.state, ti.try_number from task_instance ti join dag_run r on r.run_id = ti.run_id "
+            "and r.dag_id = ti.dag_id where ti.dag_id = 'extract_shop' and ti.task_id = 'extract_orders' "
+            "order by r.logical_date desc limit 1"
+        ).fetchone()
+    assert tries == ("failed", 1)  # failed on its first try, no retry scheduled
