@@ -318,7 +318,7 @@ def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchR
         # A file source without dated names (one big file) and an API are filtered on the cursor here.
         by_cursor = entity.cursor and not entity.file_date and source.kind == "files"
         _check_landing(conn, entity, (start, end) if by_cursor else None)
-        _classify_duplicates(conn, source, entity, start, end)
+        _classify_duplicates(conn, source, entity, start, end, files=result.files)
         if _is_json(source):
             drift = conn.execute(
                 "select distinct jsonb_object_keys(_drift) from _lens_checked where _drift is not null order by 1"
@@ -358,8 +358,15 @@ def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchR
     apply_batch(conn, source, entity, result, load_good_rows, ratio=source.max_reject_ratio)
 
 
-def _classify_duplicates(conn: Connection, source: Source, entity: Entity, start, end) -> None:
-    """Mark repeats of a record version: in this batch (after the first) or already in other intervals."""
+def _classify_duplicates(
+    conn: Connection, source: Source, entity: Entity, start, end, *, files: list[str] | None = None
+) -> None:
+    """Mark repeats of a record version: in this batch (after the first) or already in other intervals.
+
+    Rows this batch replaces (raw.clear_interval: its interval's batches, and in a longer batch the rows of
+    its cursor range or of its files) are not "another interval": reloading a day of a loaded month is no
+    duplicate.
+    """
     key = raw.version_key(entity)
     if not key:
         return
@@ -384,11 +391,17 @@ def _classify_duplicates(conn: Connection, source: Source, entity: Entity, start
             update _lens_checked c set _reason = 'duplicate_key:loaded in another interval'
             where c._reason is null and exists (
                 select 1 from {table} t where ({tcols}) = ({ccols})
-                and not (t._interval_start >= %s and t._interval_end <= %s))"""
+                and not (t._interval_start >= %(start)s and t._interval_end <= %(end)s)
+                and not {replaced})"""
         ).format(
             table=raw.table(source, entity.name),
             tcols=sql.SQL(", ").join(sql.SQL("t.{}").format(ident(k)) for k in key),
             ccols=sql.SQL(", ").join(sql.SQL("c.{}").format(ident(k)) for k in key),
+            replaced=(
+                sql.SQL("coalesce(t.{c} >= %(start)s and t.{c} < %(end)s, false)").format(c=ident(entity.cursor))
+                if entity.cursor
+                else sql.SQL("coalesce(t._source_file = any(%(files)s), false)")
+            ),
         ),
-        (start, end),
+        {"start": start, "end": end, "files": list(files or [])},
     )

@@ -15,6 +15,8 @@ and a crash never leaves a partial batch.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from psycopg import Connection, errors, sql
 
 from customer_lens import contract
@@ -222,31 +224,31 @@ def _ensure_entity(conn: Connection, source: Source, entity: Entity) -> None:
 
 
 class IntervalOverlap(ValueError):
-    """A load's interval cuts through an earlier batch's interval (replace whole batches only)."""
+    """Kept for callers that catch it; loads of any granularity now coexist (see :func:`clear_interval`)."""
 
 
 def clear_interval(conn: Connection, source: Source, entity: Entity, start, end) -> None:
-    """Delete what earlier loads of this entity within ``[start, end)`` wrote (in the caller's transaction).
+    """Delete what earlier loads wrote for ``[start, end)``, whatever batches it came in (caller's transaction).
 
-    Batches lying wholly inside the interval are replaced (so a monthly reload replaces its daily
-    batches). A batch that only partly overlaps would be half-replaced, duplicating or losing rows,
-    so it is refused with the batch named.
+    An earlier batch lying wholly inside the interval goes with its rejects and its record (a monthly reload
+    replaces its daily batches). From a batch that only partly overlaps (a month loaded at once, now one of
+    its days again), exactly the rows of the interval go: those whose cursor lies in it, or that came from a
+    file dated in it, with that file's rejects; the batch's record and its other rows stay as they were.
     """
-    straddling = conn.execute(
-        sql.SQL(
-            """select interval_start, interval_end from {} where entity = %(e)s and status = 'loaded'
-               and interval_start < %(end)s and interval_end > %(start)s
-               and not (interval_start >= %(start)s and interval_end <= %(end)s)"""
-        ).format(table(source, "_batches")),
-        {"e": entity.name, "start": start, "end": end},
-    ).fetchall()
-    if straddling:
-        spans = ", ".join(f"[{a:%Y-%m-%d %H:%M}, {b:%Y-%m-%d %H:%M})" for a, b in straddling)
-        raise IntervalOverlap(
-            f"{source.name}.{entity.name}: [{start:%Y-%m-%d %H:%M}, {end:%Y-%m-%d %H:%M}) partly overlaps "
-            f"loaded batch(es) {spans}; reload whole batches (or a range covering them)"
-        )
     contained = {"e": entity.name, "start": start, "end": end}
+    straddling = [
+        batch_id
+        for (batch_id,) in conn.execute(
+            sql.SQL(
+                """select batch_id from {} where entity = %(e)s and status = 'loaded'
+                   and interval_start < %(end)s and interval_end > %(start)s
+                   and not (interval_start >= %(start)s and interval_end <= %(end)s)"""
+            ).format(table(source, "_batches")),
+            contained,
+        )
+    ]
+    if straddling:
+        _clear_part_of_batches(conn, source, entity, straddling, start, end)
     conn.execute(
         sql.SQL("delete from {} where _interval_start >= %(start)s and _interval_end <= %(end)s").format(
             table(source, entity.name)
@@ -265,6 +267,49 @@ def clear_interval(conn: Connection, source: Source, entity: Entity, start, end)
         ).format(table(source, "_batches")),
         contained,
     )
+
+
+def _clear_part_of_batches(conn: Connection, source: Source, entity: Entity, batch_ids: list, start, end) -> None:
+    """The rows of ``[start, end)`` in batches that reach beyond it: by cursor, or by the file's date."""
+    rows = table(source, entity.name)
+    if entity.cursor:
+        conn.execute(
+            sql.SQL("delete from {} where _batch_id = any(%s) and {} >= %s and {} < %s").format(
+                rows, sql.Identifier(entity.cursor), sql.Identifier(entity.cursor)
+            ),
+            (batch_ids, start, end),
+        )
+        return
+    if not entity.file_date:
+        raise IntervalOverlap(
+            f"{source.name}.{entity.name}: [{start:%Y-%m-%d}, {end:%Y-%m-%d}) cuts through earlier batches, and "
+            "the entity has neither a cursor nor dated files to tell its rows apart; reload whole batches"
+        )
+    names = {
+        name
+        for (name,) in conn.execute(
+            sql.SQL(
+                "select distinct _source_file from {} where _batch_id = any(%s) "
+                "union select distinct _source_file from {} where _batch_id = any(%s)"
+            ).format(rows, table(source, "_rejects")),
+            (batch_ids, batch_ids),
+        )
+        if name
+    }
+    dated = []
+    for name in names:
+        try:
+            day = dt.datetime.strptime(name.rsplit("/", 1)[-1], entity.file_date).replace(tzinfo=dt.UTC)
+        except ValueError:
+            continue
+        if start <= day < end:
+            dated.append(name)
+    if dated:
+        for target in (rows, table(source, "_rejects")):
+            conn.execute(
+                sql.SQL("delete from {} where _batch_id = any(%s) and _source_file = any(%s)").format(target),
+                (batch_ids, dated),
+            )
 
 
 class DerivationError(ValueError):

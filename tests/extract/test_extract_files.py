@@ -320,3 +320,34 @@ def test_a_small_batch_fails_on_its_rejects_only_when_all_are_rejected(tmp_path:
     with pytest.raises(extract.RejectRatioExceeded, match=r"5 of 5 rows rejected \(every row of a batch under"):
         extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
     assert _rows(wh, "select count(*) from raw_service.tickets") == [(4,)]  # the day's earlier load stays
+
+
+def test_a_day_file_inside_a_loaded_month_replaces_that_files_rows(tmp_path: Path, wh: str) -> None:
+    survey = _sources(tmp_path)["survey"]
+    header = "response_id,customer_ref,submitted_at,nps_score,comment,language"
+    for day in (1, 2, 3):
+        rows = [f"r{day}{n},{n},2026-03-0{day}T10:0{n}:00Z,{n},,en" for n in range(1, 4)]
+        rows.append(f"r{day}9,9,2026-03-0{day}T11:00:00Z,99,,en")  # out of range: a reject per file
+        _write(tmp_path / "survey" / f"responses_2026-03-0{day}.csv", [header, *rows])
+    month = extract.extract(survey, "responses", DAY1, DAY1 + dt.timedelta(days=31), warehouse_url=wh)
+    others = "select response_id, nps_score, _batch_id from raw_survey.responses where _source_file <> %s order by 1"
+    before = _rows(wh, others.replace("%s", "'responses_2026-03-02.csv'"))
+
+    rows = [f"r2{n},{n},2026-03-02T10:0{n}:00Z,{n + 5},,en" for n in range(1, 4)]  # day 2 corrected
+    _write(tmp_path / "survey" / "responses_2026-03-02.csv", [header, *rows])
+    day = extract.extract(survey, "responses", DAY2, DAY3, warehouse_url=wh)
+
+    assert (month.rows_loaded, day.rows_loaded, day.rows_rejected) == (9, 3, 0)
+    assert _rows(wh, others.replace("%s", "'responses_2026-03-02.csv'")) == before
+    assert _rows(
+        wh, "select response_id, nps_score from raw_survey.responses where response_id like 'r2%' order by 1"
+    ) == [
+        ("r21", 6),
+        ("r22", 7),
+        ("r23", 8),
+    ]
+    # day 2's old reject went with its file; days 1 and 3 keep theirs
+    assert _rows(wh, "select _source_file from raw_survey._rejects order by 1") == [
+        ("responses_2026-03-01.csv",),
+        ("responses_2026-03-03.csv",),
+    ]

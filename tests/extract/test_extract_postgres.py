@@ -211,3 +211,40 @@ def test_a_load_killed_mid_copy_leaves_the_previous_state_and_a_rerun_completes(
     rerun = extract.extract(source, "orders", DAY1, DAY1 + DAY, warehouse_url=wh)
     assert rerun.rows_loaded == 1500000
     assert _exec(wh, "select count(*), count(distinct order_id) from raw_shop.orders") == [(1500000, 1500000)]
+
+
+def test_a_day_inside_a_loaded_month_replaces_exactly_that_days_rows(dbs) -> None:
+    """`make run` loads months; the daily run for yesterday (or a backfill of a week) then reloads days in them."""
+    src, wh = dbs
+    source = _source(src)
+    _exec(
+        src,
+        "insert into orders select g, g %% 7, 'completed', g, %(d)s + g * interval '1 hour', "
+        "%(d)s + g * interval '1 hour' from generate_series(1, 24 * 20) g",  # 20 days, one an hour
+        {"d": DAY1},
+    )
+    month = extract.extract(source, "orders", DAY1, DAY1 + 31 * DAY, warehouse_url=wh)
+    outside = "select order_id, status, amount, updated_at, _batch_id, _loaded_at from raw_shop.orders "
+    outside += "where updated_at < %s or updated_at >= %s order by order_id"
+    day5 = (DAY1 + 4 * DAY, DAY1 + 5 * DAY)
+    before = _exec(wh, outside, day5)
+
+    # The source changes one order of day 5 (same day) and the day is loaded again, then again (a rerun).
+    _exec(
+        src,
+        "update orders set status = 'returned', updated_at = updated_at + interval '1 minute' "
+        "where order_id = 4 * 24 + 3",
+    )
+    day = extract.extract(source, "orders", *day5, warehouse_url=wh)
+    again = extract.extract(source, "orders", *day5, warehouse_url=wh)
+
+    assert day.rows_loaded == again.rows_loaded == 24
+    assert _exec(wh, outside, day5) == before  # every other row untouched, byte for byte, in its month batch
+    assert _exec(wh, "select count(*), count(distinct order_id) from raw_shop.orders") == [(24 * 20, 24 * 20)]
+    assert _exec(wh, "select status from raw_shop.orders where order_id = %s", (4 * 24 + 3,)) == [("returned",)]
+    assert _exec(wh, "select count(*) from raw_shop.orders where _batch_id = %s", (again.batch_id,)) == [(24,)]
+    # Both loads are on record: the month (its other days) and the day.
+    assert _exec(wh, "select batch_id from raw_shop._batches order by interval_start") == [
+        (month.batch_id,),
+        (again.batch_id,),
+    ]
