@@ -26,6 +26,7 @@ import psutil
 import psycopg
 import pytest
 from airflow_procs import lens_processes, wait_for_output, wait_for_run
+from lens_cli import run_lens
 
 from customer_lens import airflow_local, airflow_ui, audit, settings
 from customer_lens.airflow_ui import ApiClient
@@ -307,3 +308,27 @@ def test_lens_airflow_serves_the_project_and_leaves_no_process(tmp_path: Path, m
     assert "Airflow stopped" in tail and "warehouse stopped" in tail
     with pytest.raises(psycopg.OperationalError):  # the warehouse it had started is down again
         psycopg.connect(warehouse.embedded().url(), connect_timeout=2).close()
+
+
+def test_lens_backfill_creates_the_runs_for_the_scheduler(tmp_path: Path) -> None:
+    """`lens backfill` from a plain shell: no variables to export, the DAG unpaused, one run per date queued."""
+    state = tmp_path / "state"
+    env = {"LENS_STATE_DIR": str(state)}
+    try:
+        done = run_lens("backfill", "extract_sales", "--start", "2026-01-01", "--end", "2026-01-03", env=env)
+        assert "extract_sales is unpaused" in done.stdout
+        url = run_lens("warehouse", "url", "--database", airflow_ui.METADATA_DB, env=env).stdout.strip()
+        with psycopg.connect(url) as conn:
+            assert conn.execute("select is_paused from dag where dag_id = 'extract_sales'").fetchone() == (False,)
+            runs = conn.execute(
+                "select run_type, state, logical_date::date::text from dag_run where dag_id = 'extract_sales' "
+                "order by logical_date"
+            ).fetchall()
+        assert runs == [("backfill", "queued", f"2026-01-0{day}") for day in (1, 2, 3)]
+        refused = run_lens(
+            "backfill", "extract_nope", "--start", "2026-01-01", "--end", "2026-01-02", env=env, check=False
+        )
+        assert refused.returncode == 1 and "Traceback" not in refused.stderr
+        assert refused.stderr.startswith("error: no DAG 'extract_nope' in this project (its DAGs: ")
+    finally:
+        run_lens("warehouse", "stop", env=env, check=False)

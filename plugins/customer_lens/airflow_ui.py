@@ -369,6 +369,37 @@ def serve(
                 echo("warehouse stopped (lens airflow had started it)")
 
 
+def backfill(dag_id: str, start: str, end: str, *, cfg: settings_mod.Settings | None = None) -> list[str]:
+    """``lens backfill``: a backfill of ``dag_id`` over ``[start, end]`` (logical dates) for ``lens airflow``'s
+    scheduler to run, with the DAG unpaused (a paused DAG's backfill runs wait); returns the lines to print.
+
+    Runs the ``airflow`` CLI with the environment ``lens airflow`` uses (its metadata database on the
+    warehouse server), so nothing has to be exported by hand.
+    """
+    cfg = cfg or settings_mod.load()
+    warehouse.ensure_running(cfg)
+    env = environment(cfg, host="127.0.0.1", port=8080, metadata=metadata_url(cfg), login=ensure_login(cfg))
+
+    def run(*args: str) -> str:
+        done = airflow_local.airflow(*args, env=env, check=False)
+        if done.returncode != 0:
+            tail = " ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
+            raise AirflowUIError(f"airflow {' '.join(args)} failed: {tail}")
+        return done.stdout
+
+    run("db", "migrate")
+    run("dags", "reserialize")
+    known = sorted(d["dag_id"] for d in json.loads(run("dags", "list", "-o", "json").strip().splitlines()[-1]))
+    if dag_id not in known:
+        raise AirflowUIError(f"no DAG {dag_id!r} in this project (its DAGs: {', '.join(known)})")
+    run("dags", "unpause", dag_id)
+    run("backfill", "create", "--dag-id", dag_id, "--from-date", start, "--to-date", end)
+    return [
+        f"backfill    {dag_id} from {start} to {end} created; {dag_id} is unpaused (it also runs on its schedule now)",
+        "            `lens airflow` runs it (start it if it is not running); progress: Browse > Backfills in its UI",
+    ]
+
+
 def _print_ready(echo, url: str, login: Login, dags: dict, errors: dict, log: Path) -> None:
     echo("")
     echo(f"Airflow is ready: {url}")

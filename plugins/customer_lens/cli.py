@@ -299,6 +299,26 @@ def airflow_cmd(
         _fail(str(exc))
 
 
+@app.command("backfill")
+@_friendly_errors
+def backfill_cmd(
+    dag_id: Annotated[str, typer.Argument(help="The DAG, e.g. extract_sales.")],
+    start: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="First logical date.")],
+    end: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Last logical date.")],
+) -> None:
+    """Re-run a DAG over past dates with `lens airflow`'s scheduler (unpauses the DAG, creates the backfill)."""
+    from customer_lens import airflow_ui
+
+    if end < start:
+        _fail(f"--end {end:%Y-%m-%d} is before --start {start:%Y-%m-%d}")
+    try:
+        lines = airflow_ui.backfill(dag_id, f"{start:%Y-%m-%d}", f"{end:%Y-%m-%d}")
+    except airflow_ui.AirflowUIError as exc:
+        _fail(str(exc))
+    for line in lines:
+        typer.echo(line)
+
+
 @app.command("roles")
 @_friendly_errors
 def roles_cmd() -> None:
