@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -145,3 +149,44 @@ def test_runs_on_anomalous_data_are_blocked_and_the_baseline_stays(make_database
             assert conn.execute("select count(*) from analytics.customers").fetchone()[0] == customers
             quarantined = conn.execute("select count(*) from lens_audit.snapshots where status = 'quarantined'")
             assert quarantined.fetchone()[0] >= 1
+
+
+def test_a_run_killed_during_its_first_build_is_finished_by_the_next(make_database, tmp_path: Path) -> None:
+    """Killed while dbt rebuilds everything: the guard refuses the half-built candidate, the next run redoes it."""
+    wh = make_database("killed_run_wh")
+    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh}
+    full_env = {k: v for k, v in os.environ.items() if not k.startswith("LENS_") or k == "LENS_HOME"} | env
+    lens = str(Path(sys.executable).with_name("lens"))
+    proc = subprocess.Popen(
+        [lens, "run", "--scale", "tiny", "--seed", "6"],
+        env=full_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        for line in proc.stderr:  # plain progress milestones: kill once dbt is a quarter through
+            if re.match(r"^marts {7}\d+/\d+$", line.strip()):
+                proc.kill()
+                break
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+
+    refused = run_lens("guard", env=env, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr
+    assert "the last dbt build into analytics_candidate did not finish" in refused.stderr
+
+    again = run_lens("run", "--scale", "tiny", "--seed", "6", env=env)
+    assert "raw layer   up to date" in again.stdout  # the load had finished; the build is what is redone
+    assert "marts       built in schema analytics_candidate" in again.stdout
+    assert "promoted to baseline #1" in again.stdout
+    sales_src = warehouse.with_database(wh, "sales_src")
+    with psycopg.connect(sales_src) as conn:
+        (orders,) = conn.execute("select count(*) from public.orders").fetchone()
+    with psycopg.connect(wh) as conn:
+        assert conn.execute("select count(*) from analytics.orders").fetchone() == (orders,)
+        assert conn.execute(
+            "select status, full_refresh from lens_audit.candidate_builds where schema_name = 'analytics_candidate'"
+        ).fetchone() == ("built", True)

@@ -3,6 +3,7 @@
 Everything here is created idempotently by :func:`ensure` (plain DDL, safe to run on every call).
 
 - ``lens_audit.initial_loads`` / ``transform_builds`` — what ``lens run`` did already (skip on rerun).
+- ``lens_audit.candidate_builds`` — whether the last build into each candidate schema finished.
 - ``lens_audit.snapshots`` — every frozen copy of the candidate marts (``lens_snapshot_<n>`` schemas)
   and its state: ``validating`` → ``quarantined`` (failed) or ``promoted``; ``pruned`` once dropped.
 - ``lens_audit.validation_runs`` — every validation: run id, snapshot, passed, expectations evaluated
@@ -40,6 +41,16 @@ create table if not exists lens_audit.transform_builds (
     nodes integer not null,
     built_at timestamptz not null default now(),
     primary key (fingerprint, schema_name)
+);
+-- The state of the last dbt build into each candidate schema: a build killed or failed midway leaves
+-- 'building' or 'failed', so the next build redoes a full refresh that did not finish, and the guard
+-- refuses to freeze a half-built candidate (customer_lens.transform.build).
+create table if not exists lens_audit.candidate_builds (
+    schema_name text primary key,
+    status text not null check (status in ('building', 'built', 'failed')),
+    full_refresh boolean not null,
+    started_at timestamptz not null default now(),
+    finished_at timestamptz
 );
 create table if not exists lens_audit.snapshots (
     snapshot_id text primary key,
@@ -123,3 +134,26 @@ def connect(cfg: settings_mod.Settings | None = None, *, autocommit: bool = Fals
         conn.commit()
         conn.autocommit = autocommit
         yield conn
+
+
+def candidate_build(conn, schema: str) -> tuple[str, bool] | None:
+    """(status, full_refresh) of the last build into ``schema``, or None when none was recorded."""
+    return conn.execute(
+        "select status, full_refresh from lens_audit.candidate_builds where schema_name = %s", (schema,)
+    ).fetchone()
+
+
+def record_candidate_build(conn, schema: str, status: str, *, full_refresh: bool | None = None) -> None:
+    """Mark a build into ``schema`` as started (``building``, with ``full_refresh``) or ended."""
+    if status == "building":
+        conn.execute(
+            "insert into lens_audit.candidate_builds (schema_name, status, full_refresh) values (%s, %s, %s) "
+            "on conflict (schema_name) do update set status = excluded.status, "
+            "full_refresh = excluded.full_refresh, started_at = now(), finished_at = null",
+            (schema, status, bool(full_refresh)),
+        )
+    else:
+        conn.execute(
+            "update lens_audit.candidate_builds set status = %s, finished_at = now() where schema_name = %s",
+            (status, schema),
+        )

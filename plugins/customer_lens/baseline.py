@@ -590,6 +590,13 @@ def guard(
     url = warehouse.url(cfg=cfg)
     with audit.connect(cfg) as conn:
         conn.autocommit = True
+        last_build = audit.candidate_build(conn, candidate)
+        if last_build and last_build[0] != "built":
+            how = "failed" if last_build[0] == "failed" else "did not finish (killed?)"
+            raise GuardError(
+                f"the last dbt build into {candidate} {how}: its marts may be half built. Build it again "
+                "(lens run, or lens transform) before guarding it; the baseline is unchanged"
+            )
         current = current_baseline(conn)
         if current and source_build:
             same = conn.execute(

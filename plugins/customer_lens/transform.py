@@ -19,14 +19,17 @@ and restores the previous values afterwards; calls from several threads of one p
 from __future__ import annotations
 
 import json
+import logging
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from customer_lens import contract, environment, raw, roles, source_config, warehouse
 from customer_lens import settings as settings_mod
+
+log = logging.getLogger(__name__)
 
 DEFAULT_SCHEMA = "analytics_candidate"
 # Statuses of dbt node results that make a run fail.
@@ -51,6 +54,7 @@ class DbtResult:
     schema: str
     result: Any = None  # the command's own result (RunExecutionResult, Manifest, CatalogArtifact, ...)
     node_statuses: dict[str, str] = field(default_factory=dict)
+    full_refresh: bool = False  # build(): whether it rebuilt the incremental models in full
 
 
 def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None) -> dict[str, str]:
@@ -236,6 +240,16 @@ def build(
     override project variables (e.g. ``{"as_of_date": "2026-06-30"}``); ``full_refresh`` rebuilds the
     incremental facts from the whole raw layer instead of merging what was loaded since the last build.
     """
+    from customer_lens import audit
+
+    target = dbt_env(schema)["LENS_DBT_SCHEMA"]
+    with audit.connect(autocommit=True) as conn:
+        last = audit.candidate_build(conn, target)
+        if last and last[0] != "built" and last[1] and not full_refresh and not select:
+            # A full refresh that was killed or failed left incremental models half rebuilt: redo it.
+            log.warning("the last full build of %s did not finish: building it in full again", target)
+            full_refresh = True
+        audit.record_candidate_build(conn, target, "building", full_refresh=full_refresh)
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
@@ -243,4 +257,12 @@ def build(
         args += ["--select", *([select] if isinstance(select, str) else select)]
     if dbt_vars:
         args += ["--vars", json.dumps(dbt_vars)]
-    return run_dbt(args, schema=schema, progress=progress)
+    try:
+        result = run_dbt(args, schema=schema, progress=progress)
+    except BaseException:
+        with audit.connect(autocommit=True) as conn:
+            audit.record_candidate_build(conn, target, "failed")
+        raise
+    with audit.connect(autocommit=True) as conn:
+        audit.record_candidate_build(conn, target, "built")
+    return replace(result, full_refresh=full_refresh)

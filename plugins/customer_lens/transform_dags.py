@@ -102,9 +102,19 @@ class LensDbtBuildOperator(DbtBuildLocalOperator):
             *(self.callback if isinstance(self.callback, list) else [self.callback] if self.callback else [])
         ]
         self.callback.append(self._keep_summary)
+        from customer_lens import audit
+
+        with audit.connect(autocommit=True) as conn:
+            audit.record_candidate_build(
+                conn, env["LENS_DBT_SCHEMA"], "building", full_refresh=bool(getattr(self, "full_refresh", False))
+            )
         try:
             super().execute(context)
-        except Exception as exc:
+        except BaseException as exc:
+            with audit.connect(autocommit=True) as conn:
+                audit.record_candidate_build(conn, env["LENS_DBT_SCHEMA"], "failed")
+            if not isinstance(exc, Exception):
+                raise
             # A model or data test that failed fails the same way on a retry: say so and stop. Anything
             # else (no results at all: the warehouse did not answer) is left to Airflow's retries.
             failed = [uid for uid, r in self._summary.items() if r["status"] in ("error", "fail", "runtime error")]
@@ -114,6 +124,8 @@ class LensDbtBuildOperator(DbtBuildLocalOperator):
                     + ", ".join(failed[:10])
                 ) from exc
             raise
+        with audit.connect(autocommit=True) as conn:
+            audit.record_candidate_build(conn, env["LENS_DBT_SCHEMA"], "built")
         return self._summary
 
     def _keep_summary(self, project_dir: str, **_: Any) -> None:
