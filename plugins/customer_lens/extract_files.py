@@ -52,11 +52,20 @@ def files_for_interval(source: Source, entity: Entity, start: dt.datetime, end: 
     return chosen
 
 
+def _physical_lines(fh):
+    """The file's lines without their ends: LF, CRLF, or a lone CR (files from old Mac tools)."""
+    for data in fh:
+        data = data.rstrip(b"\r\n")
+        if b"\r" in data:
+            yield from data.split(b"\r")
+        else:
+            yield data
+
+
 def _decoded_lines(path: Path, encoding: str):
     """(line number, text or None, raw bytes) per physical line; None marks an undecodable line."""
     with open(path, "rb") as fh:
-        for number, data in enumerate(fh, start=1):
-            data = data.rstrip(b"\r\n")
+        for number, data in enumerate(_physical_lines(fh), start=1):
             try:
                 yield number, data.decode(encoding), data
             except UnicodeDecodeError:
@@ -66,6 +75,7 @@ def _decoded_lines(path: Path, encoding: str):
 # A quoted CSV field may span lines (a survey comment with a line break), but no record grows beyond this:
 # an unterminated quote is a malformed record, not a reason to read the rest of the file into memory.
 MAX_RECORD_BYTES = 16 * 1024 * 1024
+csv.field_size_limit(MAX_RECORD_BYTES)  # the csv module's default (128 KB) would reject a long comment
 
 
 def _csv_records(path: Path, encoding: str):
@@ -112,6 +122,8 @@ def _land_ndjson(copy, rel: str, path: Path, encoding: str) -> None:
     for number, text, data in _decoded_lines(path, encoding):
         if text is None:
             copy.write_row((rel, number, data.decode(encoding, errors="backslashreplace"), "invalid_utf8", None))
+        elif "\x00" in text:  # PostgreSQL text cannot hold it: a reject, shown escaped
+            copy.write_row((rel, number, text.replace("\x00", "\\x00"), "nul_byte", None))
         elif text.strip():
             copy.write_row((rel, number, text, None, None))
 
@@ -122,6 +134,9 @@ def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result
     if header_line is None or header_line[1] is None:
         raise SourceSchemaError(f"{rel}: no readable header line")
     header = next(csv.reader([header_line[1].removeprefix("\ufeff")]))  # a byte-order mark is not a name
+    repeated = sorted({name for name in header if header.count(name) > 1})
+    if repeated:  # which of the two is the value? Neither is guessed.
+        raise SourceSchemaError(f"{rel}: column {repeated[0]!r} appears twice in the header ({', '.join(header)})")
     position = {name: i for i, name in enumerate(header)}
     columns = list(entity.columns)
     for column in columns:
@@ -147,6 +162,9 @@ def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result
             )
             continue
         if not text.strip():
+            continue
+        if "\x00" in text:  # PostgreSQL text cannot hold it: a reject, shown escaped
+            copy.write_row((rel, number, text.replace("\x00", "\\x00"), "nul_byte", None) + (None,) * len(columns))
             continue
         try:
             (fields,) = list(csv.reader([text], strict=True))
@@ -215,7 +233,11 @@ def _parse_landing(conn: Connection, source: Source, entity: Entity) -> None:
         query = sql.SQL(
             """
             select l._ord, l._source_file, l._source_line, l._raw,
-                   coalesce(l._parse_error, case when d._doc is null then 'malformed_json' end) as _parse_error,
+                   coalesce(l._parse_error, case when d._doc is null then 'malformed_json'
+                       -- a key given twice: jsonb would keep the last silently; the record is rejected
+                       when (select count(*) from json_object_keys(l._raw::json))
+                            <> (select count(*) from jsonb_object_keys(d._doc)) then 'duplicate_json_key'
+                       end) as _parse_error,
                    nullif(d._doc - array[{known}]::text[], '{{}}'::jsonb) as _drift, {values}
             from _lens_landing l
             cross join lateral (

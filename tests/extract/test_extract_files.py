@@ -351,3 +351,44 @@ def test_a_day_file_inside_a_loaded_month_replaces_that_files_rows(tmp_path: Pat
         ("responses_2026-03-01.csv",),
         ("responses_2026-03-03.csv",),
     ]
+
+
+def test_odd_csv_files_load_or_say_why(tmp_path: Path, wh: str) -> None:
+    """CR-only line ends and a 200 KB comment load; a NUL byte is a reject; a repeated header name fails the file."""
+    survey = _sources(tmp_path)["survey"]
+    header = "response_id,customer_ref,submitted_at,nps_score,comment,language"
+    long_comment = "x" * 200_000
+    lines = [header, "r1,1,2026-03-01T10:00:00Z,9,first,en", f"r2,2,2026-03-01T11:00:00Z,8,{long_comment},en"]
+    lines.append("r3,3,2026-03-01T12:00:00Z,7,nul\x00here,en")
+    _write(tmp_path / "survey" / "responses_2026-03-01.csv", "\r".join(lines).encode() + b"\r")  # old Mac ends
+
+    result = extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
+
+    assert (result.rows_loaded, result.rows_rejected) == (2, 1)
+    assert _rows(wh, "select response_id, length(comment) from raw_survey.responses order by 1") == [
+        ("r1", 5),
+        ("r2", 200_000),
+    ]
+    assert _rows(wh, "select _source_line, reason from raw_survey._rejects") == [(4, "nul_byte")]
+
+    _write(
+        tmp_path / "survey" / "responses_2026-03-02.csv", [f"{header},comment", "r9,9,2026-03-02T10:00:00Z,9,a,en,b"]
+    )
+    with pytest.raises(extract.SourceSchemaError, match=r"column 'comment' appears twice in the header"):
+        extract.extract(survey, "responses", DAY2, DAY3, warehouse_url=wh)
+
+
+def test_a_json_key_given_twice_is_a_reject_not_last_wins(tmp_path: Path, wh: str) -> None:
+    service = _sources(tmp_path)["service"]
+    lines = [
+        _ticket(1, "2026-03-01T08:00:00Z"),
+        '{"ticket_id": 2, "ticket_id": 3, "created_at": "2026-03-01T08:00:00Z", "updated_at": "2026-03-01T08:00:00Z"}',
+        _ticket(4, "2026-03-01T09:00:00Z", subject="nul\u0000byte"),  # \u0000 escaped in JSON: not storable
+    ]
+    _write(tmp_path / "service" / "tickets_2026-03-01.ndjson", lines)
+    result = extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    assert (result.rows_loaded, result.rows_rejected) == (1, 2)
+    assert _rows(wh, "select _source_line, reason from raw_service._rejects order by 1") == [
+        (2, "duplicate_json_key"),
+        (3, "malformed_json"),
+    ]
