@@ -35,8 +35,50 @@ def _source_table(entity: Entity) -> sql.Composable:
     return sql.SQL(".").join(ident(part) for part in entity.table.split("."))
 
 
-def _postgres_reason(entity: Entity) -> sql.Composable:
-    """SQL evaluated *in the source*: null for a good row, else the reject reason."""
+# format_type() spellings of the configuration's types
+_PG_TYPE = {"timestamptz": "timestamp with time zone"}
+# Source types whose values a configured type holds unchanged (a typmod aside: numeric(12,2) into numeric).
+_WIDENS = {
+    ("smallint", "integer"),
+    ("smallint", "bigint"),
+    ("integer", "bigint"),
+    ("smallint", "numeric"),
+    ("integer", "numeric"),
+    ("bigint", "numeric"),
+    ("real", "double precision"),
+    ("character varying", "text"),
+    ("character", "text"),
+}
+
+
+def _lossless(source_type: str, configured: str) -> bool:
+    base = source_type.split("(", maxsplit=1)[0].strip()
+    target = _PG_TYPE.get(configured, configured)
+    return base == target or (base, target) in _WIDENS or configured == "text"
+
+
+def _source_columns(src: Connection, entity: Entity) -> dict[str, str]:
+    """The source table's columns and their types, as the source has them now."""
+    return dict(
+        src.execute(
+            "select attname, format_type(atttypid, atttypmod) from pg_attribute "
+            "where attrelid = %s::regclass and attnum > 0 and not attisdropped order by attnum",
+            (entity.table,),
+        ).fetchall()
+    )
+
+
+def _postgres_reason(
+    entity: Entity, source_types: dict[str, str] | None = None, *, checks_types: bool = True
+) -> sql.Composable:
+    """SQL evaluated *in the source*: null for a good row, else the reject reason.
+
+    Where a source column's type is not the configured one (the source changed it, or the configuration
+    narrows it), each value must read as the configured type unchanged: text "n/a" into an integer, or
+    2.5 into an integer (which a cast would round to 3), is rejected as ``invalid_value``, never altered
+    (``checks_types``: the source runs PostgreSQL 16 or later).
+    """
+    source_types = source_types or {}
     whens = []
     for column in entity.columns:
         value = sql.SQL("{}::{}").format(ident(column.source), sql.SQL(column.type))
@@ -44,6 +86,14 @@ def _postgres_reason(entity: Entity) -> sql.Composable:
             whens.append(
                 sql.SQL("when {} is null then {}").format(
                     ident(column.source), sql.Literal(f"missing_required_field:{column.name}")
+                )
+            )
+        have = source_types.get(column.source)
+        if checks_types and have and not _lossless(have, column.type):
+            # the value's own text must parse as the target type (2.5 is no integer: no silent rounding)
+            whens.append(
+                sql.SQL("when {c} is not null and not pg_input_is_valid({c}::text, {t}) then {r}").format(
+                    c=ident(column.source), t=sql.Literal(column.type), r=sql.Literal(f"invalid_value:{column.name}")
                 )
             )
         check = range_check(column, value)
@@ -73,7 +123,6 @@ def _psql_command(url: str) -> tuple[list[str], dict[str, str]]:
 
 def extract_postgres(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
     start, end = result.interval_start, result.interval_end
-    reason = _postgres_reason(entity)
     window = sql.SQL("{cursor} >= {start} and {cursor} < {end}").format(
         cursor=ident(entity.column(entity.cursor).source), start=sql.Literal(start), end=sql.Literal(end)
     )
@@ -84,6 +133,19 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
         # One snapshot for the rejects query here and the bulk COPY in psql: both see the same rows.
         src.execute("set transaction isolation level repeatable read, read only")
         snapshot = src.execute("select pg_export_snapshot()").fetchone()[0]
+        source_types = _source_columns(src, entity)
+        # pg_input_is_valid is PostgreSQL 16+: an older source gets the cast (a bad value fails the batch).
+        reason = _postgres_reason(entity, source_types, checks_types=src.info.server_version >= 160000)
+        # Columns the source gained since the configuration was written: kept in _extra and reported.
+        configured = {c.source for c in entity.columns}
+        result.extra_fields = [name for name in source_types if name not in configured]
+        extra = (
+            sql.SQL("nullif(jsonb_strip_nulls(jsonb_build_object({})), '{{}}'::jsonb)").format(
+                sql.SQL(", ").join(sql.SQL("{}, {}").format(sql.Literal(n), ident(n)) for n in result.extra_fields)
+            )
+            if result.extra_fields
+            else sql.SQL("null::jsonb")
+        )
         # Binary COPY skips text formatting and parsing of every value; it needs both ends to
         # agree on the encoding of text bytes, so fall back to text otherwise.
         same_encoding = (
@@ -98,10 +160,11 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
             create_temp_rejects(conn)
 
         good_query = sql.SQL(
-            "copy (select {cols}, {batch}::uuid, {start}::timestamptz, {end}::timestamptz, {now}::timestamptz "
-            "from {table} where {window} and {reason} is null) to stdout {fmt}"
+            "copy (select {cols}, {batch}::uuid, {start}::timestamptz, {end}::timestamptz, {now}::timestamptz, "
+            "{extra} from {table} where {window} and {reason} is null) to stdout {fmt}"
         ).format(
             cols=select_cols,
+            extra=extra,
             batch=sql.Literal(str(result.batch_id)),
             now=sql.Literal(result.started_at),
             start=sql.Literal(start),
@@ -113,7 +176,13 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
         )
         target_cols = sql.SQL(", ").join(
             [ident(c.name) for c in entity.columns]
-            + [ident("_batch_id"), ident("_interval_start"), ident("_interval_end"), ident("_loaded_at")]
+            + [
+                ident("_batch_id"),
+                ident("_interval_start"),
+                ident("_interval_end"),
+                ident("_loaded_at"),
+                ident("_extra"),
+            ]
         )
         copy_in = sql.SQL("copy {} ({}) from stdin {}").format(raw.table(source, entity.name), target_cols, copy_format)
         command, env = _psql_command(url)

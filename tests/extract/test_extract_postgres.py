@@ -248,3 +248,29 @@ def test_a_day_inside_a_loaded_month_replaces_exactly_that_days_rows(dbs) -> Non
         (month.batch_id,),
         (again.batch_id,),
     ]
+
+
+def test_a_source_that_changes_under_the_configuration(dbs) -> None:
+    """A new column is kept in _extra and reported; a value the configured type cannot hold unchanged is a reject."""
+    src, wh = dbs
+    source = _source(src)
+    _exec(
+        src,
+        "insert into orders values (1, 10, 'completed', 100, %(d)s, %(d)s), (2, 11, 'completed', 50, %(d)s, %(d)s)",
+        {"d": DAY1 + dt.timedelta(hours=1)},
+    )
+    # The sales system adds a column and turns customer ids into numerics (someone wrote 12.5).
+    _exec(src, "alter table orders add column channel text; update orders set channel = 'web' where order_id = 1")
+    _exec(src, "alter table orders alter column customer_id type numeric")
+    _exec(src, "insert into orders values (3, 12.5, 'completed', 20, %(d)s, %(d)s, 'phone')", {"d": DAY1})
+
+    result = extract.extract(source, "orders", DAY1, DAY1 + DAY, warehouse_url=wh)
+
+    assert (result.rows_loaded, result.rows_rejected) == (2, 1)
+    assert result.extra_fields == ["channel"]
+    assert "unexpected fields kept in _extra: channel" in str(result)
+    assert _exec(wh, "select order_id, customer_id, _extra from raw_shop.orders order by 1") == [
+        (1, 10, {"channel": "web"}),
+        (2, 11, None),
+    ]
+    assert _exec(wh, "select record_key, detail from raw_shop._rejects") == [("3", "invalid_value:customer_id")]
