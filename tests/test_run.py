@@ -109,6 +109,7 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
     assert "raw layer   up to date" in third.stdout
     assert "marts       built in schema analytics_candidate" in third.stdout
     assert "promoted to baseline #2" in third.stdout
+    assert "no primary key, so no key checks: customers_by_country" in third.stdout
     with psycopg.connect(wh) as conn:
         by_country = conn.execute("select sum(customers) from analytics.customers_by_country").fetchone()[0]
         assert by_country == conn.execute("select count(*) from analytics.customers").fetchone()[0] > 0

@@ -3,7 +3,7 @@
 The sources file gives the sales system's orders and lines (no customers, products or contracts), a
 survey tool's export in its own shape (mapped onto the data contract) and no service source. The run
 loads each source over its own range, builds, guards and promotes; a second run reloads the same
-intervals (nothing duplicated) and builds incrementally.
+intervals (nothing duplicated) and keeps the baseline (same data).
 """
 
 from __future__ import annotations
@@ -65,9 +65,15 @@ def test_run_on_own_sources(make_database, tmp_path: Path) -> None:
     assert nps_rows > 0
 
     second = run_lens("run", "--config", str(config), env=env)
-    assert "marts       built incrementally" in second.stdout
+    assert "marts       built in full" in second.stdout
+    # Same data, same baseline: validated, found equal, not promoted again (no +0.00% baseline #2).
+    assert "baseline    #1 unchanged: validated, and equal to it" in second.stdout
     with psycopg.connect(wh) as conn:
         assert conn.execute(COUNTS).fetchone() == counts
+        assert conn.execute("select count(*) from lens_audit.baselines").fetchone() == (1,)
+        assert conn.execute(r"select count(*) from pg_namespace where nspname like 'lens\_snapshot\_%'").fetchone() == (
+            1,
+        )  # the equal snapshot was dropped
 
     # The demo's options do not apply to a user's sources, and a file without orders is refused up front.
     refused = run_lens("run", "--config", str(config), "--anomaly", "duplicate-orders", env=env, check=False)

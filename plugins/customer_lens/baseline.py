@@ -33,6 +33,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from psycopg import sql
+
 from customer_lens import audit, quality, warehouse
 from customer_lens import settings as settings_mod
 
@@ -87,6 +89,38 @@ class GuardResult:
         if self.report_path:
             out.append(f"            validation report: {self.report_path}")
         return out
+
+
+def _same_content(conn, schema: str, baseline_schema: str, marts: list[quality.MartSpec]) -> bool:
+    """Whether every mart of ``schema`` holds exactly the rows of the baseline's (same set of marts too).
+
+    Row counts first (cheap), then an order-independent sum of row hashes per mart: a snapshot rebuilt from
+    the same data is equal row for row, whatever order its tables were written in. When rows were loaded
+    (``loaded_at``) is not data: a reload of the same rows is the same content.
+    """
+    names = [m.name for m in marts]
+    present = {
+        name
+        for (name,) in conn.execute(
+            "select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm')",
+            (baseline_schema,),
+        )
+    }
+    if set(names) != present:
+        return False
+    # (the alias is no column name: customer_lifetime_value has a column t)
+    for measure in ("count(*)", "sum(hashtextextended((to_jsonb(lens_row) - 'loaded_at')::text, 0))"):
+        for name in names:
+            ours, theirs = (
+                conn.execute(
+                    sql.SQL("select {} from {} lens_row").format(sql.SQL(measure), sql.Identifier(where, name))
+                ).fetchone()[0]
+                for where in (schema, baseline_schema)
+            )
+            if ours != theirs:
+                return False
+    return True
 
 
 def reports_dir(cfg: settings_mod.Settings | None = None) -> Path:
@@ -608,6 +642,12 @@ def guard(
                     "", current[1], True, False, current[0], "same transform build as the baseline", None, {}, True
                 )
         marts = quality.load_marts(cfg)
+        keyless = sorted(m.name for m in marts if not m.primary_key)
+        if keyless and config.require_primary_keys:
+            raise GuardError(
+                f"mart(s) without a primary key: {', '.join(keyless)} (require_primary_keys is set in the guard "
+                "configuration): declare one (constraints: primary_key in the model's yml)"
+            )
         snapshot = freeze(conn, marts, candidate=candidate, source_build=source_build, data_interval=data_interval)
         baseline = quality.read_baseline(conn, current[0], current[2], marts) if current else None
         run_id = f"v{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
@@ -621,6 +661,8 @@ def guard(
         report = write_report(reports_dir(cfg) / f"{run_id}.html", run_id, snapshot, outcome, baseline)
         _record_validation(conn, run_id, snapshot, outcome, report, actor)
         summary = outcome.summary(not_applicable={m.name: m.not_applicable for m in marts if m.not_applicable})
+        if keyless:
+            summary += f"; no primary key, so no key checks: {', '.join(keyless)}"
         if not outcome.passed:
             from customer_lens import alerts
 
@@ -641,6 +683,15 @@ def guard(
                 )
             return GuardResult(
                 run_id, snapshot.snapshot_id, False, False, current[0] if current else None, summary, report, {}
+            )
+        if current and _same_content(conn, snapshot.schema, current[2], marts):
+            # Same data, same baseline: no new baseline with every KPI +0.00% pruning real rollback targets.
+            conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(snapshot.schema)))
+            conn.execute(
+                "update lens_audit.snapshots set status = 'pruned' where snapshot_id = %s", (snapshot.snapshot_id,)
+            )
+            return GuardResult(
+                run_id, current[1], True, False, current[0], f"validated, and equal to it ({summary})", report, {}, True
             )
         number = promote(conn, snapshot.snapshot_id, actor=actor, reason="validated", validation_run_id=run_id, cfg=cfg)
         kpis = dict(

@@ -269,8 +269,8 @@ def run_configured(
 
     Each source is loaded over its own range (``start_date`` to ``end_date`` or today, or the given days)
     in month batches, each replacing what earlier loads wrote in its interval, so a rerun duplicates
-    nothing. The dbt project is built (in full the first time this configuration is built, incrementally
-    after), guarded, and promoted when it passes. Raises ``ConfigError`` before anything moves when the
+    nothing. The dbt project is built in full, guarded, and promoted when it passes (a rerun on the same
+    data keeps the baseline). Raises ``ConfigError`` before anything moves when the
     configuration lacks the data contract's minimum (docs/data-contract.md).
     """
     from customer_lens import baseline, contract, extract, report, source_config
@@ -337,18 +337,17 @@ def _configuration_fingerprint(path: Path, cfg: settings_mod.Settings) -> str:
 
 
 def _build_configured(fingerprint: str, cfg: settings_mod.Settings, *, reporter: Reporter) -> tuple[str, str]:
-    """Build the candidate: in full the first time for ``fingerprint``, incrementally after. (line, build id)."""
+    """Build the candidate in full; returns (line, build id).
+
+    In full every time: the run has just reloaded every interval, so every raw row is "new" to the
+    incremental models, and merging all of them costs more than rebuilding (Online Retail II: about 40 s
+    against 20 s). Day-to-day increments are the Airflow DAGs' job.
+    """
     from customer_lens import transform
 
     schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
-    with _audit(cfg) as conn:
-        built_before = conn.execute(
-            "select 1 from lens_audit.transform_builds b join pg_namespace n on n.nspname = b.schema_name "
-            "where b.fingerprint = %s and b.schema_name = %s",
-            (fingerprint, schema),
-        ).fetchone()
     with reporter.phase("marts", unit="dbt nodes") as step:
-        result = transform.build(full_refresh=not built_before, progress=step)
+        result = transform.build(full_refresh=True, progress=step)
     with _audit(cfg) as conn:
         built_at = conn.execute(
             "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
@@ -356,8 +355,7 @@ def _build_configured(fingerprint: str, cfg: settings_mod.Settings, *, reporter:
             "returning built_at",
             (fingerprint, schema, len(result.node_statuses)),
         ).fetchone()[0]
-    how = "incrementally" if built_before else "in full"
-    line = f"marts       built {how} in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
+    line = f"marts       built in full in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
     return line, f"{fingerprint[:16]}@{built_at.isoformat()}"
 
 

@@ -157,6 +157,8 @@ class GuardConfig:
     baselines_retained: int = 5
     # Quarantined (failed) snapshots kept for inspection.
     quarantine_retained: int = 3
+    # A mart without a primary key is guarded without key checks, and the summary says so; true: it blocks.
+    require_primary_keys: bool = False
 
     @classmethod
     def load(cls, cfg: settings_mod.Settings | None = None) -> GuardConfig:
