@@ -1,10 +1,11 @@
 """The whole chain, extract Assets → transform → validate → promote, under a real Airflow scheduler and
 under ``airflow dags test``.
 
-Under the scheduler nothing is triggered by hand. The warehouse holds the demo history up to the day before yesterday
-(what an initial load leaves); ``lens airflow`` starts Airflow 3 (scheduler, DAG processor, triggerer,
-API server, LocalExecutor) and the test only unpauses the DAGs. The scheduler then runs each
-extraction DAG for its latest complete interval (yesterday, the demo data's last day); their Assets
+Under the scheduler nothing is triggered by hand. The warehouse holds the demo history through yesterday in
+month batches, as ``make run`` loads it; ``lens airflow`` starts Airflow 3 (scheduler, DAG processor,
+triggerer, API server, LocalExecutor) and the test only unpauses the DAGs (the README's daily workflow).
+The scheduler then runs each extraction DAG for its latest complete interval (yesterday, the demo data's
+last day, inside the month batch that loaded it: the day's rows are replaced, the month's others stay); their Assets
 trigger ``lens_transform`` (Cosmos ``dbt build`` into the candidate schema); its mart Assets trigger
 ``lens_guard``, which validates the snapshot with Great Expectations and promotes it to baseline #1.
 ``airflow dags test`` does not follow Assets, so there the same DAGs run one after the other, as an
@@ -68,7 +69,9 @@ def test_the_scheduler_runs_extract_transform_guard_on_assets(tmp_path: Path, mo
         start, end = pipeline.demo_range()
         last_day = end - dt.timedelta(days=1)
         assert last_day.date() == yesterday
-        pipeline.load_raw(start, last_day, step="month", history=True)
+        pipeline.load_raw(start, end, step="month", history=True)  # yesterday too, as make run does
+        with psycopg.connect(url) as conn:
+            before = conn.execute("select count(*) from raw_sales.order_lines").fetchone()[0]
 
         port = airflow_local.free_port()
         out = tmp_path / "lens-airflow.out"
@@ -100,6 +103,8 @@ def test_the_scheduler_runs_extract_transform_guard_on_assets(tmp_path: Path, mo
             assert (run["run_type"], run["state"]) == ("asset_triggered", "success"), summary
 
         _assert_promoted_from_the_last_day(url, last_day)
+        with psycopg.connect(url) as conn:  # yesterday reloaded inside its month: nothing doubled, nothing lost
+            assert conn.execute("select count(*) from raw_sales.order_lines").fetchone()[0] == before
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGINT)
