@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -91,6 +92,18 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
     assert "baseline    #1 unchanged" in second.stdout
     with psycopg.connect(wh) as conn:
         assert conn.execute("select count(*) from lens_audit.baselines").fetchone()[0] == 1
+
+    # The analyst's loop from a shell: lens dbt builds as the pipeline does (role, schema, .lens/dbt).
+    state = tmp_path / "state"
+    (state / "dbt" / "target" / "run_results.json").unlink()
+    run_lens("dbt", "run", "--select", "stg_sales__orders", env=env)
+    assert json.loads((state / "dbt" / "target" / "run_results.json").read_text())["results"][0]["status"] == "success"
+    with psycopg.connect(wh) as conn:
+        assert conn.execute(
+            "select pg_get_userbyid(relowner) from pg_class "
+            "where oid = 'analytics_candidate.stg_sales__orders'::regclass"
+        ).fetchone() == ("lens_transformer",)
+    assert not (home / "dbt_project" / "target").exists()  # nothing written into the project
 
     # An analyst adds a mart: the next run builds it (same data, new project), guards and promotes it.
     core = home / "dbt_project" / "models" / "marts" / "core"

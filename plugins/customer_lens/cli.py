@@ -299,6 +299,24 @@ def airflow_cmd(
         _fail(str(exc))
 
 
+@app.command("dbt", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@_friendly_errors
+def dbt_cmd(ctx: typer.Context) -> None:
+    """Any dbt command on the project, as lens and Airflow run it: `lens dbt build --select my_mart+`.
+
+    Same connection, transformer role, candidate schema, mappings and target/log folders (under
+    $LENS_STATE_DIR/dbt) as every build of the pipeline; dbt's own output is shown.
+    """
+    from customer_lens import transform
+
+    if not ctx.args:
+        _fail("give a dbt command, e.g. `lens dbt build --select my_mart+` or `lens dbt ls`")
+    warehouse.ensure_running()
+    result = transform.run_dbt(list(ctx.args))
+    if result.node_statuses:
+        typer.echo(f"dbt         {len(result.node_statuses)} node(s) in schema {result.schema}")
+
+
 @app.command("backfill")
 @_friendly_errors
 def backfill_cmd(
