@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import json
 from pathlib import Path
 
 import yaml
@@ -20,6 +21,13 @@ def sources_document(sales_url: str, files: Path) -> dict:
     for name in ("service", "survey"):
         document["sources"][name]["location"] = str(files / name)
     return document
+
+
+def demo_interval(files: Path, end_date: dt.date) -> tuple[dt.datetime, dt.datetime]:
+    """``[first day, day after end_date)`` of a demo generation written to ``files``, as UTC datetimes."""
+    start_date = json.loads((files / "demo_generation.json").read_text())["start_date"]
+    start = dt.datetime.combine(dt.date.fromisoformat(start_date), dt.time(), dt.UTC)
+    return start, dt.datetime.combine(end_date, dt.time(), dt.UTC) + dt.timedelta(days=1)
 
 
 def load(document: dict, start: dt.datetime, end: dt.datetime, wh: str, history: bool) -> None:

@@ -206,7 +206,6 @@ def run(
     dbt build and the guard (default: none). Raises :class:`customer_lens.baseline.ValidationFailed`
     when the new snapshot is blocked by the guard (the baseline stays as it was).
     """
-    from customer_lens import baseline
 
     reporter = reporter or Reporter(enabled=False)
     cfg = settings_mod.load()
@@ -243,20 +242,7 @@ def run(
     line, build_id, built = _transform(build_fingerprint, cfg, full_refresh=rebuilt, reporter=reporter)
     lines.append(line)
     docs = _docs(cfg, regenerate=built, reporter=reporter)
-    from customer_lens import report
-
-    try:
-        with reporter.phase("guard", unit="snapshot validated"):
-            result = baseline.guard(source_build=build_id, data_interval=(start, end), cfg=cfg)
-    except baseline.ValidationFailed:
-        with contextlib.suppress(report.ReportError):
-            report.render(cfg)  # shows the quarantined snapshot and its failed expectations beside the baseline
-        raise
-    lines += result.lines()
-    lines += _baseline_kpi_lines(cfg)
-    lines.append(f"dbt docs    {docs}")
-    lines.append(f"report      {report.render(cfg)}")
-    return lines
+    return lines + _guard_and_report(build_id, (start, end), docs, cfg, reporter)
 
 
 def run_configured(
@@ -273,7 +259,7 @@ def run_configured(
     data keeps the baseline). Raises ``ConfigError`` before anything moves when the
     configuration lacks the data contract's minimum (docs/data-contract.md).
     """
-    from customer_lens import baseline, contract, extract, report, source_config
+    from customer_lens import contract, extract, source_config
 
     reporter = reporter or Reporter(enabled=False)
     cfg = settings_mod.load()
@@ -313,15 +299,21 @@ def run_configured(
     lines.append(line)
     docs = _docs(cfg, regenerate=True, reporter=reporter)
     interval = (min(lower for lower, _ in ranges.values()), max(upper for _, upper in ranges.values()))
+    return lines + _guard_and_report(build_id, interval, docs, cfg, reporter)
+
+
+def _guard_and_report(build_id: str, interval: tuple, docs: Path, cfg: settings_mod.Settings, reporter) -> list[str]:
+    """Guard the candidate (promote it if it passes), then the KPI lines, the docs and the report."""
+    from customer_lens import baseline, report
+
     try:
         with reporter.phase("guard", unit="snapshot validated"):
             result = baseline.guard(source_build=build_id, data_interval=interval, cfg=cfg)
     except baseline.ValidationFailed:
         with contextlib.suppress(report.ReportError):
-            report.render(cfg)
+            report.render(cfg)  # shows the quarantined snapshot and its failed expectations beside the baseline
         raise
-    lines += result.lines()
-    lines += _baseline_kpi_lines(cfg)
+    lines = result.lines() + _baseline_kpi_lines(cfg)
     lines.append(f"dbt docs    {docs}")
     lines.append(f"report      {report.render(cfg)}")
     return lines
@@ -336,6 +328,17 @@ def _configuration_fingerprint(path: Path, cfg: settings_mod.Settings) -> str:
     return digest.hexdigest()
 
 
+def _record_build(fingerprint: str, schema: str, nodes: int, cfg: settings_mod.Settings):
+    """Record a finished build of ``fingerprint`` into ``schema``; returns when it was recorded."""
+    with _audit(cfg) as conn:
+        return conn.execute(
+            "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
+            "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now() "
+            "returning built_at",
+            (fingerprint, schema, nodes),
+        ).fetchone()[0]
+
+
 def _build_configured(fingerprint: str, cfg: settings_mod.Settings, *, reporter: Reporter) -> tuple[str, str]:
     """Build the candidate in full; returns (line, build id).
 
@@ -348,13 +351,7 @@ def _build_configured(fingerprint: str, cfg: settings_mod.Settings, *, reporter:
     schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
     with reporter.phase("marts", unit="dbt nodes") as step:
         result = transform.build(full_refresh=True, progress=step)
-    with _audit(cfg) as conn:
-        built_at = conn.execute(
-            "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
-            "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now() "
-            "returning built_at",
-            (fingerprint, schema, len(result.node_statuses)),
-        ).fetchone()[0]
+    built_at = _record_build(fingerprint, schema, len(result.node_statuses), cfg)
     line = f"marts       built in full in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
     return line, f"{fingerprint[:16]}@{built_at.isoformat()}"
 
@@ -409,12 +406,6 @@ def _transform(
         return f"marts       up to date in schema {schema}", f"{fingerprint[:16]}@{done[0].isoformat()}", False
     with reporter.phase("marts", unit="dbt nodes") as step:
         result = transform.build(full_refresh=full_refresh, progress=step)
-    with _audit(cfg) as conn:
-        built_at = conn.execute(
-            "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
-            "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now() "
-            "returning built_at",
-            (fingerprint, schema, len(result.node_statuses)),
-        ).fetchone()[0]
+    built_at = _record_build(fingerprint, schema, len(result.node_statuses), cfg)
     line = f"marts       built in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
     return line, f"{fingerprint[:16]}@{built_at.isoformat()}", True

@@ -7,7 +7,6 @@ tables are created without the column, exactly as for a user who configures a so
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import demo_sources
 import psycopg
@@ -28,9 +27,7 @@ def no_cost_warehouse(make_database, tmp_path_factory) -> str:
     document = demo_sources.sources_document(sales_url, files)
     for entity in ("products", "order_lines"):
         del document["sources"]["sales"]["entities"][entity]["columns"]["unit_cost"]
-    start_date = json.loads((files / "demo_generation.json").read_text())["start_date"]
-    start = dt.datetime.combine(dt.date.fromisoformat(start_date), dt.time(), dt.UTC)
-    end = dt.datetime.combine(END, dt.time(), dt.UTC) + dt.timedelta(days=1)
+    start, end = demo_sources.demo_interval(files, END)
     with environment.overridden({"LENS_WAREHOUSE_URL": wh, "LENS_STATE_DIR": str(tmp / "state")}):
         demo_sources.load(document, start, end, wh, history=True)
         transform.build(schema=SCHEMA, full_refresh=True)  # raises DbtError if any model or test fails

@@ -9,7 +9,6 @@ the complaint and NPS marts are empty, and the guard and the report say why.
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import demo_sources
 import psycopg
@@ -33,9 +32,7 @@ def sales_only(make_database, tmp_path_factory) -> dict:
     document["sources"] = {"sales": sales}
     config = tmp / "sources.yml"
     config.write_text(yaml.safe_dump(document))
-    start_date = json.loads((files / "demo_generation.json").read_text())["start_date"]
-    start = dt.datetime.combine(dt.date.fromisoformat(start_date), dt.time(), dt.UTC)
-    end = dt.datetime.combine(END, dt.time(), dt.UTC) + dt.timedelta(days=1)
+    start, end = demo_sources.demo_interval(files, END)
     env = {"LENS_WAREHOUSE_URL": wh, "LENS_STATE_DIR": str(tmp / "state"), "LENS_SOURCES_CONFIG": str(config)}
     with environment.overridden(env):
         demo_sources.load(document, start, end, wh, history=True)

@@ -12,7 +12,6 @@ original export gave it, and the NPS/CSAT mart has figures.
 from __future__ import annotations
 
 import datetime as dt
-import json
 
 import demo_sources
 import psycopg
@@ -36,9 +35,7 @@ def mapped(make_database, tmp_path_factory) -> tuple[str, dict[str, tuple]]:
     document["sources"]["survey"] = demo_sources.SURVEY_TOOL | {"location": str(tmp / "survey_tool")}
     config = tmp / "sources.yml"
     config.write_text(yaml.safe_dump(document))
-    start_date = json.loads((files / "demo_generation.json").read_text())["start_date"]
-    start = dt.datetime.combine(dt.date.fromisoformat(start_date), dt.time(), dt.UTC)
-    end = dt.datetime.combine(END, dt.time(), dt.UTC) + dt.timedelta(days=1)
+    start, end = demo_sources.demo_interval(files, END)
     env = {"LENS_WAREHOUSE_URL": wh, "LENS_STATE_DIR": str(tmp / "state"), "LENS_SOURCES_CONFIG": str(config)}
     with environment.overridden(env):
         demo_sources.load(document, start, end, wh, history=True)
