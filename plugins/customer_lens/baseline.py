@@ -269,9 +269,11 @@ color:{"#1a7f37" if outcome.passed else "#c62828"}}}</style></head><body>
 
 # --- publish ------------------------------------------------------------------------------------------------
 
-# How long a promotion keeps trying to lock the analytics views while readers hold them.
-_PROMOTE_ATTEMPTS = 600
+# A promotion first tries to lock the analytics views between reads (no reader ever waits) for this
+# long, then queues for them (GuardConfig.promotion_lock_timeout, cancel_blocking_readers).
+_PROMOTE_ATTEMPTS = 100
 _PROMOTE_PAUSE_SECONDS = 0.05
+_QUEUED_ATTEMPTS = 3
 
 
 def _analytics_views(conn) -> list[str]:
@@ -285,18 +287,24 @@ def _analytics_views(conn) -> list[str]:
     ]
 
 
-def _publish(conn, baseline_no: int, snapshot_id: str, schema: str, marts: list[quality.MartSpec], cfg) -> None:
-    """Recreate the ``analytics`` views over ``schema`` (inside the caller's transaction)."""
+def _publish(
+    conn, baseline_no: int, snapshot_id: str, schema: str, marts: list[quality.MartSpec], cfg, *, queue: bool = False
+) -> None:
+    """Recreate the ``analytics`` views over ``schema`` (inside the caller's transaction).
+
+    Every view is locked first. Without ``queue``, without waiting (no reader ever waits for a promotion);
+    with it, in the lock queue under the transaction's lock_timeout, so readers that keep coming cannot
+    starve it (they wait behind it). A deadlock with a reader holding views in another order aborts this
+    transaction (it waited first), not the reader; the caller tries again.
+    """
     from psycopg import sql
 
     conn.execute(sql.SQL("create schema if not exists {}").format(sql.Identifier(ANALYTICS)))
     existing = _analytics_views(conn)
     if existing:
-        # Every view first, without waiting: a promotion that waited for one view while holding another
-        # could deadlock with a reader that holds the second and wants the first.
         conn.execute(
-            sql.SQL("lock table {} in access exclusive mode nowait").format(
-                sql.SQL(", ").join(sql.Identifier(ANALYTICS, v) for v in existing)
+            sql.SQL("lock table {} in access exclusive mode{}").format(
+                sql.SQL(", ").join(sql.Identifier(ANALYTICS, v) for v in existing), sql.SQL("" if queue else " nowait")
             )
         )
     wanted = {m.name for m in marts} | {"baseline_info", "baseline_kpis"}
@@ -401,19 +409,52 @@ select
 from compared"""
 
 
-def _with_lock_retries(conn, work) -> Any:
-    """Run ``work()`` in a transaction, retrying while readers hold the analytics views."""
+def _with_lock_retries(conn, work, config: quality.GuardConfig) -> Any:
+    """Run ``work(queue)`` in a transaction until it gets the analytics views, in bounded time.
+
+    First between reads (``queue=False``: a lock not free at once is tried again 50 ms later), for about
+    five seconds; then in the lock queue for ``promotion_lock_timeout`` per attempt, cancelling the
+    readers that still hold the views between attempts when ``cancel_blocking_readers`` is set.
+    """
     import psycopg
 
-    for attempt in range(_PROMOTE_ATTEMPTS):
+    busy = (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected)
+    for _ in range(_PROMOTE_ATTEMPTS):
         try:
             with conn.transaction():
-                return work()
-        except (psycopg.errors.LockNotAvailable, psycopg.errors.DeadlockDetected):
-            if attempt == _PROMOTE_ATTEMPTS - 1:
-                raise GuardError("could not lock the analytics views: readers held them for too long") from None
+                return work(False)
+        except busy:
             time.sleep(_PROMOTE_PAUSE_SECONDS)
-    raise AssertionError("unreachable")
+    for attempt in range(_QUEUED_ATTEMPTS):
+        if attempt and config.cancel_blocking_readers:
+            _cancel_readers(conn)
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("set local lock_timeout = {}").format(
+                        sql.Literal(f"{int(config.promotion_lock_timeout * 1000)}ms")
+                    )
+                )
+                return work(True)
+        except busy:
+            continue
+    waited = _QUEUED_ATTEMPTS * config.promotion_lock_timeout
+    raise GuardError(
+        f"could not lock the analytics views: readers held them for {waited:.0f} s in the lock queue "
+        "(config/guard.yml: promotion_lock_timeout, or cancel_blocking_readers: true)"
+    )
+
+
+def _cancel_readers(conn) -> None:
+    """Cancel the queries of other sessions that hold a lock on a view of ``analytics``."""
+    cancelled = conn.execute(
+        "select l.pid, pg_cancel_backend(l.pid) from pg_locks l join pg_class c on c.oid = l.relation "
+        "join pg_namespace n on n.oid = c.relnamespace where n.nspname = %s and l.granted "
+        "and l.pid <> pg_backend_pid() group by l.pid",
+        (ANALYTICS,),
+    ).fetchall()
+    if cancelled:
+        log.warning("promotion: cancelled %d reader(s) holding the analytics views: %s", len(cancelled), cancelled)
 
 
 def promote(
@@ -448,8 +489,9 @@ def promote(
     marts = [specs.get(name) or _spec_from_table(conn, schema, name) for name in mart_names]
     kpis = quality.compute_kpis(conn, schema)
 
-    def work() -> int:
-        conn.execute("set local lock_timeout = '2s'")
+    def work(queue: bool) -> int:
+        if not queue:
+            conn.execute("set local lock_timeout = '2s'")
         conn.execute("select pg_advisory_xact_lock(hashtext('lens_baseline'))")
         previous = current_baseline(conn)
         number = conn.execute("select coalesce(max(baseline_no), 0) + 1 from lens_audit.baselines").fetchone()[0]
@@ -475,11 +517,12 @@ def promote(
             conn.execute(
                 "update lens_audit.validation_runs set baseline_no = %s where run_id = %s", (number, validation_run_id)
             )
-        _publish(conn, number, snapshot_id, schema, marts, cfg)
+        _publish(conn, number, snapshot_id, schema, marts, cfg, queue=queue)
         return number
 
-    number = _with_lock_retries(conn, work)
-    prune(conn, quality.GuardConfig.load(cfg))
+    config = quality.GuardConfig.load(cfg)
+    number = _with_lock_retries(conn, work, config)
+    prune(conn, config)
     return number
 
 
@@ -512,8 +555,9 @@ def rollback(conn, baseline_no: int, *, actor: str, reason: str, cfg: settings_m
     specs = {m.name: m for m in quality.load_marts(cfg, parse=False)}
     marts = [specs.get(name) or _spec_from_table(conn, schema, name) for name in mart_names]
 
-    def work() -> int:
-        conn.execute("set local lock_timeout = '2s'")
+    def work(queue: bool) -> int:
+        if not queue:
+            conn.execute("set local lock_timeout = '2s'")
         conn.execute("select pg_advisory_xact_lock(hashtext('lens_baseline'))")
         previous = current_baseline(conn)
         conn.execute("update lens_audit.baselines set status = 'retained' where status = 'current'")
@@ -523,10 +567,10 @@ def rollback(conn, baseline_no: int, *, actor: str, reason: str, cfg: settings_m
             "values ('rollback', %s, %s, %s, %s)",
             (baseline_no, previous[0] if previous else None, actor, reason),
         )
-        _publish(conn, baseline_no, snapshot_id, schema, marts, cfg)
+        _publish(conn, baseline_no, snapshot_id, schema, marts, cfg, queue=queue)
         return baseline_no
 
-    return _with_lock_retries(conn, work)
+    return _with_lock_retries(conn, work, quality.GuardConfig.load(cfg))
 
 
 def override(
@@ -544,12 +588,19 @@ def override(
             raise GuardError("no quarantined snapshot to promote")
         snapshot_id = row[0]
     status = conn.execute("select status from lens_audit.snapshots where snapshot_id = %s", (snapshot_id,)).fetchone()
-    if status is None or status[0] != "quarantined":
-        raise GuardError(f"snapshot {snapshot_id} is not quarantined ({status[0] if status else 'unknown'})")
     run = conn.execute(
-        "select run_id from lens_audit.validation_runs where snapshot_id = %s order by finished_at desc limit 1",
+        "select run_id, passed from lens_audit.validation_runs where snapshot_id = %s "
+        "order by finished_at desc limit 1",
         (snapshot_id,),
     ).fetchone()
+    # A snapshot that passed validation but whose promotion did not happen (readers held the views) is
+    # promotable too; one still validating without a result is not.
+    validated = status is not None and status[0] == "validating" and run is not None and run[1]
+    if status is None or (status[0] != "quarantined" and not validated):
+        raise GuardError(
+            f"snapshot {snapshot_id} is neither quarantined nor validated and waiting "
+            f"({status[0] if status else 'unknown'})"
+        )
     return promote(
         conn,
         snapshot_id,
@@ -693,7 +744,15 @@ def guard(
             return GuardResult(
                 run_id, current[1], True, False, current[0], f"validated, and equal to it ({summary})", report, {}, True
             )
-        number = promote(conn, snapshot.snapshot_id, actor=actor, reason="validated", validation_run_id=run_id, cfg=cfg)
+        try:
+            number = promote(
+                conn, snapshot.snapshot_id, actor=actor, reason="validated", validation_run_id=run_id, cfg=cfg
+            )
+        except GuardError as exc:
+            raise GuardError(
+                f"{exc}. Snapshot {snapshot.snapshot_id} passed validation and stays promotable: "
+                f"lens baseline promote {snapshot.snapshot_id} --reason 'validated, readers held the views'"
+            ) from None
         kpis = dict(
             conn.execute(
                 "select kpi, value from lens_audit.baseline_kpi_values where baseline_no = %s", (number,)

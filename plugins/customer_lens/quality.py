@@ -159,6 +159,12 @@ class GuardConfig:
     quarantine_retained: int = 3
     # A mart without a primary key is guarded without key checks, and the summary says so; true: it blocks.
     require_primary_keys: bool = False
+    # Promotion under readers: after a few seconds of trying between reads, it queues for the analytics
+    # views (new reads wait behind it) for at most this many seconds per attempt, three attempts...
+    promotion_lock_timeout: float = 10.0
+    # ...and, when true, cancels the queries that still hold the views after the first attempt (a BI
+    # tool re-runs a cancelled query); false: it waits them out, up to the three attempts.
+    cancel_blocking_readers: bool = False
 
     @classmethod
     def load(cls, cfg: settings_mod.Settings | None = None) -> GuardConfig:

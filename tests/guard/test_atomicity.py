@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,7 @@ import threading
 import time
 
 import psycopg
+import pytest
 
 from customer_lens import baseline, quality
 
@@ -150,3 +152,76 @@ def test_a_promotion_killed_midway_leaves_the_old_baseline_and_a_rerun_succeeds(
     with guard_world.connect() as conn, guard_world.env():
         number = baseline.promote(conn, snapshot.snapshot_id, actor="rerun", reason="after the crash")
     assert guard_world.current() == (number, snapshot.snapshot_id) and number == before[0] + 1
+
+
+def _long_reader(url: str, seconds: int, outcome: list) -> threading.Thread:
+    """A BI query that reads analytics.customers for ``seconds`` (it holds the view meanwhile)."""
+
+    def read() -> None:
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"select count(*), pg_sleep({seconds}) from analytics.customers").fetchone()
+            outcome.append("finished")
+        except psycopg.errors.QueryCanceled:
+            outcome.append("cancelled")
+
+    thread = threading.Thread(target=read)
+    thread.start()
+    time.sleep(1)  # it holds the view now
+    return thread
+
+
+def test_a_long_reader_neither_strands_nor_starves_a_promotion(guard_world, tmp_path) -> None:
+    """Waited out: the validated snapshot stays promotable; with cancel_blocking_readers: promoted at once."""
+    from customer_lens import environment
+
+    config = tmp_path / "guard.yml"
+    config.write_text("promotion_lock_timeout: 1\n")
+    guard_world.restore_candidate()
+    with guard_world.connect() as conn:  # another name for a few: not equal to the baseline, every check passes
+        conn.execute(
+            f"update {CANDIDATE}.customers set customer_name = customer_name || ' ' where customer_id % 50 = 7"
+        )
+    before = guard_world.current()
+    outcome: list[str] = []
+    reader = _long_reader(guard_world.url, 25, outcome)
+    try:
+        with (
+            guard_world.env(),
+            environment.overridden({"LENS_GUARD_CONFIG": str(config)}),
+            pytest.raises(baseline.GuardError) as raised,
+        ):
+            baseline.guard()
+    finally:
+        reader.join(timeout=60)
+    message = str(raised.value)
+    assert "readers held them for 3 s in the lock queue" in message and "stays promotable" in message
+    snapshot_id = re.search(r"lens baseline promote (\S+)", message).group(1)
+    assert guard_world.current() == before and outcome == ["finished"]  # the reader was waited out
+    with guard_world.connect() as conn, guard_world.env():
+        number = baseline.override(conn, snapshot_id, actor="tester", reason="validated, readers held the views")
+    assert guard_world.current() == (number, snapshot_id)
+
+    # The same under a policy that cancels what still blocks after the first queued attempt.
+    config.write_text("promotion_lock_timeout: 1\ncancel_blocking_readers: true\n")
+    guard_world.restore_candidate()
+    with guard_world.connect() as conn, guard_world.env():
+        marts = quality.load_marts(parse=False)
+        conn.execute(
+            f"update {CANDIDATE}.customers set customer_name = customer_name || ' ' where customer_id % 50 = 8"
+        )
+        snapshot = baseline.freeze(conn, marts)
+    outcome.clear()
+    reader = _long_reader(guard_world.url, 60, outcome)
+    try:
+        with (
+            guard_world.connect() as conn,
+            guard_world.env(),
+            environment.overridden({"LENS_GUARD_CONFIG": str(config)}),
+        ):
+            promoted = baseline.promote(conn, snapshot.snapshot_id, actor="tester", reason="readers cancelled")
+    finally:
+        reader.join(timeout=90)
+    assert guard_world.current() == (promoted, snapshot.snapshot_id)
+    assert outcome == ["cancelled"]
+    guard_world.restore_candidate()
