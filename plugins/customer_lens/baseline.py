@@ -629,8 +629,14 @@ def prune(conn, config: quality.GuardConfig) -> list[str]:
         "order by snapshot_no desc offset %s",
         (max(config.quarantine_retained, 0),),
     ).fetchall()
+    # Snapshots a guard froze and never validated (it crashed or was killed): gone after a day.
+    abandoned = conn.execute(
+        "select s.snapshot_id, s.schema_name from lens_audit.snapshots s where s.status = 'validating' "
+        "and s.created_at < now() - interval '1 day' "
+        "and not exists (select 1 from lens_audit.validation_runs v where v.snapshot_id = s.snapshot_id)"
+    ).fetchall()
     dropped = []
-    for snapshot_id, schema in [*stale, *quarantined]:
+    for snapshot_id, schema in [*stale, *quarantined, *abandoned]:
         try:
             with conn.transaction():
                 conn.execute("set local lock_timeout = '5s'")

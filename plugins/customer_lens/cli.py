@@ -376,12 +376,21 @@ def baseline_list() -> None:
             "left join lens_audit.validation_runs v on v.snapshot_id = s.snapshot_id "
             "where s.status = 'quarantined' order by s.snapshot_no desc"
         ).fetchall()
+        # Validated but not promoted (readers held the views), or left by a guard that stopped midway.
+        waiting = conn.execute(
+            "select s.snapshot_id, s.created_at, v.passed from lens_audit.snapshots s "
+            "left join lens_audit.validation_runs v on v.snapshot_id = s.snapshot_id "
+            "where s.status = 'validating' order by s.snapshot_no desc"
+        ).fetchall()
     if not rows:
         typer.echo("no baseline yet: run `lens run` (or `lens guard` after a build)")
     for no, snapshot, status, at, by, reason in rows:
         typer.echo(f"#{no:<4} {status:<9} {snapshot}  {at:%Y-%m-%d %H:%M} by {by}: {reason}")
     for snapshot, at, failed, report in quarantined:
         typer.echo(f"quarantined    {snapshot}  {at:%Y-%m-%d %H:%M}: {failed} failed expectations, report {report}")
+    for snapshot, at, passed in waiting:
+        state = "validated, not promoted (lens baseline promote)" if passed else "left by a guard that stopped"
+        typer.echo(f"validating     {snapshot}  {at:%Y-%m-%d %H:%M}: {state}")
 
 
 @baseline_app.command("rollback")

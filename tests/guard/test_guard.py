@@ -5,8 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from lens_cli import run_lens
 
-from customer_lens import baseline, environment
+from customer_lens import baseline, environment, quality
 
 CANDIDATE = "analytics_candidate"
 
@@ -180,8 +181,16 @@ def test_unchanged_build_keeps_the_baseline_and_old_snapshots_are_pruned(guard_w
     guard_world.restore_candidate()
     config = tmp_path / "guard.yml"
     config.write_text("baselines_retained: 2\nquarantine_retained: 1\n")
+    results = []
     with guard_world.env(), environment.overridden({"LENS_GUARD_CONFIG": str(config)}):
-        results = [baseline.guard(source_build=f"build-{i}") for i in range(2)]
+        for i in range(2):  # two builds with different data (a few names changed): two baselines
+            guard_world.restore_candidate()
+            with guard_world.connect() as conn:
+                conn.execute(
+                    f"update {CANDIDATE}.customers set customer_name = customer_name || repeat(' ', {i + 1}) "
+                    "where customer_id % 50 = 3"
+                )
+            results.append(baseline.guard(source_build=f"build-{i}"))
         again = baseline.guard(source_build="build-1")
     assert all(r.promoted for r in results)
     assert again.skipped and again.baseline_no == results[-1].baseline_no
@@ -195,3 +204,32 @@ def test_unchanged_build_keeps_the_baseline_and_old_snapshots_are_pruned(guard_w
     assert pruned == total - retained > 0
     quarantined = guard_world.one("select count(*) from lens_audit.snapshots where status = 'quarantined'")[0]
     assert quarantined == 1
+
+
+def test_a_snapshot_left_by_a_stopped_guard_is_listed_then_pruned(guard_world) -> None:
+    guard_world.restore_candidate()
+    with guard_world.connect() as conn, guard_world.env():
+        snapshot = baseline.freeze(conn, quality.load_marts(parse=False))  # a guard killed right after this
+    listed = run_lens("baseline", "list", env=guard_world.env_vars).stdout
+    assert f"validating     {snapshot.snapshot_id}" in listed and "left by a guard that stopped" in listed
+    with guard_world.connect() as conn, guard_world.env():
+        assert baseline.prune(conn, quality.GuardConfig()) == []  # a guard may still be validating it
+        conn.execute(
+            "update lens_audit.snapshots set created_at = now() - interval '2 days' where snapshot_id = %s",
+            (snapshot.snapshot_id,),
+        )
+        assert baseline.prune(conn, quality.GuardConfig()) == [snapshot.schema]
+    assert guard_world.one(
+        "select status from lens_audit.snapshots where snapshot_id = %s", (snapshot.snapshot_id,)
+    ) == ("pruned",)
+
+
+def test_a_rebuild_of_the_same_data_keeps_the_baseline(guard_world) -> None:
+    """Another build (a new source_build), the same rows: validated, found equal, not promoted again."""
+    guard_world.restore_candidate()
+    before = guard_world.current()
+    with guard_world.env():
+        result = baseline.guard(source_build="a-rebuild-of-the-same-data")
+    assert result.skipped and not result.promoted and result.baseline_no == before[0]
+    assert "validated, and equal to it" in result.summary
+    assert guard_world.current() == before
