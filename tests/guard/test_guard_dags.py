@@ -47,7 +47,11 @@ def test_guard_and_operator_dags(guard_world, webhook, tmp_path: Path) -> None:
     guard_world.restore_candidate()
     start_no = guard_world.current()[0]
 
-    # 1. the candidate as it is: promoted, an equivalent baseline (every KPI unchanged)
+    # 1. a candidate with a few names changed (new data, no KPI moves): promoted, every KPI unchanged
+    with guard_world.connect() as conn:
+        conn.execute(
+            f"update {CANDIDATE}.customers set customer_name = customer_name || ' ' where customer_id % 50 = 5"
+        )
     airflow_local.airflow("dags", "test", "lens_guard", env=env, timeout=900)
     promoted_no = guard_world.current()[0]
     assert promoted_no == start_no + 1
@@ -91,3 +95,13 @@ def test_guard_and_operator_dags(guard_world, webhook, tmp_path: Path) -> None:
         "order by event_id desc limit 3) e"
     )[0]
     assert actions == ["promote", "override", "rollback"]
+
+
+def test_the_guard_dag_keeps_the_baseline_on_the_same_data(guard_world, tmp_path: Path) -> None:
+    env = airflow_local.environment(home=tmp_path / "airflow", extra=guard_world.env_vars)
+    airflow_local.airflow("db", "migrate", env=env)
+    guard_world.restore_candidate()
+    before = guard_world.current()
+    done = airflow_local.airflow("dags", "test", "lens_guard", env=env, timeout=900)
+    assert "unchanged: validated, and equal to it" in done.stdout + done.stderr
+    assert guard_world.current() == before
