@@ -123,6 +123,10 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
     assert "marts       built in schema analytics_candidate" in third.stdout
     assert "promoted to baseline #2" in third.stdout
     assert "no primary key, so no key checks: customers_by_country" in third.stdout
+    strict = tmp_path / "guard.yml"
+    strict.write_text("require_primary_keys: true\n")
+    refused = run_lens("guard", env=env | {"LENS_GUARD_CONFIG": str(strict)}, check=False)
+    assert refused.returncode == 1 and "mart(s) without a primary key: customers_by_country" in refused.stderr
     with psycopg.connect(wh) as conn:
         by_country = conn.execute("select sum(customers) from analytics.customers_by_country").fetchone()[0]
         assert by_country == conn.execute("select count(*) from analytics.customers").fetchone()[0] > 0
