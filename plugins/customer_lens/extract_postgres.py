@@ -28,15 +28,13 @@ from customer_lens.extract import (
     key_text,
     range_check,
 )
-from customer_lens.source_config import Entity, Source
+from customer_lens.source_config import PG_TYPE_NAMES, Entity, Source
 
 
 def _source_table(entity: Entity) -> sql.Composable:
     return sql.SQL(".").join(ident(part) for part in entity.table.split("."))
 
 
-# format_type() spellings of the configuration's types
-_PG_TYPE = {"timestamptz": "timestamp with time zone"}
 # Source types whose values a configured type holds unchanged (a typmod aside: numeric(12,2) into numeric).
 _WIDENS = {
     ("smallint", "integer"),
@@ -53,7 +51,7 @@ _WIDENS = {
 
 def _lossless(source_type: str, configured: str) -> bool:
     base = source_type.split("(", maxsplit=1)[0].strip()
-    target = _PG_TYPE.get(configured, configured)
+    target = PG_TYPE_NAMES.get(configured, configured)
     return base == target or (base, target) in _WIDENS or configured == "text"
 
 

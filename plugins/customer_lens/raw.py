@@ -20,7 +20,7 @@ import datetime as dt
 from psycopg import Connection, errors, sql
 
 from customer_lens import contract
-from customer_lens.source_config import Column, Entity, Source
+from customer_lens.source_config import PG_TYPE_NAMES, Column, Entity, Source
 
 METADATA_COLUMNS = (
     ("_batch_id", "uuid not null"),
@@ -129,10 +129,6 @@ class SchemaChanged(ValueError):
     """A configured column's type differs from its raw column's; the message says how to migrate."""
 
 
-# format_type() spellings of the configuration's types
-_PG_TYPE = {"timestamptz": "timestamp with time zone"}
-
-
 def _check_types(conn: Connection, source: Source) -> None:
     """Refuse to load when a configured column's type changed since the raw table was made (say how to move)."""
     found = {
@@ -147,7 +143,7 @@ def _check_types(conn: Connection, source: Source) -> None:
     for entity in source.entities:
         for column in entity.columns:
             have = found.get((entity.name, column.name))
-            want = _PG_TYPE.get(column.type, column.type)
+            want = PG_TYPE_NAMES.get(column.type, column.type)
             if have is None or have == want:
                 continue
             target = f"{source.raw_schema}.{entity.name}"
@@ -224,7 +220,8 @@ def _ensure_entity(conn: Connection, source: Source, entity: Entity) -> None:
 
 
 class IntervalOverlap(ValueError):
-    """Kept for callers that catch it; loads of any granularity now coexist (see :func:`clear_interval`)."""
+    """A load cuts through earlier batches of an entity with neither a cursor nor dated files (see
+    :func:`clear_interval`): its rows cannot be told apart by interval."""
 
 
 def clear_interval(conn: Connection, source: Source, entity: Entity, start, end) -> None:

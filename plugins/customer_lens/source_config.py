@@ -40,6 +40,8 @@ from customer_lens import settings as settings_mod
 TYPES = frozenset(
     {"text", "bigint", "integer", "numeric", "boolean", "date", "timestamptz", "jsonb", "double precision"}
 )
+# How PostgreSQL's format_type() spells the configuration's types (where it differs).
+PG_TYPE_NAMES = {"timestamptz": "timestamp with time zone"}
 KINDS = frozenset({"postgres", "files", "http"})
 FORMATS = frozenset({"csv", "ndjson", "parquet"})
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")

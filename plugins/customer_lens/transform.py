@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -54,7 +54,6 @@ class DbtResult:
     schema: str
     result: Any = None  # the command's own result (RunExecutionResult, Manifest, CatalogArtifact, ...)
     node_statuses: dict[str, str] = field(default_factory=dict)
-    full_refresh: bool = False  # build(): whether it rebuilt the incremental models in full
 
 
 def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None) -> dict[str, str]:
@@ -265,4 +264,4 @@ def build(
         raise
     with audit.connect(autocommit=True) as conn:
         audit.record_candidate_build(conn, target, "built")
-    return replace(result, full_refresh=full_refresh)
+    return result
