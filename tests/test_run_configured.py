@@ -11,9 +11,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 
+import crosscheck
 import demo_sources
+import pandas as pd
 import psycopg
 import pytest
 import yaml
@@ -22,6 +25,7 @@ from lens_cli import run_lens
 from customer_lens import demo
 
 END = dt.date(2026, 10, 31)
+MONTH_BEFORE = dt.date(2026, 9, 30)
 
 COUNTS = "select (select count(*) from raw_sales.order_lines), (select count(*) from raw_survey.responses)"
 
@@ -103,36 +107,14 @@ def test_a_bare_transaction_file_reaches_the_marts(make_database, tmp_path: Path
         out.write("Customer,Date,Qty,Amount\n")
         out.writelines(f"{c},{d},{q},{a}\n" for c, d, q, a in rows)
     first_day = dt.datetime.strptime(rows[0][1], "%d/%m/%Y %H:%M").date()
-    document = {
-        "sources": {
-            "sales": {
-                "kind": "files",
-                "format": "csv",
-                "location": str(exports),
-                "start_date": first_day.isoformat(),
-                "end_date": END.isoformat(),
-                "date_order": "DMY",
-                "entities": {
-                    "transactions": {
-                        "glob": "sales.csv",
-                        "cursor": "sold_at",
-                        "primary_key": [],
-                        "columns": {
-                            "customer_id": {"source": "Customer", "type": "bigint", "required": True},
-                            "sold_at": {"source": "Date", "type": "timestamptz", "required": True},
-                            "qty": {"source": "Qty", "type": "integer"},
-                            "amount": {"source": "Amount", "type": "numeric"},
-                        },
-                        "map": {
-                            "ordered_at": "sold_at",
-                            "quantity": "qty",
-                            "unit_price": {"sql": "amount / nullif(qty, 0)"},
-                        },
-                    }
-                },
-            }
-        }
-    }
+    sales = _example(
+        "transactions_csv.yml",
+        "sales",
+        location=str(exports),
+        start_date=first_day.isoformat(),
+        end_date=END.isoformat(),
+    )
+    document = {"sources": {"sales": sales}}
     config = tmp_path / "bare.yml"
     config.write_text(yaml.safe_dump(document))
     env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh}
@@ -148,96 +130,198 @@ def test_a_bare_transaction_file_reaches_the_marts(make_database, tmp_path: Path
     assert lines == len(rows)
     assert float(revenue) == pytest.approx(float(sum(a for *_, a in rows)), abs=0.01)
 
+    # The CLV summary, recomputed from the file alone: a customer's lines of one moment are one order.
+    orders: dict[tuple, Decimal] = {}
+    for customer, moment, _, amount in rows:
+        orders[customer, moment] = orders.get((customer, moment), Decimal(0)) + amount
+    purchases = pd.DataFrame(
+        [
+            (customer, f"{customer}@{moment}", dt.datetime.strptime(moment, "%d/%m/%Y %H:%M").date(), amount)
+            for (customer, moment), amount in orders.items()
+        ],
+        columns=["customer_id", "order_id", "order_date", "revenue"],
+    )
+    with psycopg.connect(wh) as conn:
+        clv = {
+            row[0]: tuple(row[1:])
+            for row in conn.execute(
+                "select customer_id, frequency, recency, t, monetary_value from analytics.customer_lifetime_value"
+            )
+        }
+    assert clv == crosscheck.expected_clv(purchases, END)
+
 
 CHANNEL_NAMES = {"phone": "IVR", "email": "E-mail", "chat": "Chat", "web": "Web Form", "social": "Social"}
+DAY_FIRST = "%d/%m/%Y %H:%M:%S"
 
 
-def test_a_helpdesk_export_with_text_ids_and_its_own_values(make_database, tmp_path: Path) -> None:
-    """Ticket numbers like INC0000042, day-first times, "?" for nothing, its own channel names, no type."""
-    sales_url, wh = make_database("helpdesk_sales_src"), make_database("helpdesk_wh")
+def _day_first(value: str | None) -> str:
+    return "?" if value is None else dt.datetime.fromisoformat(value).strftime(DAY_FIRST)
+
+
+def _helpdesk_export(demo_dir: Path, target: Path, customer_of_email: dict[str, int]) -> dict[str, dict]:
+    """The demo's tickets as a helpdesk writes them: INC numbers, day-first times, "?" for nothing, its own
+    channel names and categories, no type; every other ticket names its requester by the sales system's
+    customer number (C-000042) instead of an e-mail. Returns each ticket's latest row by number."""
+    target.mkdir()
+    latest: dict[str, dict] = {}
+    header = ["Number", "Requester", "Customer No", "Opened", "Updated", "First Response", "Resolved", "Channel"]
+    for path in sorted((demo_dir / "service").glob("tickets_*.ndjson")):
+        day = path.name.removeprefix("tickets_").removesuffix(".ndjson")
+        with (target / f"incidents_{day}.csv").open("w", newline="") as out:
+            writer = csv.writer(out)
+            writer.writerow([*header, "Category", "State"])
+            for line in path.read_text().splitlines():
+                ticket = json.loads(line)
+                number = f"INC{ticket['ticket_id']:07d}"
+                customer = customer_of_email.get((ticket["requester_email"] or "").lower())
+                by_number = customer is not None and ticket["ticket_id"] % 2 == 0
+                row = {
+                    "Number": number,
+                    "Requester": "?" if by_number or not ticket["requester_email"] else ticket["requester_email"],
+                    "Customer No": f"C-{customer:06d}" if by_number else "?",
+                    "Opened": _day_first(ticket["created_at"]),
+                    "Updated": _day_first(ticket["updated_at"]),
+                    "First Response": _day_first(ticket["first_reply_at"]),
+                    "Resolved": _day_first(ticket["solved_at"]),
+                    "Channel": CHANNEL_NAMES[ticket["channel"]],
+                    "Category": ticket["category"].replace("_", " ").title(),
+                    "State": ticket["status"].upper(),
+                }
+                writer.writerow(row.values())
+                if number not in latest or row_time(row, "Updated") >= row_time(latest[number], "Updated"):
+                    latest[number] = row | {"channel": ticket["channel"]}
+    return latest
+
+
+def row_time(row: dict, column: str) -> dt.datetime | None:
+    return None if row[column] == "?" else dt.datetime.strptime(row[column], DAY_FIRST)
+
+
+def _example(name: str, source: str, **settings) -> dict:
+    """A source of a worked example in config/examples, with its location and range for this test."""
+    document = yaml.safe_load((demo_sources.REPO / "config" / "examples" / name).read_text())
+    return document["sources"][source] | settings
+
+
+def _post_purchase_export(sales_url: str, target: Path) -> list[tuple]:
+    """Answers to every third order (and two to orders the sales system does not know), each with its
+    order number, a score of 1-5 and now and then a comment over several lines."""
+    target.mkdir()
+    with psycopg.connect(sales_url) as conn:
+        orders = conn.execute(
+            "select order_id, customer_id, ordered_at from orders where order_id % 3 = 0 order by order_id"
+        ).fetchall()
+    answers = [
+        (f"A{order_id}", f"SO-{order_id}", ordered_at + dt.timedelta(days=2), order_id % 5 + 1, customer_id)
+        for order_id, customer_id, ordered_at in orders
+        if (ordered_at + dt.timedelta(days=2)).date() <= END
+    ]
+    answers += [("A-x1", "SO-999999991", answers[0][2], 1, None), ("A-x2", "SO-999999992", answers[-1][2], 2, None)]
+    with (target / "answers.csv").open("w", newline="") as out:
+        writer = csv.writer(out)
+        writer.writerow(["Answer", "Order", "Answered", "Stars", "Comment"])
+        for index, (answer, order_no, at, stars, _) in enumerate(answers):
+            comment = "Fast delivery.\nThe box was\r\ndamaged, though." if index % 4 == 0 else ""
+            writer.writerow([answer, order_no, at.isoformat(), stars, comment])
+    return answers
+
+
+@pytest.fixture(scope="module")
+def helpdesk_and_survey(make_database, tmp_path_factory) -> dict:
+    """Shapes (c) and (d): the demo's sales database, a helpdesk export and a post-purchase survey export,
+    each in its own shape, through ``lens run --config`` to a promoted baseline."""
+    tmp_path = tmp_path_factory.mktemp("own_exports")
+    sales_url, wh = make_database("exports_sales_src"), make_database("exports_wh")
     files = tmp_path / "demo"
     demo.generate(scale="tiny", seed=4, end_date=END, sales_url=sales_url, files_dir=files)
     start_date = json.loads((files / "demo_generation.json").read_text())["start_date"]
-    exports = tmp_path / "helpdesk"
-    exports.mkdir()
-    day_first = lambda value: "?" if value is None else dt.datetime.fromisoformat(value).strftime("%d/%m/%Y %H:%M:%S")  # noqa: E731
-    latest: dict[int, dict] = {}
-    for path in sorted((files / "service").glob("tickets_*.ndjson")):
-        day = path.name.removeprefix("tickets_").removesuffix(".ndjson")
-        with (exports / f"incidents_{day}.csv").open("w", newline="") as out:
-            writer = csv.writer(out)
-            writer.writerow(["Number", "Requester", "Opened", "Updated", "Resolved", "Channel", "Category", "State"])
-            for line in path.read_text().splitlines():
-                ticket = json.loads(line)
-                latest[ticket["ticket_id"]] = ticket
-                writer.writerow(
-                    [
-                        f"INC{ticket['ticket_id']:07d}",
-                        ticket["requester_email"] or "?",
-                        day_first(ticket["created_at"]),
-                        day_first(ticket["updated_at"]),
-                        day_first(ticket["solved_at"]),
-                        CHANNEL_NAMES[ticket["channel"]],
-                        ticket["category"].replace("_", " ").title(),
-                        ticket["status"].upper(),
-                    ]
-                )
-    document = demo_sources.sources_document(sales_url, files)
-    sales = document["sources"]["sales"]
-    service = {
-        "kind": "files",
-        "format": "csv",
-        "location": str(exports),
-        "date_order": "DMY",
-        "null_values": ["?"],
-        "entities": {
-            "tickets": {
-                "glob": "incidents_*.csv",
-                "file_date": "incidents_%Y-%m-%d.csv",
-                "primary_key": ["number", "updated_at"],
-                "columns": {
-                    "number": {"source": "Number", "type": "text", "required": True},
-                    "requester_email": {"source": "Requester", "type": "text"},
-                    "created_at": {"source": "Opened", "type": "timestamptz", "required": True},
-                    "updated_at": {"source": "Updated", "type": "timestamptz", "required": True},
-                    "resolved": {"source": "Resolved", "type": "timestamptz"},
-                    "medium": {"source": "Channel", "type": "text"},
-                    "category": {"source": "Category", "type": "text"},
-                    "state": {"source": "State", "type": "text"},
-                },
-                "map": {
-                    "ticket_id": {"key_from": "number"},
-                    "solved_at": "resolved",
-                    "channel": {
-                        "column": "medium",
-                        "values": {
-                            "Phone": "phone",
-                            "IVR": "phone",
-                            "E-mail": "email",
-                            "Chat": "chat",
-                            "Web Form": "web",
-                            "Social": "social",
-                        },
-                    },
-                    "status": {"sql": "lower(state)"},
-                    "type": {"value": "complaint"},  # the export has no type: every ticket is a complaint
-                },
-            }
-        },
-    }
+    with psycopg.connect(sales_url) as conn:
+        emails = conn.execute("select lower(email), count(*), min(customer_id) from customers group by 1").fetchall()
+    customer_of_email = {email: customer for email, count, customer in emails if email and count == 1}
+    tickets = _helpdesk_export(files, tmp_path / "helpdesk", customer_of_email)
+    answers = _post_purchase_export(sales_url, tmp_path / "answers")
     document = {
         "defaults": {"start_date": start_date, "end_date": END.isoformat()},
-        "sources": {"sales": sales, "service": service},
+        "sources": {
+            "sales": demo_sources.sources_document(sales_url, files)["sources"]["sales"],
+            "service": _example(
+                "helpdesk_export.yml", "service", location=str(tmp_path / "helpdesk"), start_date=start_date
+            ),
+            "survey": _example(
+                "post_purchase_survey.yml", "survey", location=str(tmp_path / "answers"), start_date=start_date
+            ),
+        },
     }
-    config = tmp_path / "helpdesk.yml"
+    # First as the scheduled runs go: the history up to a month before the end built, then the last month
+    # loaded a week at a time and built incrementally. Then `lens run --config` over the whole range (a
+    # full build) to a promoted baseline, which the incremental build must equal.
+    config = tmp_path / "exports.yml"
     config.write_text(yaml.safe_dump(document))
-    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh}
+    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh, "LENS_SOURCES_CONFIG": str(config)}
+    run_lens("extract", "--start", start_date, "--end", str(MONTH_BEFORE), "--step", "month", env=env)
+    run_lens("transform", env=env)
+    run_lens(
+        "extract", "--start", str(MONTH_BEFORE), "--end", str(END + dt.timedelta(days=1)), "--step", "week", env=env
+    )
+    run_lens("transform", env=env)
+    with psycopg.connect(wh, autocommit=True) as conn:
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'analytics_candidate' and table_type = 'BASE TABLE' "
+                "and table_name not like '\\_%' order by 1"
+            )
+        ]
+        conn.execute("create schema incremental_build")
+        for name in tables:
+            conn.execute(f"create table incremental_build.{name} as select * from analytics_candidate.{name}")
     run = run_lens("run", "--config", str(config), env=env, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
-    assert "promoted to baseline #1" in run.stdout and "0 rejected" in run.stdout
+    return {
+        "run": run,
+        "wh": wh,
+        "tables": tables,
+        "tickets": tickets,
+        "answers": answers,
+        "customer_of_email": customer_of_email,
+    }
 
-    with psycopg.connect(wh) as conn:
-        tickets = {
+
+def test_the_daily_builds_equal_a_full_refresh(helpdesk_and_survey) -> None:
+    """The last month loaded a week at a time and built incrementally gives what a full build gives: the
+    matching by customer number and by rated order holds on the incremental path too."""
+    differing = {}
+    with psycopg.connect(helpdesk_and_survey["wh"]) as conn:
+        for name in helpdesk_and_survey["tables"]:
+            # every column but the load stamps: `lens run` loaded the same rows again
+            columns = ", ".join(
+                f'"{column}"'
+                for (column,) in conn.execute(
+                    "select column_name from information_schema.columns where table_schema = 'analytics_candidate' "
+                    "and table_name = %s and column_name not like '%%loaded_at' order by ordinal_position",
+                    (name,),
+                )
+            )
+            left = f"select {columns} from incremental_build.{name}"
+            right = f"select {columns} from analytics_candidate.{name}"
+            counts = conn.execute(
+                f"select (select count(*) from ({left} except all {right}) as a), "
+                f"(select count(*) from ({right} except all {left}) as b)"
+            ).fetchone()
+            if counts != (0, 0):
+                differing[name] = counts
+    assert "int_tickets_matched" in helpdesk_and_survey["tables"]
+    assert differing == {}
+
+
+def test_a_helpdesk_export_with_text_ids_and_its_own_values(helpdesk_and_survey) -> None:
+    """(c) Ticket numbers like INC0000042, day-first times, "?" for nothing, its own channel names, no type."""
+    run, tickets = helpdesk_and_survey["run"], helpdesk_and_survey["tickets"]
+    assert "promoted to baseline #1" in run.stdout and "0 rejected" in run.stdout
+    with psycopg.connect(helpdesk_and_survey["wh"]) as conn:
+        actual = {
             number: (channel, ticket_type, solved)
             for number, channel, ticket_type, solved in conn.execute(
                 "select r.number, t.ticket_channel, t.ticket_type, t.solved_at is not null "
@@ -245,11 +329,104 @@ def test_a_helpdesk_export_with_text_ids_and_its_own_values(make_database, tmp_p
                 "using (ticket_id)"
             )
         }
-        (matched,) = conn.execute(
-            "select count(*) from analytics_candidate.int_tickets_matched where match_status = 'matched'"
-        ).fetchone()
-    assert tickets == {
-        f"INC{ticket_id:07d}": (t["channel"], "complaint", t["solved_at"] is not None)
-        for ticket_id, t in latest.items()
+    assert actual == {number: (t["channel"], "complaint", t["Resolved"] != "?") for number, t in tickets.items()}
+
+
+def test_tickets_find_their_customer_by_customer_number_or_email(helpdesk_and_survey) -> None:
+    """(c) A requester named by the sales system's customer number, or by e-mail: both find the customer."""
+    tickets, customer_of_email = helpdesk_and_survey["tickets"], helpdesk_and_survey["customer_of_email"]
+    with psycopg.connect(helpdesk_and_survey["wh"]) as conn:
+        matched = dict(
+            conn.execute(
+                "select r.number, m.customer_id from analytics_candidate.int_tickets_matched m "
+                "join (select distinct number, ticket_id from raw_service.tickets) r using (ticket_id)"
+            ).fetchall()
+        )
+    expected = {
+        number: int(t["Customer No"][2:]) if t["Customer No"] != "?" else customer_of_email.get(t["Requester"].lower())
+        for number, t in tickets.items()
     }
-    assert matched > 0
+    assert matched == expected
+    by_number = [n for n, t in tickets.items() if t["Customer No"] != "?"]
+    assert len(by_number) > 50 and all(matched[n] is not None for n in by_number)
+
+
+def _median(values: list[Decimal]) -> Decimal | None:
+    if not values:
+        return None
+    ordered, middle = sorted(values), len(values) // 2
+    median = ordered[middle] if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+    return median.quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def _hours(start: dt.datetime, end: dt.datetime | None) -> Decimal | None:
+    if end is None:
+        return None
+    return (Decimal(int((end - start).total_seconds())) / 3600).quantize(Decimal("0.01"), ROUND_HALF_UP)
+
+
+def test_complaint_counts_and_medians_match_the_export(helpdesk_and_survey) -> None:
+    """(c) complaint_trends per month (all categories, channels, segments) against the file, in Python."""
+    expected: dict[dt.date, list] = {}
+    for ticket in helpdesk_and_survey["tickets"].values():
+        opened = row_time(ticket, "Opened")
+        if opened.date() > END:
+            continue
+        month = expected.setdefault(opened.date().replace(day=1), [0, [], []])
+        month[0] += 1
+        for figures, column in ((month[1], "First Response"), (month[2], "Resolved")):
+            hours = _hours(opened, row_time(ticket, column))
+            if hours is not None:
+                figures.append(hours)
+    with psycopg.connect(helpdesk_and_survey["wh"]) as conn:
+        actual = {
+            month: (complaints, first_reply, resolution)
+            for month, complaints, first_reply, resolution in conn.execute(
+                "select month_start_date, complaints, median_first_reply_hours, median_resolution_hours "
+                "from analytics.complaint_trends "
+                "where ticket_category = 'all' and ticket_channel = 'all' and rfm_segment = 'all'"
+            )
+        }
+    assert {month: row for month, row in actual.items() if row[0]} == {
+        month: (count, _median(first), _median(solved)) for month, (count, first, solved) in expected.items()
+    }
+    assert len(expected) > 12
+
+
+def test_a_post_purchase_survey_finds_the_customer_through_the_order(helpdesk_and_survey) -> None:
+    """(d) 1-5 scores only, no kind column, comments over several lines, each answer naming its order."""
+    answers = helpdesk_and_survey["answers"]
+    with psycopg.connect(helpdesk_and_survey["wh"]) as conn:
+        matched = {
+            answer: (customer, status, comment)
+            for answer, customer, status, comment in conn.execute(
+                "select response_id, customer_id, match_status, response_comment "
+                "from analytics_candidate.int_survey_responses_matched"
+            )
+        }
+        unmatched = conn.execute(
+            "select record_id, reference_value from analytics_candidate.unmatched_source_records "
+            "where source_name = 'survey' order by record_id"
+        ).fetchall()
+        csat = {
+            month: (responses, satisfied, pct)
+            for month, responses, satisfied, pct in conn.execute(
+                "select month_start_date, csat_responses, csat_satisfied_responses, csat_pct "
+                "from analytics.nps_by_segment where rfm_segment = 'all' and csat_responses > 0"
+            )
+        }
+    assert {answer: row[:2] for answer, row in matched.items()} == {
+        answer: (customer, "matched" if customer else "unknown_order_id") for answer, *_, customer in answers
+    }
+    assert matched[answers[0][0]][2] == "Fast delivery.\nThe box was\ndamaged, though."
+    assert unmatched == [("A-x1", "999999991"), ("A-x2", "999999992")]
+
+    expected: dict[dt.date, list[int]] = {}
+    for _, _, at, stars, _ in answers:
+        month = expected.setdefault(at.astimezone(dt.UTC).date().replace(day=1), [0, 0])
+        month[0] += 1
+        month[1] += stars >= 4
+    assert csat == {
+        month: (n, good, (Decimal(100 * good) / n).quantize(Decimal("0.01"), ROUND_HALF_UP))
+        for month, (n, good) in expected.items()
+    }

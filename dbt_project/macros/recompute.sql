@@ -761,7 +761,8 @@
     build (int_customer_losses_stored, int_customer_events_aggregated_to_months): those of
     customer_episodes' candidates (sales_customers_touched, the contract terms loaded since, the episodes
     ending and the terms starting within the as-of date's move), the renewals signed within it, the
-    tickets and survey answers loaded since or dated within it, and the referrers of all of them. A
+    tickets and survey answers loaded since or dated within it (through every version's customer id,
+    e-mail or rated order), and the referrers of all of them. A
     ticket or answer found by email may have belonged, at the last build, to another customer: every
     customer who now holds an email that any version of such a record, or of a customer loaded since,
     carries is listed too (an email's owner changes only when a customer record is loaded).
@@ -778,13 +779,33 @@
 
     response_versions as (
         -- every version of the survey answers loaded since
-        select nullif(trim(customer_ref), '') as customer_ref
-        from {{ source('survey', 'responses') }}
-        where trim(response_id) in (
-            select trim(response_id)
+        select
+            nullif(trim(customer_ref), '') as customer_ref,
+            order_id
+        from (
+            select
+                {{ optional_column(source('survey', 'responses'), 'customer_ref', 'text') }},
+                {{ optional_column(source('survey', 'responses'), 'order_id', 'bigint') }}
             from {{ source('survey', 'responses') }}
-            where _loaded_at >= {{ survey_since }}
-        )
+            where trim(response_id) in (
+                select trim(response_id)
+                from {{ source('survey', 'responses') }}
+                where _loaded_at >= {{ survey_since }}
+            )
+        ) as raw_responses
+    ),
+
+    ticket_versions as (
+        -- every version of the tickets loaded since (an array: the ticket ids reach the version index)
+        select
+            requester_email,
+            requester_customer_id
+        from {{ ref('stg_service__ticket_versions') }}
+        where ticket_id = any(array(
+            select ticket_id
+            from {{ source('service', 'tickets') }}
+            where _loaded_at >= {{ service_since }}
+        ))
     ),
 
     customer_versions as (
@@ -811,13 +832,7 @@
         ))
         union
         select requester_email
-        from {{ ref('stg_service__ticket_versions') }}
-        -- (an array: the ticket ids reach the version index)
-        where ticket_id = any(array(
-            select ticket_id
-            from {{ source('service', 'tickets') }}
-            where _loaded_at >= {{ service_since }}
-        ))
+        from ticket_versions
         union
         select lower(customer_ref)
         from response_versions
@@ -844,6 +859,13 @@
         select customer_ref::bigint
         from response_versions
         where customer_ref ~ '^[0-9]{1,18}$'
+        union all
+        select customer_id
+        from {{ ref('orders') }}
+        where order_id in (select order_id from response_versions where customer_ref is null)
+        union all
+        select requester_customer_id
+        from ticket_versions
         union all
         -- everyone who holds, or held, an email touched
         select customer_id

@@ -14,8 +14,11 @@ said, and the mapping shows in the compiled SQL and in dbt docs):
       channel: {column: medium, values: {Phone: phone, IVR: phone}, default: web}   # a value map
       nps_score: {sql: "case when scale = '0-10' then score end"}     # a SQL expression over the columns
 
-Keys (ids, the version cursor, the survey's customer reference) are not mapped: the incremental models
-read them from the raw tables directly, so they are declared columns (``source:`` renames one). The
+Keys (ids, the version cursor) are not mapped: the incremental models read them from the raw tables
+directly, so they are declared columns (``source:`` renames one) or derived from a text id
+(``key_from:``, a generated column of the raw table). A reference to another entity's id (a ticket's
+``customer_id``, the ``order_id`` a survey answer rates) may use ``key_from:`` too: the same text gives
+the same id as the key derived from it in the other entity. The
 contract itself is documented in docs/data-contract.md; :data:`ENTITIES` is its executable form.
 """
 
@@ -120,6 +123,7 @@ ENTITIES: dict[str, dict[str, Field]] = {
     "service.tickets": _fields(
         ("ticket_id", "bigint", True, True),
         ("requester_email", "text"),
+        ("customer_id", "bigint"),
         *_TIMESTAMPS,
         ("first_reply_at", "timestamptz"),
         ("solved_at", "timestamptz"),
@@ -135,7 +139,8 @@ ENTITIES: dict[str, dict[str, Field]] = {
     ),
     "survey.responses": _fields(
         ("response_id", "text", True, True),
-        ("customer_ref", "text", True, True),
+        ("customer_ref", "text"),
+        ("order_id", "bigint"),
         ("submitted_at", "timestamptz", True),
         ("kind", "text", True, False, ("nps", "csat", "renewal", "exit")),
         ("nps_score", "integer"),
@@ -161,6 +166,9 @@ DERIVED_FROM = {
 ALTERNATIVES = ("sales.transactions",)
 # The least a configuration must give for the marts to mean anything: the sales transactions.
 MINIMUM = ("sales.orders", "sales.order_lines")
+# Entities that need one of several optional columns: who a survey answer is from (a customer id or
+# e-mail), or the order it rates (the customer is the order's).
+ONE_OF = {"survey.responses": ("customer_ref", "order_id")}
 
 
 def configured(sources: dict) -> set[str]:
@@ -209,6 +217,12 @@ def problems(sources: dict) -> list[str]:
                 found.append(
                     f"sources.{source.name}.entities.{entity.name}: {field.name} ({field.type}) is required by "
                     f"the data contract: {how} (docs/data-contract.md)"
+                )
+            alternatives = ONE_OF.get(f"{source.name}.{entity.name}", ())
+            if alternatives and not set(alternatives) & (declared | mapped):
+                found.append(
+                    f"sources.{source.name}.entities.{entity.name}: the data contract needs one of "
+                    f"{' or '.join(alternatives)}: declare or map it (docs/data-contract.md)"
                 )
     return found
 
@@ -284,11 +298,15 @@ def parse_mappings(raw: Any, entity_key: str, declared: set[str], where: str) ->
                 f"(`{target}: {{source: <name in the source>, type: {field.type}}}`), or, for a text id "
                 f"(INC0012345), give {{key_from: <declared column>}}"
             )
-        if not field.key and isinstance(spec, dict) and "key_from" in spec:
-            raise MappingError(f"{at}: key_from: is for keys; {target} is not one (map it with sql: or values:)")
+        if not field.key and not _is_id(field) and isinstance(spec, dict) and "key_from" in spec:
+            raise MappingError(f"{at}: key_from: is for ids; {target} is not one (map it with sql: or values:)")
         if target in declared:
             raise MappingError(f"{at}: {target} is also a declared column; map it or declare it, not both")
         mapping = _parse_one(target, spec, declared, at)
+        if mapping.kind == "key" and not field.key:
+            # a reference to another entity's id (a ticket's customer, the order an answer rates): the same
+            # text gives the same id as the key derived from it there; applied in staging like any mapping
+            mapping = Mapping(target, "sql", expression=text_key(f"{_quote_ident(mapping.column)}::text"))
         produced = [v for _, v in mapping.values] + ([mapping.default] if mapping.default is not None else [])
         if mapping.kind == "value" and mapping.value is not None:
             produced.append(str(mapping.value))
@@ -297,6 +315,10 @@ def parse_mappings(raw: Any, entity_key: str, declared: set[str], where: str) ->
             raise MappingError(f"{at}: {outside[0]!r} is not one of {', '.join(field.values)}")
         result.append(mapping)
     return tuple(result)
+
+
+def _is_id(field: Field) -> bool:
+    return field.type == "bigint" and field.name.endswith("_id")
 
 
 def _parse_one(target: str, spec: Any, declared: set[str], at: str) -> Mapping:

@@ -1,6 +1,7 @@
 {#-
     Survey responses with the customer they belong to: customer_ref is a customer id (digits only) or an
-    email (contains @). Unmatched responses stay, with the reason, and are listed in
+    email (contains @); an answer without one that names the order it rates (a post-purchase survey)
+    belongs to that order's customer. Unmatched responses stay, with the reason, and are listed in
     unmatched_source_records.
 
     Incremental (merge on response_id): a response's match depends on its latest version and on the
@@ -9,7 +10,8 @@
     - the responses not matched then (a customer id or an email may have arrived, an ambiguous email may
       have become unique),
     - the responses matched to, or referring to the email of, a customer loaded since (an email that
-      changed hands, or that a second customer now holds).
+      changed hands, or that a second customer now holds),
+    - the responses rating an order loaded since (its customer may have changed).
     Customers are never deleted, so every other match stands. Matching every response again meant
     parsing half a million references in every build. The responses to match again are listed as the
     model compiles and reach the staging view as a literal list (up to var('listed_keys_limit') of
@@ -18,6 +20,7 @@
 -#}
 -- depends_on: {{ ref('stg_survey__load_batches') }}  (read by loaded_since on incremental runs only)
 -- depends_on: {{ ref('stg_sales__load_batches') }}
+{%- set sales_since = loaded_since(ref('stg_sales__load_batches'), ['orders', 'order_lines']) %}
 {{
     config(
         materialized='incremental',
@@ -48,6 +51,7 @@ responses_to_match as (
     where match_status <> 'matched'
         or customer_id in (select customer_id from customers_loaded)
         or (reference_kind = 'email' and lower(customer_ref) in (select email from customers_loaded))
+        or rated_order_id in ({{ order_ids_loaded_since(sales_since) | indent(8) }})
 
 ),
 {%- endset -%}
@@ -73,6 +77,7 @@ responses as (
     select
         response_id,
         customer_ref,
+        rated_order_id,
         response_kind,
         nps_score,
         csat_score,
@@ -107,6 +112,16 @@ customer_emails as (
 
 ),
 
+rated_orders as (
+
+    select
+        order_id,
+        customer_id
+    from {{ ref('orders') }}
+    where order_id in (select rated_order_id from responses)
+
+),
+
 references_parsed as (
 
     select
@@ -114,6 +129,7 @@ references_parsed as (
         case
             when customer_ref ~ '^[0-9]{1,18}$' then 'customer_id'
             when customer_ref like '%@%' then 'email'
+            when customer_ref is null and rated_order_id is not null then 'order'
             else 'unrecognised'
         end as reference_kind,
         case when customer_ref ~ '^[0-9]{1,18}$' then customer_ref::bigint end as referenced_customer_id,
@@ -126,8 +142,9 @@ matched as (
 
     select
         references_parsed.response_id,
-        coalesce(customers.customer_id, customer_emails.customer_id) as customer_id,
+        coalesce(customers.customer_id, customer_emails.customer_id, rated_orders.customer_id) as customer_id,
         references_parsed.customer_ref,
+        references_parsed.rated_order_id,
         references_parsed.reference_kind,
         case
             when references_parsed.reference_kind = 'customer_id' and customers.customer_id is null
@@ -136,6 +153,8 @@ matched as (
                 then 'unknown_email'
             when references_parsed.reference_kind = 'email' and customer_emails.is_ambiguous
                 then 'ambiguous_email'
+            when references_parsed.reference_kind = 'order' and rated_orders.order_id is null
+                then 'unknown_order_id'
             when references_parsed.reference_kind = 'unrecognised'
                 then 'unrecognised_reference'
             else 'matched'
@@ -156,6 +175,9 @@ matched as (
         on references_parsed.referenced_customer_id = customers.customer_id
     left join customer_emails
         on references_parsed.referenced_email = customer_emails.email
+    left join rated_orders
+        on references_parsed.reference_kind = 'order'
+        and references_parsed.rated_order_id = rated_orders.order_id
 
 )
 

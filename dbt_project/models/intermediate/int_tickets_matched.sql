@@ -1,6 +1,7 @@
 {#-
-    Tickets (latest version) with the customer they belong to, found by requester email
-    (case-insensitive). Unmatched tickets stay, with the reason, and are listed in unmatched_source_records.
+    Tickets (latest version) with the customer they belong to: by the sales system's customer id where the
+    helpdesk records it (requester_customer_id), else by requester email (case-insensitive). Unmatched
+    tickets stay, with the reason, and are listed in unmatched_source_records.
 
     Incremental (merge on ticket_id), like int_survey_responses_matched: an incremental run matches again
     only the tickets merged into `tickets` since its last build (their loaded_at), those not matched then,
@@ -51,6 +52,7 @@ tickets as (
     select
         ticket_id,
         requester_email,
+        requester_customer_id,
         ticket_status,
         ticket_channel,
         ticket_type,
@@ -71,6 +73,13 @@ tickets as (
 
 ),
 
+customers as (
+
+    select customer_id
+    from {{ ref('stg_sales__customers') }}
+
+),
+
 customer_emails as (
 
     select
@@ -85,16 +94,22 @@ matched as (
 
     select
         tickets.*,
-        customer_emails.customer_id,
+        coalesce(customers.customer_id, customer_emails.customer_id) as customer_id,
         case
+            when tickets.requester_customer_id is not null and customers.customer_id is null
+                then 'unknown_customer_id'
+            when tickets.requester_customer_id is not null then 'matched'
             when tickets.requester_email is null then 'missing_email'
             when customer_emails.email is null then 'unknown_email'
             when customer_emails.is_ambiguous then 'ambiguous_email'
             else 'matched'
         end as match_status
     from tickets
+    left join customers
+        on tickets.requester_customer_id = customers.customer_id
     left join customer_emails
-        on tickets.requester_email = customer_emails.email
+        on tickets.requester_customer_id is null
+        and tickets.requester_email = customer_emails.email
 
 )
 

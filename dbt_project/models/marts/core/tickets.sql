@@ -27,6 +27,7 @@ ticket_versions as (
     select
         ticket_id,
         requester_email,
+        requester_customer_id,
         ticket_status,
         ticket_channel,
         ticket_type,
@@ -53,6 +54,7 @@ tickets_already_merged as (
     select
         ticket_id,
         requester_email,
+        requester_customer_id,
         ticket_status,
         ticket_channel,
         ticket_type,
@@ -101,6 +103,7 @@ final as (
         -- ids
         ticket_id::bigint as ticket_id,
         requester_email::text as requester_email,
+        requester_customer_id::bigint as requester_customer_id,
 
         -- attributes (latest version)
         ticket_status::text as ticket_status,

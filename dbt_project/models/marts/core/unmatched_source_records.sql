@@ -58,7 +58,7 @@ tickets as (
 
     select
         ticket_id,
-        requester_email,
+        coalesce(requester_email, requester_customer_id::text) as requester_ref,
         created_at,
         match_status
     from {{ ref('int_tickets_matched') }}
@@ -69,7 +69,7 @@ responses as (
 
     select
         response_id,
-        customer_ref,
+        coalesce(customer_ref, rated_order_id::text) as customer_ref,
         submitted_at,
         match_status
     from {{ ref('int_survey_responses_matched') }}
@@ -125,7 +125,7 @@ unmatched_unioned as (
         'service' as source_name,
         'tickets' as entity_name,
         ticket_id::text as record_id,
-        requester_email as reference_value,
+        requester_ref as reference_value,
         match_status as unmatched_reason,
         created_at as occurred_at,
         null::numeric as amount

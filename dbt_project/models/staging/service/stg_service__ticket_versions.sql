@@ -11,6 +11,7 @@ source as (
     select
         ticket_id,
         {{ optional_column(source('service', 'tickets'), 'requester_email', 'text') }},
+        {{ optional_column(source('service', 'tickets'), 'customer_id', 'bigint') }},
         created_at,
         updated_at,
         {{ optional_column(source('service', 'tickets'), 'first_reply_at', 'timestamptz') }},
@@ -34,6 +35,7 @@ renamed as (
         -- ids
         ticket_id,
         nullif(lower(trim(requester_email)), '') as requester_email,
+        customer_id as requester_customer_id,
 
         -- attributes
         nullif(lower(trim(status)), '') as ticket_status,

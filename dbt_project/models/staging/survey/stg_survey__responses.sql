@@ -5,7 +5,8 @@ source as (
 
     select
         response_id,
-        customer_ref,
+        {{ optional_column(source('survey', 'responses'), 'customer_ref', 'text') }},
+        {{ optional_column(source('survey', 'responses'), 'order_id', 'bigint') }},
         {{ source_column(source('survey', 'responses'), 'submitted_at', 'timestamptz') }},
         {{ source_column(source('survey', 'responses'), 'kind', 'text') }},
         {{ optional_column(source('survey', 'responses'), 'nps_score', 'integer') }},
@@ -35,6 +36,7 @@ renamed as (
         -- ids
         trim(response_id) as response_id,
         nullif(trim(customer_ref), '') as customer_ref,
+        order_id as rated_order_id,
 
         -- attributes
         nullif(lower(trim(kind)), '') as response_kind,
