@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import psycopg
@@ -83,6 +84,41 @@ def test_each_form_renders_to_sql_of_the_contract_type(tmp_path: Path) -> None:
         "nps_score": '("score")::integer',
         "language": "('it''s')::text",
     }
+
+
+def test_a_reference_from_a_text_id_meets_the_key_derived_from_the_same_text(tmp_path: Path, make_database) -> None:
+    """``order_id: {key_from: order_no}`` on a survey answer gives the id a transaction file's order gets
+    from the same invoice text; it is applied in staging (not a generated column of the raw table)."""
+    document = _document(tmp_path, {"kind": {"value": "csat"}, "order_id": {"key_from": "scale"}})
+    entity = source_config.parse(document)["survey"].entity("responses")
+    assert contract.key_columns(entity) == {}
+    reference = contract.rendered("survey.responses", entity.mappings)["order_id"]
+    assert (
+        '"scale"'
+        in json.loads(contract.dbt_mappings({"survey": source_config.parse(document)["survey"]}))[
+            "raw_survey.responses"
+        ]["order_id"]
+    )
+    with psycopg.connect(make_database("reference_key_wh")) as conn:
+        derived, referenced = conn.execute(
+            f"select {contract.text_key('order_ref')}, {reference} from (select '536365'::text as order_ref, "
+            f"'536365'::text as scale) as row"
+        ).fetchone()
+    assert derived == referenced and derived > 0
+    with pytest.raises(source_config.ConfigError, match=r"map\.language: key_from: is for ids"):
+        source_config.parse(_document(tmp_path, {"language": {"key_from": "scale"}}))
+
+
+def test_an_answer_needs_a_customer_or_the_order_it_rates(tmp_path: Path) -> None:
+    document = _document(tmp_path, {"kind": {"value": "csat"}})
+    del document["sources"]["survey"]["entities"]["responses"]["columns"]["customer_ref"]
+    found = contract.problems(source_config.parse(document))
+    assert found == [
+        "sources.survey.entities.responses: the data contract needs one of customer_ref or order_id: "
+        "declare or map it (docs/data-contract.md)"
+    ]
+    document["sources"]["survey"]["entities"]["responses"]["map"]["order_id"] = {"sql": "score"}
+    assert contract.problems(source_config.parse(document)) == []
 
 
 def test_a_bad_expression_stops_the_load_before_any_data_moves(tmp_path: Path, make_database) -> None:
