@@ -241,8 +241,14 @@ def _parse_landing(conn: Connection, source: Source, entity: Entity) -> None:
                    nullif(d._doc - array[{known}]::text[], '{{}}'::jsonb) as _drift, {values}
             from _lens_landing l
             cross join lateral (
-                select case when l._parse_error is null and pg_input_is_valid(l._raw, 'jsonb')
-                            and jsonb_typeof(l._raw::jsonb) = 'object' then l._raw::jsonb end as _doc) d"""
+                select case when jsonb_typeof(v._value) = 'object' then v._value end as _doc
+                from (
+                    select case when l._parse_error is null and pg_input_is_valid(l._raw, 'jsonb')
+                                then l._raw::jsonb end as _value
+                    offset 0
+                ) v
+                -- (offset 0: each line parsed once; inlined, every column's ->> would parse it again)
+                offset 0) d"""
         ).format(known=known, values=values)
     else:
         values = sql.SQL(", ").join(
@@ -298,7 +304,10 @@ def _check_landing(conn: Connection, entity: Entity, window: tuple | None) -> No
             """
             create temp table _lens_checked as
             select q.*, {casts}
-            from (select p.*, coalesce(p._parse_error, {reason}) as _reason from _lens_parsed p where {window}) q"""
+            from (
+                select p.*, coalesce(p._parse_error, {reason}) as _reason from _lens_parsed p where {window}
+                offset 0  -- the reason computed once per row, not again in each column's case
+            ) q"""
         ).format(casts=casts, reason=reason, window=window_sql)
     )
 
