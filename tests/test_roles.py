@@ -436,9 +436,7 @@ def test_prepare_session_role_puts_the_roles_in_place_when_needed(
 
 # -- the docker-compose path: a non-superuser pipeline user --------------------------------------------
 def _psql_dir() -> Path:
-    from customer_lens.warehouse import _pg
-
-    return Path(_pg().__file__).parent / "pginstall" / "bin"
+    return Path(warehouse.client_binary("psql")).parent
 
 
 def test_docker_init_then_roles_as_the_non_superuser_pipeline_user(tmp_path: Path) -> None:

