@@ -18,6 +18,7 @@ its rejects are kept for inspection under a batch with status ``failed``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import time
@@ -240,6 +241,25 @@ def _act_as_loader(conn: Connection) -> None:
         conn.execute(sql.SQL("set role {}").format(sql.Identifier(role)))
 
 
+@contextlib.contextmanager
+def loader_session(source: Source, entities: list[Entity], warehouse_url: str | None = None):
+    """A warehouse connection ready to load ``entities`` of ``source``: as the loader role, the mappings
+    checked (a bad one fails here, before any data moves) and the raw tables in place. A range of
+    batches shares one session, so each batch pays only for its own data."""
+    from customer_lens import warehouse
+
+    # Timestamps without an offset in a source are read as UTC, whatever the server's default zone.
+    # The load runs as the loader role (LENS_LOADER_ROLE, see customer_lens.roles).
+    # A source's date_order (DMY for "13/01/2024") is how its day-first dates parse as dates and timestamps.
+    options = "-c TimeZone=UTC" + (f" -c DateStyle=ISO,{source.date_order}" if source.date_order else "")
+    with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options=options) as conn:
+        _act_as_loader(conn)
+        for entity in entities:
+            contract.check(conn, source, entity)
+        raw.ensure(conn, source)
+        yield conn
+
+
 def extract(
     source: Source,
     entity: Entity | str,
@@ -249,36 +269,32 @@ def extract(
     warehouse_url: str | None = None,
 ) -> BatchResult:
     """Load ``entity`` of ``source`` for the interval ``[start, end)`` into the raw layer."""
-    from customer_lens import warehouse
-
     entity = source.entity(entity) if isinstance(entity, str) else entity
+    with loader_session(source, [entity], warehouse_url) as conn:
+        return load_batch(conn, source, entity, start, end)
+
+
+def load_batch(conn: Connection, source: Source, entity: Entity, start: dt.datetime, end: dt.datetime) -> BatchResult:
+    """One batch: ``entity``'s rows of ``[start, end)`` replace the interval's, on a :func:`loader_session`."""
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("interval bounds must be timezone-aware")
     result = BatchResult(source.name, entity.name, uuid.uuid4(), start, end)
     began = time.monotonic()
-    # Timestamps without an offset in a source are read as UTC, whatever the server's default zone.
-    # The load runs as the loader role (LENS_LOADER_ROLE, see customer_lens.roles).
-    # A source's date_order (DMY for "13/01/2024") is how its day-first dates parse as dates and timestamps.
-    options = "-c TimeZone=UTC" + (f" -c DateStyle=ISO,{source.date_order}" if source.date_order else "")
-    with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options=options) as conn:
-        _act_as_loader(conn)
-        contract.check(conn, source, entity)  # a bad mapping fails here, before any data moves
-        raw.ensure(conn, source)
-        try:
-            if source.kind == "postgres":
-                from customer_lens.extract_postgres import extract_postgres
+    try:
+        if source.kind == "postgres":
+            from customer_lens.extract_postgres import extract_postgres
 
-                extract_postgres(conn, source, entity, result)
-            elif source.kind == "files":
-                from customer_lens.extract_files import extract_files
+            extract_postgres(conn, source, entity, result)
+        elif source.kind == "files":
+            from customer_lens.extract_files import extract_files
 
-                extract_files(conn, source, entity, result)
-            else:
-                from customer_lens.extract_http import extract_http
+            extract_files(conn, source, entity, result)
+        else:
+            from customer_lens.extract_http import extract_http
 
-                extract_http(conn, source, entity, result)
-        finally:
-            result.seconds = time.monotonic() - began
+            extract_http(conn, source, entity, result)
+    finally:
+        result.seconds = time.monotonic() - began
     log.info("%s", result)
     return result
 
@@ -322,12 +338,12 @@ def extract_range(
     spans = intervals(start, end, step)
     if history:
         spans.insert(0, (EPOCH, start))
-    for lower, upper in spans:
-        for entity in source.entities:
-            if entities and entity.name not in entities:
-                continue
-            result = extract(source, entity, lower, upper, warehouse_url=warehouse_url)
-            results.append(result)
-            if on_batch:
-                on_batch(result)
+    chosen = [entity for entity in source.entities if not entities or entity.name in entities]
+    with loader_session(source, chosen, warehouse_url) as conn:
+        for lower, upper in spans:
+            for entity in chosen:
+                result = load_batch(conn, source, entity, lower, upper)
+                results.append(result)
+                if on_batch:
+                    on_batch(result)
     return results
