@@ -61,9 +61,10 @@ warehouse-start: $(STAMP) ## Start the embedded warehouse
 warehouse-stop: $(STAMP) ## Stop the embedded warehouse
 	$(BIN)/lens warehouse stop
 
-bench: $(STAMP) ## Benchmarks at medium scale: demo generation, extraction, transform (results in bench/results/)
+bench: $(STAMP) ## Benchmarks at medium scale: demo generation, extraction, end to end, transform (results in bench/results/)
 	$(BIN)/python bench/generate.py --scale medium
 	$(BIN)/python bench/extract.py --scale medium
+	$(BIN)/python bench/end_to_end.py --scales medium
 	$(BIN)/python bench/transform.py --scales medium
 
 clean: ## Stop the warehouse and delete local state (.lens) — the venv stays

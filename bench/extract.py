@@ -117,6 +117,7 @@ def bench_lens(config: Path, name: str, wh_url: str, start: dt.datetime, end: dt
         [sys.executable, "-c", CHILD, str(config), name, wh_url, start.isoformat(), end.isoformat()],
         capture_output=True,
         text=True,
+        check=False,
     )
     if child.returncode:
         raise RuntimeError(f"loading {name} failed:\n{child.stderr[-3000:]}")

@@ -45,13 +45,23 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import psutil
 import psycopg
 from psycopg import sql
 
-from customer_lens import airflow_local, airflow_ui, demo, environment, pipeline, transform, warehouse
+from customer_lens import (
+    airflow_local,
+    airflow_ui,
+    demo,
+    environment,
+    extract,
+    pipeline,
+    source_config,
+    transform,
+    warehouse,
+)
 from customer_lens import settings as settings_mod
 from customer_lens.airflow_ui import ApiClient
 
@@ -405,18 +415,102 @@ def _measure_scale(scale: str, args: argparse.Namespace, tmp: Path, orchestrate:
     return {"figures": figures, "slowest_nodes": slowest}
 
 
+def _dbt_cli_build(env: dict[str, str], *extra: str) -> None:
+    dbt = str(Path(sys.executable).with_name("dbt"))
+    subprocess.run([dbt, "build", "--quiet", *extra], env=env, check=True)
+
+
+def _measure_against(scale: str, args: argparse.Namespace, tmp: Path) -> dict:
+    """Same-run A/B: this checkout's dbt project against the one at ``args.against``, each built with the dbt
+    CLI into its own copy of the same raw layer (a database made from the other as a template): the full
+    builds, a settle of both, the next day loaded into both, then the one-day builds, alternating."""
+    os.environ["LENS_STATE_DIR"] = str(tmp / f"{scale}-against" / "state")
+    os.environ.pop("LENS_WAREHOUSE_URL", None)
+    environment.apply()
+    server = warehouse.embedded()
+    server.start()
+    repo = HERE.parent
+    reference = tmp / "reference"
+    subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(reference), args.against], check=True)
+    figures: dict = {}
+    try:
+        end_date = dt.date.fromisoformat(args.end_date)
+        print(f"\n== {scale}, against {args.against}: generating the demo sources ...", flush=True)
+        pipeline.ensure_demo_data(scale=scale, seed=args.seed, end_date=end_date, force=True)
+        start, end = pipeline.demo_range()
+        last_day = end - dt.timedelta(days=1)
+        figures["extract_history_s"] = _timed(
+            "loading the raw layer up to the last day",
+            lambda: pipeline.load_raw(start, last_day, step="month", history=True),
+        )
+        url = warehouse.url()
+        database = urlsplit(url).path.lstrip("/")
+        with psycopg.connect(warehouse.with_database(url, "postgres"), autocommit=True) as conn:
+            conn.execute(sql.SQL("create database {} template {}").format(
+                sql.Identifier(f"{database}_ref"), sql.Identifier(database)
+            ))  # fmt: skip
+            grants = conn.execute(  # a template gives the contents, not the database's own grants
+                "select a.privilege_type, a.grantee::regrole::text from pg_database d, aclexplode(d.datacl) a "
+                "where d.datname = %s and a.grantee <> 0",
+                (database,),
+            ).fetchall()
+            for privilege, grantee in grants:
+                conn.execute(
+                    sql.SQL("grant {} on database {} to {}").format(
+                        sql.SQL(privilege), sql.Identifier(f"{database}_ref"), sql.SQL(grantee)
+                    )
+                )
+        reference_url = warehouse.with_database(url, f"{database}_ref")
+        transform.prepare_inputs()
+        env = os.environ | transform.dbt_env()
+        project = str(reference / "dbt_project")
+        reference_env = env | {
+            "DBT_PROJECT_DIR": project,
+            "DBT_PROFILES_DIR": project,
+            "LENS_DB_NAME": f"{database}_ref",
+            "DBT_TARGET_PATH": str(tmp / "reference-target"),
+            "DBT_LOG_PATH": str(tmp / "reference-logs"),
+        }
+        figures["full_build_s"] = _timed(
+            "dbt build --full-refresh (this checkout)", lambda: _dbt_cli_build(env, "--full-refresh")
+        )
+        figures["full_build_reference_s"] = _timed(
+            f"dbt build --full-refresh ({args.against})", lambda: _dbt_cli_build(reference_env, "--full-refresh")
+        )
+        _timed("vacuum (analyze) of both (not counted)", lambda: (_settle(url), _settle(reference_url)))
+        figures["yardstick_s"] = min(_timed("yardstick", lambda: _yardstick(url, last_day)) for _ in range(2))
+        for source in source_config.load().values():
+            for target in (url, reference_url):
+                extract.extract_range(source, last_day, end, step="day", warehouse_url=target)
+        figures["incremental_build_s"] = _timed("dbt build (one new day, this checkout)", lambda: _dbt_cli_build(env))
+        figures["incremental_build_reference_s"] = _timed(
+            f"dbt build (one new day, {args.against})", lambda: _dbt_cli_build(reference_env)
+        )
+    finally:
+        server.stop()
+        subprocess.run(["git", "-C", str(repo), "worktree", "remove", "--force", str(reference)], check=False)
+    return figures
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="medium,large", help="comma-separated, e.g. small,medium")
     parser.add_argument("--orchestration-scale", default="medium", help="'' to skip plain vs orchestrated")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--end-date", default="2026-10-31")
+    parser.add_argument(
+        "--against",
+        metavar="REV",
+        help="instead: this checkout's dbt project against REV's (a git revision), same data, same run",
+    )
     args = parser.parse_args()
     scales = [name.strip() for name in args.scales.split(",") if name.strip()]
     unknown = sorted(set(scales) - set(demo.SCALES))
     if unknown:
         parser.error(f"unknown scale(s) {unknown}; choose from {sorted(demo.SCALES)}")
 
+    if args.against:
+        return _main_against(args, scales)
     measured: dict[str, dict] = {}
     tmp = Path(tempfile.mkdtemp(prefix="lens-bench-transform-"))
     try:
@@ -479,6 +573,34 @@ def main() -> int:
     results.mkdir(exist_ok=True)
     out = results / "transform.json"
     document = {"scales": measured, "checks": checks, "measured_at": dt.datetime.now(dt.UTC).isoformat()}
+    out.write_text(json.dumps(document, indent=2))
+    print(f"\nwritten {out}")
+    return 0
+
+
+def _main_against(args: argparse.Namespace, scales: list[str]) -> int:
+    tmp = Path(tempfile.mkdtemp(prefix="lens-bench-transform-"))
+    measured = {}
+    try:
+        for scale in scales:
+            measured[scale] = _measure_against(scale, args, tmp)
+    except Exception:
+        print(f"\nkept {tmp} for its logs: delete it when done", file=sys.stderr, flush=True)
+        raise
+    shutil.rmtree(tmp)
+    print()
+    for scale, figures in measured.items():
+        print(f"{scale} scale: this checkout against {args.against}, same data, same run (dbt CLI builds)")
+        for build in ("full_build", "incremental_build"):
+            ours, theirs = figures[f"{build}_s"], figures[f"{build}_reference_s"]
+            print(
+                f"  {build:<20}{ours:>9.1f}s against {theirs:>9.1f}s: {ours / theirs - 1:+.1%}"
+                f"   ({ours / figures['yardstick_s']:.2f} against {theirs / figures['yardstick_s']:.2f} yardsticks)"
+            )
+    results = HERE / "results"
+    results.mkdir(exist_ok=True)
+    out = results / "transform-against.json"
+    document = {"against": args.against, "scales": measured, "measured_at": dt.datetime.now(dt.UTC).isoformat()}
     out.write_text(json.dumps(document, indent=2))
     print(f"\nwritten {out}")
     return 0

@@ -80,6 +80,8 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
         assert conn.execute(COUNTS).fetchone() == counts
     # The run ends with a promoted, validated baseline, its KPIs and the report; the rerun keeps it.
     assert "promoted to baseline #1" in first.stdout and "headline KPIs" in first.stdout
+    # what each guard step took (a first baseline has nothing to compare with)
+    assert re.search(r"^ +freeze [0-9.]+ s, validate [0-9.]+ s, promote [0-9.]+ s$", first.stdout, re.M)
     report = Path(first.stdout.split("report      ")[1].split()[0])
     assert report.is_file() and report.stat().st_size > 100_000
     # The validation report is linked relative to the report (it travels with the reports folder).

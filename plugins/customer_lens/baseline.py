@@ -29,7 +29,7 @@ import html
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -80,12 +80,15 @@ class GuardResult:
     report_path: Path | None
     kpis: dict[str, Any]
     skipped: bool = False
+    seconds: dict[str, float] = field(default_factory=dict)  # freeze, validate, compare, promote: what each took
 
     def lines(self) -> list[str]:
         if self.skipped:
             return [f"baseline    #{self.baseline_no} unchanged: {self.summary}"]
         state = f"promoted to baseline #{self.baseline_no}" if self.promoted else "QUARANTINED"
         out = [f"guard       {self.snapshot_id}: {state}; {self.summary.splitlines()[0]}"]
+        if self.seconds:
+            out.append("            " + ", ".join(f"{step} {took:.1f} s" for step, took in self.seconds.items()))
         if self.report_path:
             out.append(f"            validation report: {self.report_path}")
         return out
@@ -705,9 +708,13 @@ def guard(
                 f"mart(s) without a primary key: {', '.join(keyless)} (require_primary_keys is set in the guard "
                 "configuration): declare one (constraints: primary_key in the model's yml)"
             )
+        seconds: dict[str, float] = {}
+        began = time.monotonic()
         snapshot = freeze(conn, marts, candidate=candidate, source_build=source_build, data_interval=data_interval)
+        seconds["freeze"] = time.monotonic() - began
         baseline = quality.read_baseline(conn, current[0], current[2], marts) if current else None
         run_id = f"v{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+        began = time.monotonic()
         try:
             outcome = quality.validate(url, snapshot.schema, marts, config=config, baseline=baseline)
         except Exception:
@@ -717,6 +724,7 @@ def guard(
             raise
         report = write_report(reports_dir(cfg) / f"{run_id}.html", run_id, snapshot, outcome, baseline)
         _record_validation(conn, run_id, snapshot, outcome, report, actor)
+        seconds["validate"] = time.monotonic() - began
         summary = outcome.summary(not_applicable={m.name: m.not_applicable for m in marts if m.not_applicable})
         if keyless:
             summary += f"; no primary key, so no key checks: {', '.join(keyless)}"
@@ -741,7 +749,11 @@ def guard(
             return GuardResult(
                 run_id, snapshot.snapshot_id, False, False, current[0] if current else None, summary, report, {}
             )
-        if current and _same_content(conn, snapshot.schema, current[2], marts):
+        began = time.monotonic()
+        same = bool(current) and _same_content(conn, snapshot.schema, current[2], marts)
+        if current:
+            seconds["compare"] = time.monotonic() - began
+        if same:
             # Same data, same baseline: no new baseline with every KPI +0.00% pruning real rollback targets.
             conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(snapshot.schema)))
             conn.execute(
@@ -750,6 +762,7 @@ def guard(
             return GuardResult(
                 run_id, current[1], True, False, current[0], f"validated, and equal to it ({summary})", report, {}, True
             )
+        began = time.monotonic()
         try:
             number = promote(
                 conn, snapshot.snapshot_id, actor=actor, reason="validated", validation_run_id=run_id, cfg=cfg
@@ -759,9 +772,10 @@ def guard(
                 f"{exc}. Snapshot {snapshot.snapshot_id} passed validation and stays promotable: "
                 f"lens baseline promote {snapshot.snapshot_id} --reason 'validated, readers held the views'"
             ) from None
+        seconds["promote"] = time.monotonic() - began
         kpis = dict(
             conn.execute(
                 "select kpi, value from lens_audit.baseline_kpi_values where baseline_no = %s", (number,)
             ).fetchall()
         )
-    return GuardResult(run_id, snapshot.snapshot_id, True, True, number, summary, report, kpis)
+    return GuardResult(run_id, snapshot.snapshot_id, True, True, number, summary, report, kpis, seconds=seconds)
