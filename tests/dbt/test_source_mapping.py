@@ -11,7 +11,10 @@ original export gave it, and the NPS/CSAT mart has figures.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
 
 import demo_sources
 import psycopg
@@ -25,7 +28,7 @@ SCHEMA = "dbt_mapped_survey"
 
 
 @pytest.fixture(scope="module")
-def mapped(make_database, tmp_path_factory) -> tuple[str, dict[str, tuple]]:
+def mapped(make_database, tmp_path_factory) -> tuple[str, dict[str, tuple], Path]:
     tmp = tmp_path_factory.mktemp("mapped_survey")
     sales_url, wh = make_database("mapped_sales_src"), make_database("mapped_wh")
     files = tmp / "sources"
@@ -40,11 +43,11 @@ def mapped(make_database, tmp_path_factory) -> tuple[str, dict[str, tuple]]:
     with environment.overridden(env):
         demo_sources.load(document, start, end, wh, history=True)
         transform.build(schema=SCHEMA, full_refresh=True)  # raises DbtError if any model or test fails
-    return wh, originals
+    return wh, originals, tmp / "survey_tool"
 
 
 def test_the_raw_layer_keeps_the_exports_own_columns(mapped) -> None:
-    wh, originals = mapped
+    wh, originals, _ = mapped
     with psycopg.connect(wh) as conn:
         columns = {
             name
@@ -60,7 +63,7 @@ def test_the_raw_layer_keeps_the_exports_own_columns(mapped) -> None:
 
 
 def test_every_answer_keeps_its_kind_score_and_comment(mapped) -> None:
-    wh, originals = mapped
+    wh, originals, _ = mapped
     with psycopg.connect(wh) as conn:
         staged = {
             response_id: (kind, nps, csat, comment)
@@ -76,11 +79,39 @@ def test_every_answer_keeps_its_kind_score_and_comment(mapped) -> None:
     assert sum("\n" in (comment or "") for *_, comment in staged.values()) > 10
 
 
-def test_the_feedback_mart_has_nps_and_csat(mapped) -> None:
-    wh, _ = mapped
+def test_nps_and_csat_by_month_match_the_export(mapped) -> None:
+    """nps_by_segment over every segment, month by month, against the export's own rows in Python."""
+    wh, _, export = mapped
+    expected: dict[dt.date, list[int]] = {}
+    for path in sorted(export.glob("export_*.csv")):
+        with path.open(newline="", encoding="utf-8-sig") as rows:
+            for row in csv.DictReader(rows):
+                answered = dt.datetime.fromisoformat(row["Answered At"]).astimezone(dt.UTC).date()
+                if answered > END or row["Scale"] not in ("0-10", "1-5") or not row["Score"]:
+                    continue
+                counts = expected.setdefault(answered.replace(day=1), [0, 0, 0, 0, 0, 0])
+                score = int(row["Score"])
+                if row["Scale"] == "0-10":
+                    counts[0] += 1
+                    counts[1 if score >= 9 else 2 if score >= 7 else 3] += 1
+                else:
+                    counts[4] += 1
+                    counts[5] += score >= 4
+
+    def pct(part: int, whole: int) -> Decimal | None:
+        return (Decimal(100 * part) / whole).quantize(Decimal("0.01"), ROUND_HALF_UP) if whole else None
+
     with psycopg.connect(wh) as conn:
-        with_nps, with_csat = conn.execute(
-            f"select count(*) filter (where nps is not null), count(*) filter (where csat_pct is not null) "
-            f"from {SCHEMA}.nps_by_segment"
-        ).fetchone()
-    assert with_nps > 0 and with_csat > 0
+        actual = {
+            month: tuple(values)
+            for month, *values in conn.execute(
+                f"select month_start_date, nps_responses, promoters, passives, detractors, csat_responses, "
+                f"csat_satisfied_responses, nps, csat_pct from {SCHEMA}.nps_by_segment "
+                f"where rfm_segment = 'all' and (nps_responses > 0 or csat_responses > 0)"
+            )
+        }
+    assert actual == {
+        month: (*counts, pct(counts[1] - counts[3], counts[0]), pct(counts[5], counts[4]))
+        for month, counts in expected.items()
+    }
+    assert sum(counts[0] for counts in expected.values()) > 100
