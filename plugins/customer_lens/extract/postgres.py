@@ -17,7 +17,7 @@ import psycopg
 from psycopg import Connection, sql
 
 from customer_lens import raw
-from customer_lens.extract import (
+from customer_lens.extract.batch import (
     BatchResult,
     ExtractError,
     apply_batch,

@@ -11,7 +11,7 @@ page. Options (under the source's ``options:``) and their defaults::
     timeout_seconds: 30        retries: 3                 max_pages: 100000
 
 Records land as JSON text, one page at a time (memory stays bounded by the page size), and are
-then parsed, typed and checked in SQL exactly like NDJSON files (see :mod:`customer_lens.extract`).
+then parsed, typed and checked in SQL exactly like NDJSON files (see :mod:`customer_lens.extract.files`).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import urllib.request
 
 from psycopg import Connection
 
-from customer_lens import extract
-from customer_lens.extract_files import landing_copy, load_landed
+from customer_lens.extract.batch import BatchResult, ExtractError
+from customer_lens.extract.files import landing_copy, load_landed
 from customer_lens.source_config import Entity, Source
 
 DEFAULTS = {
@@ -41,7 +41,7 @@ DEFAULTS = {
 }
 
 
-class HttpSourceError(extract.ExtractError):
+class HttpSourceError(ExtractError):
     """The API failed or answered something that is not a page of records."""
 
 
@@ -88,7 +88,7 @@ def pages(source: Source, entity: Entity, start, end):
     raise HttpSourceError(f"{source.name}.{entity.name}: more than {options['max_pages']} pages")
 
 
-def extract_http(conn: Connection, source: Source, entity: Entity, result: extract.BatchResult) -> None:
+def extract_http(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
     """Land every page's records and load them as one batch."""
 
     def land() -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 from psycopg import Connection, sql
 
 from customer_lens import raw
-from customer_lens.extract import (
+from customer_lens.extract.batch import (
     BatchResult,
     SourceSchemaError,
     apply_batch,

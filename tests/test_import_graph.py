@@ -1,0 +1,108 @@
+"""The package's import graph has no cycle: each stage imports only the ones below it.
+
+The graph is read from the source with :mod:`ast` (every ``import`` and ``from ... import``, also the
+ones inside functions: a lazy import does not make a cycle go away, it only hides it), one node per
+module of ``customer_lens``. ``from customer_lens.extract import batch`` is an edge to the submodule
+``customer_lens.extract.batch`` when such a module exists, otherwise to the package itself.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE_DIR = Path(__file__).resolve().parents[1] / "plugins" / "customer_lens"
+
+
+def _module_name(path: Path, package_dir: Path) -> str:
+    parts = ["customer_lens", *path.relative_to(package_dir).with_suffix("").parts]
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _package_of(name: str, path: Path) -> str:
+    return name if path.name == "__init__.py" else name.rpartition(".")[0]
+
+
+def import_graph(package_dir: Path = PACKAGE_DIR) -> dict[str, set[str]]:
+    """Module -> the package's modules it imports."""
+    files = {_module_name(path, package_dir): path for path in package_dir.rglob("*.py")}
+    graph: dict[str, set[str]] = {name: set() for name in files}
+    for name, path in files.items():
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            targets: list[str] = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    anchor = _package_of(name, path).split(".")
+                    anchor = anchor[: len(anchor) - node.level + 1]
+                    base = ".".join([*anchor, base] if base else anchor)
+                for alias in node.names:
+                    submodule = f"{base}.{alias.name}"
+                    targets.append(submodule if submodule in files else base)
+            graph[name].update(t for t in targets if t in files and t != name)
+    return graph
+
+
+def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one module (Tarjan), each sorted."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for target in sorted(graph[node]):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in on_stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+def test_the_package_has_no_import_cycle() -> None:
+    graph = import_graph()
+    assert "customer_lens.extract.batch" in graph["customer_lens.extract.files"]
+    assert cycles(graph) == []
+
+
+@pytest.mark.parametrize(
+    ("sources", "expected"),
+    [
+        (
+            {"a.py": "from customer_lens import b\n", "b.py": "def f():\n    from customer_lens import a\n"},
+            [["a", "b"]],
+        ),
+        ({"a.py": "from customer_lens import b\n", "b.py": "import json\n"}, []),
+        ({"p/__init__.py": "from .q import x\n", "p/q.py": "from customer_lens.p import r\n", "p/r.py": ""}, []),
+        ({"p/__init__.py": "from .q import x\n", "p/q.py": "from customer_lens.p import y\n"}, [["p", "p.q"]]),
+    ],
+)
+def test_the_walk_finds_cycles_lazy_ones_included(tmp_path: Path, sources: dict[str, str], expected) -> None:
+    for relative, text in sources.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+    found = cycles(import_graph(tmp_path))
+    assert found == [[f"customer_lens.{name}" for name in component] for component in expected]
