@@ -30,9 +30,8 @@ run: $(STAMP) ## The main job: warehouse up, demo sources built, pipeline run
 test: $(STAMP) ## Run the test suite (real PostgreSQL, real Airflow)
 	$(BIN)/pytest
 
-lint: $(STAMP) ## ruff lint + format check
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
+lint: $(STAMP) ## The pre-commit checks on every file: ruff lint and format, YAML, private keys, merge markers
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 format: $(STAMP) ## Format the Python code
 	$(BIN)/ruff format .
