@@ -13,8 +13,6 @@ Targets (issue #28): medium under 150 s, large under 900 s on this 2-core machin
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import json
 import os
 import re
 import shutil
@@ -24,6 +22,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+import record
 
 HERE = Path(__file__).resolve().parent
 LENS = Path(sys.executable).parent / "lens"
@@ -111,16 +111,10 @@ def main() -> int:
     for name, check in checks.items():
         print(f"{name:<28}{check['value']:>8.1f}  target {check['target']:<6} {'PASS' if check['pass'] else 'FAIL'}")
 
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    out = results / "end_to_end.json"
-    document = {
-        "scales": {s: {k: v for k, v in r.items() if k != "stdout"} for s, r in measured.items()},
-        "checks": checks,
-        "measured_at": dt.datetime.now(dt.UTC).isoformat(),
-    }
-    out.write_text(json.dumps(document, indent=2))
-    print(f"\nwritten {out}")
+    record.write(
+        "end_to_end",
+        {"scales": {s: {k: v for k, v in r.items() if k != "stdout"} for s, r in measured.items()}, "checks": checks},
+    )
     return 0
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 import psycopg
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
+import record
 import yaml
 
 from customer_lens import demo, environment, extract, source_config, warehouse
@@ -239,18 +240,10 @@ def main() -> int:
     for name, check in checks.items():
         print(f"{name:<36}{check['value']:>10.2f}  target {check['target']:<7} {'PASS' if check['pass'] else 'FAIL'}")
 
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    out = results / f"extract-{args.scale}.json"
-    document = {
-        "scale": args.scale,
-        "repetitions": args.repeat,
-        "sources": measured,
-        "checks": checks,
-        "measured_at": dt.datetime.now(dt.UTC).isoformat(),
-    }
-    out.write_text(json.dumps(document, indent=2))
-    print(f"\nwritten {out}")
+    record.write(
+        f"extract-{args.scale}",
+        {"scale": args.scale, "repetitions": args.repeat, "sources": measured, "checks": checks},
+    )
     return 0
 
 

@@ -49,6 +49,7 @@ from urllib.parse import quote, urlsplit
 
 import psutil
 import psycopg
+import record
 from psycopg import sql
 
 from customer_lens import (
@@ -235,6 +236,19 @@ def _seconds_between(start: str, end: str) -> float:
     return (dt.datetime.fromisoformat(end) - dt.datetime.fromisoformat(start)).total_seconds()
 
 
+def _demo_history(scale: str, args: argparse.Namespace) -> tuple[dt.datetime, dt.datetime, float]:
+    """Generate the demo sources and load the raw layer up to the day before the last: the last day, the
+    end of the history and the load's seconds."""
+    pipeline.ensure_demo_data(scale=scale, seed=args.seed, end_date=dt.date.fromisoformat(args.end_date), force=True)
+    start, end = pipeline.demo_range()
+    last_day = end - dt.timedelta(days=1)
+    seconds = _timed(
+        "loading the raw layer up to the last day",
+        lambda: pipeline.load_raw(start, last_day, step="month", history=True),
+    )
+    return last_day, end, seconds
+
+
 def _fresh_database(server_url: str, name: str) -> str:
     """URL of database ``name``, dropped and created again on the server of ``server_url``."""
     with psycopg.connect(server_url, autocommit=True) as conn:
@@ -359,15 +373,8 @@ def _measure_scale(scale: str, args: argparse.Namespace, tmp: Path, orchestrate:
     figures: dict = {}
     slowest: dict = {}
     try:
-        end_date = dt.date.fromisoformat(args.end_date)
         print(f"\n== {scale}: generating the demo sources ...", flush=True)
-        pipeline.ensure_demo_data(scale=scale, seed=args.seed, end_date=end_date, force=True)
-        start, end = pipeline.demo_range()
-        last_day = end - dt.timedelta(days=1)
-        figures["extract_history_s"] = _timed(
-            "loading the raw layer up to the last day",
-            lambda: pipeline.load_raw(start, last_day, step="month", history=True),
-        )
+        last_day, end, figures["extract_history_s"] = _demo_history(scale, args)
         builds: dict[str, transform.DbtResult] = {}
 
         def build(name: str, **kwargs) -> None:
@@ -441,15 +448,8 @@ def _measure_against(scale: str, args: argparse.Namespace, tmp: Path) -> dict:
     subprocess.run(["git", "-C", str(repo), "worktree", "add", "--detach", str(reference), args.against], check=True)
     figures: dict = {}
     try:
-        end_date = dt.date.fromisoformat(args.end_date)
         print(f"\n== {scale}, against {args.against}: generating the demo sources ...", flush=True)
-        pipeline.ensure_demo_data(scale=scale, seed=args.seed, end_date=end_date, force=True)
-        start, end = pipeline.demo_range()
-        last_day = end - dt.timedelta(days=1)
-        figures["extract_history_s"] = _timed(
-            "loading the raw layer up to the last day",
-            lambda: pipeline.load_raw(start, last_day, step="month", history=True),
-        )
+        last_day, end, figures["extract_history_s"] = _demo_history(scale, args)
         url = warehouse.url()
         # Settled before it is copied: otherwise autovacuum works through both copies' new raw tables
         # while the first full build runs, and that build pays for the second's hint bits too.
@@ -581,12 +581,7 @@ def main() -> int:
             note = f"  (dag run start to end alone: {check['dag_run_ratio']:.2f})" if "dag_run_ratio" in check else ""
             print(f"{name:<40}{check['ratio']:>9.2f}  target <= {check['target']:<5} {verdict}{note}")
 
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    out = results / "transform.json"
-    document = {"scales": measured, "checks": checks, "measured_at": dt.datetime.now(dt.UTC).isoformat()}
-    out.write_text(json.dumps(document, indent=2))
-    print(f"\nwritten {out}")
+    record.write("transform", {"scales": measured, "checks": checks})
     return 0
 
 
@@ -613,12 +608,7 @@ def _main_against(args: argparse.Namespace, scales: list[str]) -> int:
             print(f"  slowest nodes of the full build, {label}:")
             for row in figures[key]:
                 print(f"    {row['seconds']:>7.1f}s  {row['node']}")
-    results = HERE / "results"
-    results.mkdir(exist_ok=True)
-    out = results / "transform-against.json"
-    document = {"against": args.against, "scales": measured, "measured_at": dt.datetime.now(dt.UTC).isoformat()}
-    out.write_text(json.dumps(document, indent=2))
-    print(f"\nwritten {out}")
+    record.write("transform-against", {"against": args.against, "scales": measured})
     return 0
 
 
