@@ -79,6 +79,26 @@ def test_run_on_own_sources(make_database, tmp_path: Path) -> None:
             1,
         )  # the equal snapshot was dropped
 
+    # Another sources file on this warehouse (a transaction file: orders, lines and customers derived, no
+    # survey) would build on this one's loaded rows: refused before anything moves, in one line.
+    exports = tmp_path / "other_exports"
+    exports.mkdir()
+    (exports / "sales.csv").write_text("Customer,Date,Qty,Amount\n1,01/10/2026 10:00,1,9.99\n")
+    other = tmp_path / "other.yml"
+    sales_only = _example(
+        "transactions_csv.yml", "sales", location=str(exports), start_date="2026-10-01", end_date=str(END)
+    )
+    other.write_text(yaml.safe_dump({"sources": {"sales": sales_only}}))
+    refused = run_lens("run", "--config", str(other), env=env, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stderr.startswith("error: the warehouse holds loaded rows of ")
+    for stale in ('"raw_sales"."orders"', '"raw_sales"."order_lines"', '"raw_survey"."responses"'):
+        assert stale in refused.stderr
+    assert "its own warehouse (LENS_STATE_DIR=" in refused.stderr
+    with psycopg.connect(wh) as conn:
+        assert conn.execute("select to_regclass('raw_sales.transactions')").fetchone() == (None,)  # nothing loaded
+        assert conn.execute(COUNTS).fetchone() == counts
+
     # The demo's options do not apply to a user's sources, and a file without orders is refused up front.
     refused = run_lens("run", "--config", str(config), "--anomaly", "duplicate-orders", env=env, check=False)
     assert refused.returncode == 1 and "does not apply to your own sources" in refused.stderr

@@ -17,7 +17,7 @@ import typer
 from customer_lens import environment, pipeline, warehouse
 from customer_lens.contract import MappingError
 from customer_lens.extract import ExtractError
-from customer_lens.raw import IntervalOverlap, SchemaChanged
+from customer_lens.raw import DerivationError, IntervalOverlap, SchemaChanged
 from customer_lens.source_config import ConfigError
 
 app = typer.Typer(
@@ -50,6 +50,7 @@ def _friendly_errors(func):
             ConfigError,
             MappingError,
             IntervalOverlap,
+            DerivationError,
             SchemaChanged,
         ) as exc:
             _fail(str(exc))

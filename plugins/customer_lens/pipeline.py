@@ -259,7 +259,9 @@ def run_configured(
     data keeps the baseline). Raises ``ConfigError`` before anything moves when the
     configuration lacks the data contract's minimum (docs/data-contract.md).
     """
-    from customer_lens import contract, extract, source_config
+    import psycopg
+
+    from customer_lens import contract, extract, raw, source_config
 
     reporter = reporter or Reporter(enabled=False)
     cfg = settings_mod.load()
@@ -276,6 +278,8 @@ def run_configured(
         )
     ranges = {name: source.load_range(start, end) for name, source in sources.items()}
     status = warehouse.ensure_running(cfg)
+    with psycopg.connect(status.url) as conn:  # before anything moves: not into another configuration's raw layer
+        raw.check_unconfigured(conn, sources, origin=str(path))
     lines = [f"warehouse   {status.url}", f"sources     {path}"]
     for name, (lower, upper) in ranges.items():
         lines.append(

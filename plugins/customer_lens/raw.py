@@ -313,6 +313,29 @@ class DerivationError(ValueError):
     """A derived entity cannot be put in place; the message says what to change."""
 
 
+def check_unconfigured(conn: Connection, sources: dict[str, Source], origin: str = "the sources file") -> None:
+    """Refuse a raw layer holding rows of a canonical entity ``sources`` does not configure.
+
+    Such rows were loaded under another sources file (the demo's, say, before one's own): built on, they
+    would mix into the marts beside this configuration's data, or keep a derived entity from being derived.
+    """
+    stale = []
+    for key in contract.unconfigured(sources):
+        source_name, entity_name = key.split(".")
+        target = table(Source(name=source_name, kind="files", entities=()), entity_name)
+        name = target.as_string(conn)
+        kind = conn.execute("select relkind from pg_class where oid = to_regclass(%s)", (name,)).fetchone()
+        if kind and kind[0] == "r" and _has_rows(conn, target):
+            stale.append(name)
+    if stale:
+        raise DerivationError(
+            f"the warehouse holds loaded rows of {', '.join(stale)}, which {origin} does not configure (loaded under "
+            "another sources file?): the marts would mix them in. Give each sources file its own warehouse "
+            "(LENS_STATE_DIR=.lens-<name>, or LENS_WAREHOUSE_URL), configure those entities again, or drop the "
+            f"tables ({'; '.join(f'drop table {name}' for name in stale)})"
+        )
+
+
 def ensure_unconfigured(conn: Connection, sources: dict[str, Source]) -> list[str]:
     """Put the canonical entities no source gives in the raw layer; returns what stands in for what.
 
@@ -323,6 +346,7 @@ def ensure_unconfigured(conn: Connection, sources: dict[str, Source]) -> list[st
     reference), the customer list from the orders (one row per ordering customer, created at its first
     order, loaded when its latest order was). A configured entity is never touched.
     """
+    check_unconfigured(conn, sources)
     derived = contract.derived(sources)
     missing: dict[str, list[Entity]] = {}
     for key in contract.absent(sources):
@@ -363,6 +387,10 @@ _STAND_IN = "not configured:"
 _DERIVED = "derived:"
 
 
+def _has_rows(conn: Connection, target: sql.Composed) -> bool:
+    return conn.execute(sql.SQL("select exists (select from {})").format(target)).fetchone()[0]
+
+
 def _exists(conn: Connection, target: sql.Composed) -> bool:
     return conn.execute("select to_regclass(%s)", (target.as_string(conn),)).fetchone()[0] is not None
 
@@ -376,15 +404,11 @@ def _drop_derived(conn: Connection, target: sql.Composed) -> None:
 
 
 def _ensure_view(conn: Connection, target: sql.Composed, query: sql.Composable, comment: str) -> None:
-    """Create or replace the derived view ``target``; an empty table (a stand-in) gives way, loaded rows do not."""
+    """Create or replace the derived view ``target``; an empty table (a stand-in) gives way to it (a table with
+    rows was refused by :func:`check_unconfigured`)."""
     name = target.as_string(conn)
     found = conn.execute("select relkind from pg_class where oid = to_regclass(%s)", (name,)).fetchone()
     if found and found[0] != "v":
-        if conn.execute(sql.SQL("select exists (select from {})").format(target)).fetchone()[0]:
-            raise DerivationError(
-                f"{name} holds loaded rows, but the sources file no longer gives this entity (it is derived now): "
-                f"configure it again, or drop the table to derive it (drop table {name})"
-            )
         conn.execute(sql.SQL("drop table {}").format(target))
     try:
         with conn.transaction():
