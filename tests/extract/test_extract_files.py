@@ -322,6 +322,24 @@ def test_a_small_batch_fails_on_its_rejects_only_when_all_are_rejected(tmp_path:
     assert _rows(wh, "select count(*) from raw_service.tickets") == [(4,)]  # the day's earlier load stays
 
 
+def test_a_batch_leaves_its_block_ranges_summarized(tmp_path: Path, wh: str) -> None:
+    """A load summarizes the block ranges it appended, so the next interval's replacement reads only the
+    blocks that can hold that interval (an unsummarized range matches every search)."""
+    survey = _sources(tmp_path)["survey"]
+    header = "response_id,customer_ref,submitted_at,nps_score,comment,language"
+    comment = "a comment long enough to fill several block ranges " * 3
+    rows = [f"big{n},{n},2026-03-01T10:00:00Z,{n % 11},{comment},en" for n in range(20_000)]
+    _write(tmp_path / "survey" / "responses_2026-03-01.csv", [header, *rows])
+    loaded = extract.extract(survey, "responses", DAY1, DAY2, warehouse_url=wh)
+    assert loaded.rows_loaded == 20_000
+    (blocks,) = _rows(wh, "select pg_relation_size('raw_survey.responses') / 8192")[0]
+    assert blocks > 2 * 128  # more than two whole block ranges
+    for index in ("responses_interval_brin", "responses_loaded_brin"):  # nothing left to summarize
+        assert _rows(wh, f"select brin_summarize_new_values('raw_survey.{index}')") == [(0,)]
+    empty = extract.extract(survey, "responses", DAY3, DAY3 + dt.timedelta(days=1), warehouse_url=wh)
+    assert (empty.rows_loaded, _rows(wh, "select count(*) from raw_survey.responses")) == (0, [(20_000,)])
+
+
 def test_a_day_file_inside_a_loaded_month_replaces_that_files_rows(tmp_path: Path, wh: str) -> None:
     survey = _sources(tmp_path)["survey"]
     header = "response_id,customer_ref,submitted_at,nps_score,comment,language"

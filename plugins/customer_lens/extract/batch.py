@@ -152,6 +152,8 @@ def apply_batch(
                     f"({share}); see {source.raw_schema}._rejects where _batch_id = '{result.batch_id}'"
                 )
             _record_batch(conn, source, entity, result)
+            if result.rows_loaded:
+                raw.summarize_new_blocks(conn, source, entity)
     except RejectRatioExceeded:
         # Raw rows stay as they were; keep this attempt's rejects so the cause can be inspected.
         result.status = "failed"
