@@ -19,6 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
         (["demo-data", "--scale", "huge"], "error: --scale 'huge' is not one of"),
         (["extract", "--start", "2026-01-05", "--end", "2026-01-01"], "error: --end 2026-01-01 is not after --start"),
         (["report", "--out", "/nonexistent-lens-dir/x.html"], "error: cannot write /nonexistent-lens-dir/x.html"),
+        (["restate", "--from", "2999-01", "--reason", "typo"], "error: --from 2999-01 is in the future"),
+        (["restate", "--from", "2026-01", "--reason", "  "], "error: --reason must say why"),
     ],
 )
 def test_a_bad_option_is_one_line(tmp_path: Path, args: list[str], message: str) -> None:

@@ -200,6 +200,8 @@ def test_report_shows_the_current_baseline_and_names_customers_by_id_only(world:
     assert shown == [str(customer_id) for customer_id, _ in top]
     for _, name in top:
         assert name and name not in html
+    # one full build: nothing has arrived for closed periods since
+    assert "Closed periods: nothing has arrived for them since they were built." in html
 
 
 def test_report_before_any_baseline_says_so_and_changes_nothing(make_database, tmp_path: Path) -> None:

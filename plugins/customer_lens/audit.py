@@ -13,6 +13,8 @@ Everything here is created idempotently by :func:`ensure` (plain DDL, safe to ru
   interval, by whom, why (``validated`` / ``override: <reason>``), and ``status``: ``current`` (exactly
   one, what ``analytics`` shows), ``retained`` (kept for rollback), ``pruned`` (its snapshot dropped).
 - ``lens_audit.baseline_events`` — promote / override / rollback actions, who and why.
+- ``lens_audit.restatements`` — every ``lens restate``: from which period, why, who, for which candidate,
+  and the baseline that carried it (none yet: the guard accepts the change of those closed periods).
 - ``lens_audit.baseline_kpi_values`` — the headline KPIs of each baseline; ``analytics.baseline_kpis``
   is the BI view over them with the change vs the previous baseline and vs baseline #1.
 """
@@ -20,6 +22,7 @@ Everything here is created idempotently by :func:`ensure` (plain DDL, safe to ru
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 from collections.abc import Iterator
 
 from customer_lens import settings as settings_mod
@@ -110,6 +113,17 @@ create table if not exists lens_audit.baseline_events (
     actor text not null,
     reason text not null
 );
+-- `lens restate`: closed periods recomputed on request. The guard accepts their change in the candidate
+-- until a baseline carries it (baseline_no set when one is promoted from that candidate).
+create table if not exists lens_audit.restatements (
+    restatement_id bigint generated always as identity primary key,
+    requested_at timestamptz not null default now(),
+    from_date date not null,
+    reason text not null check (reason <> ''),
+    actor text not null,
+    candidate_schema text not null,
+    baseline_no integer references lens_audit.baselines
+);
 create table if not exists lens_audit.baseline_kpi_values (
     baseline_no integer not null references lens_audit.baselines,
     kpi text not null,
@@ -157,3 +171,28 @@ def record_candidate_build(conn, schema: str, status: str, *, full_refresh: bool
             "update lens_audit.candidate_builds set status = %s, finished_at = now() where schema_name = %s",
             (status, schema),
         )
+
+
+def record_restatement(conn, from_date: dt.date, reason: str, actor: str, candidate: str) -> int:
+    """Record that ``actor`` asked to recompute the closed periods of ``candidate`` from ``from_date`` on."""
+    return conn.execute(
+        "insert into lens_audit.restatements (from_date, reason, actor, candidate_schema) values (%s, %s, %s, %s) "
+        "returning restatement_id",
+        (from_date, reason, actor, candidate),
+    ).fetchone()[0]
+
+
+def restated_from(conn, candidate: str) -> dt.date | None:
+    """The earliest period asked to be restated in ``candidate`` that no baseline carries yet."""
+    return conn.execute(
+        "select min(from_date) from lens_audit.restatements where candidate_schema = %s and baseline_no is null",
+        (candidate,),
+    ).fetchone()[0]
+
+
+def settle_restatements(conn, candidate: str, baseline_no: int) -> None:
+    """The baseline ``baseline_no`` carries the restatements asked for in ``candidate``."""
+    conn.execute(
+        "update lens_audit.restatements set baseline_no = %s where candidate_schema = %s and baseline_no is null",
+        (baseline_no, candidate),
+    )

@@ -655,7 +655,8 @@ def prune(conn, config: quality.GuardConfig) -> list[str]:
 # --- the gate ------------------------------------------------------------------------------------------------
 
 
-def _actor() -> str:
+def current_actor() -> str:
+    """Who runs this command: the login name, for the audit trail."""
     try:
         return getpass.getuser()
     except (KeyError, OSError):  # no login name in some containers
@@ -680,7 +681,7 @@ def guard(
 
     cfg = cfg or settings_mod.load()
     config = quality.GuardConfig.load(cfg)
-    actor = triggered_by or _actor()
+    actor = triggered_by or current_actor()
     url = warehouse.url(cfg=cfg)
     with audit.connect(cfg) as conn:
         conn.autocommit = True
@@ -713,10 +714,13 @@ def guard(
         snapshot = freeze(conn, marts, candidate=candidate, source_build=source_build, data_interval=data_interval)
         seconds["freeze"] = time.monotonic() - began
         baseline = quality.read_baseline(conn, current[0], current[2], marts) if current else None
+        restated_from = audit.restated_from(conn, candidate)
         run_id = f"v{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
         began = time.monotonic()
         try:
-            outcome = quality.validate(url, snapshot.schema, marts, config=config, baseline=baseline)
+            outcome = quality.validate(
+                url, snapshot.schema, marts, config=config, baseline=baseline, restated_from=restated_from
+            )
         except Exception:
             conn.execute(
                 "update lens_audit.snapshots set status = 'quarantined' where snapshot_id = %s", (snapshot.snapshot_id,)
@@ -755,6 +759,7 @@ def guard(
             seconds["compare"] = time.monotonic() - began
         if same:
             # Same data, same baseline: no new baseline with every KPI +0.00% pruning real rollback targets.
+            audit.settle_restatements(conn, candidate, current[0])
             conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(snapshot.schema)))
             conn.execute(
                 "update lens_audit.snapshots set status = 'pruned' where snapshot_id = %s", (snapshot.snapshot_id,)
@@ -772,6 +777,7 @@ def guard(
                 f"{exc}. Snapshot {snapshot.snapshot_id} passed validation and stays promotable: "
                 f"lens baseline promote {snapshot.snapshot_id} --reason 'validated, readers held the views'"
             ) from None
+        audit.settle_restatements(conn, candidate, number)
         seconds["promote"] = time.monotonic() - began
         kpis = dict(
             conn.execute(

@@ -338,6 +338,31 @@ def backfill_cmd(
         typer.echo(line)
 
 
+@app.command("restate")
+@_friendly_errors
+def restate_cmd(
+    from_: Annotated[
+        dt.datetime,
+        typer.Option("--from", formats=["%Y-%m"], help="The first closed period to recompute (YYYY-MM)."),
+    ],
+    reason: Annotated[str, typer.Option(help="Why (kept in lens_audit.restatements and shown by the guard).")],
+) -> None:
+    """Recompute closed periods from a month on, then guard and promote (restatements_pending shows why).
+
+    Closed periods are otherwise kept as built; the guard accepts this change of them and no other.
+    """
+    from customer_lens import baseline
+    from customer_lens.progress import Reporter
+
+    if not reason.strip():
+        _fail("--reason must say why the closed periods are restated")
+    if from_.date() > dt.date.today():
+        _fail(f"--from {from_:%Y-%m} is in the future: there is nothing closed to restate")
+    reporter = Reporter()
+    for line in pipeline.restate(from_.date(), reason.strip(), actor=baseline.current_actor(), reporter=reporter):
+        typer.echo(line)
+
+
 @app.command("roles")
 @_friendly_errors
 def roles_cmd() -> None:
@@ -404,7 +429,7 @@ def baseline_rollback(
     from customer_lens import audit, baseline
 
     with audit.connect(autocommit=True) as conn:
-        number = baseline.rollback(conn, baseline_no, actor=baseline._actor(), reason=reason)
+        number = baseline.rollback(conn, baseline_no, actor=baseline.current_actor(), reason=reason)
     typer.echo(f"analytics now shows baseline #{number}")
 
 
@@ -418,7 +443,7 @@ def baseline_promote(
     from customer_lens import audit, baseline
 
     with audit.connect(autocommit=True) as conn:
-        number = baseline.override(conn, snapshot, actor=baseline._actor(), reason=reason)
+        number = baseline.override(conn, snapshot, actor=baseline.current_actor(), reason=reason)
     typer.echo(f"override: snapshot promoted as baseline #{number}")
 
 

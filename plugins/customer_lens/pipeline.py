@@ -306,6 +306,30 @@ def run_configured(
     return lines + _guard_and_report(build_id, interval, docs, cfg, reporter)
 
 
+def restate(from_date: dt.date, reason: str, *, actor: str, reporter: Reporter | None = None) -> list[str]:
+    """Recompute the period marts' closed periods from ``from_date`` on, then guard and promote.
+
+    The request is recorded first (``lens_audit.restatements``), so a build killed midway is finished by
+    the next one, and the guard accepts the change of those periods until a baseline carries it.
+    """
+    from customer_lens import audit, transform
+
+    reporter = reporter or Reporter(enabled=False)
+    cfg = settings_mod.load()
+    status = warehouse.ensure_running(cfg)
+    schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
+    with _audit(cfg) as conn:
+        number = audit.record_restatement(conn, from_date, reason, actor, schema)
+    lines = [f"warehouse   {status.url}", f"restatement #{number}: from {from_date:%Y-%m} ({reason})"]
+    with reporter.phase("marts", unit="dbt nodes") as step:
+        result = transform.build(progress=step)
+    built_at = _record_build(f"restatement-{number}", schema, len(result.node_statuses), cfg)
+    nodes = len(result.node_statuses)
+    lines.append(f"marts       rebuilt from {from_date:%Y-%m} in schema {schema}: {nodes} dbt nodes passed")
+    docs = _docs(cfg, regenerate=True, reporter=reporter)
+    return lines + _guard_and_report(f"restatement-{number}@{built_at.isoformat()}", (None, None), docs, cfg, reporter)
+
+
 def _guard_and_report(build_id: str, interval: tuple, docs: Path, cfg: settings_mod.Settings, reporter) -> list[str]:
     """Guard the candidate (promote it if it passes), then the KPI lines, the docs and the report."""
     from customer_lens import baseline, report

@@ -52,6 +52,9 @@ class MartSpec:
     requires: tuple[str, ...] = ()
     # Why it may be empty in this installation: the required inputs no source gives (customer_lens.contract).
     not_applicable: str | None = None
+    # ``meta: {guard: {row_count_drift: false}}``: its row count is no figure to hold against the baseline's
+    # (restatements_pending: empty on most days).
+    row_count_drift: bool = True
 
     @property
     def public_columns(self) -> list[str]:
@@ -125,7 +128,18 @@ def marts_from_manifest(manifest: dict[str, Any]) -> list[MartSpec]:
         pii = frozenset(n for n, col in node["columns"].items() if (col.get("meta") or {}).get("pii"))
         guard_meta = (node.get("config", {}).get("meta") or node.get("meta") or {}).get("guard") or {}
         requires = tuple(guard_meta.get("requires") or ())
-        marts.append(MartSpec(node["name"], columns, key, pii, accepted, bool(guard_meta.get("allow_empty")), requires))
+        marts.append(
+            MartSpec(
+                node["name"],
+                columns,
+                key,
+                pii,
+                accepted,
+                bool(guard_meta.get("allow_empty")),
+                requires,
+                row_count_drift=bool(guard_meta.get("row_count_drift", True)),
+            )
+        )
     return sorted(marts, key=lambda m: m.name)
 
 
@@ -208,20 +222,24 @@ KPIS: dict[str, tuple[str, str]] = {
 }
 ABSOLUTE_KPIS = frozenset({"nps"})
 
-# Closed past months must not change: mart -> (month key columns, filter of closed detail, figures).
-CLOSED_PERIOD_CHECKS: dict[str, tuple[tuple[str, ...], str, tuple[str, ...]]] = {
+# Closed past months must not change, unless `lens restate` asked for it from a period on:
+# mart -> (period key columns, period end column, filter of closed detail, figures).
+CLOSED_PERIOD_CHECKS: dict[str, tuple[tuple[str, ...], str, str, tuple[str, ...]]] = {
     "guerrilla_metrics": (
         ("period_type", "period_start_date"),
+        "period_end_date",
         "group_type = 'all' and is_complete_period",
         ("orders", "revenue", "new_customers", "renewals", "referrals"),
     ),
     "nps_by_segment": (
         ("month_start_date",),
+        "month_end_date",
         "is_complete_month",
         ("nps_responses", "promoters", "detractors"),
     ),
     "complaint_trends": (
         ("month_start_date",),
+        "month_end_date",
         "ticket_category = 'all' and ticket_channel = 'all' and rfm_segment = 'all' and is_complete_month",
         ("complaints",),
     ),
@@ -410,6 +428,7 @@ def build_suite(
     config: GuardConfig,
     baseline: Baseline | None,
     baseline_schema: str | None = None,
+    restated_from: dt.date | None = None,
 ) -> Any:
     """The GX ``ExpectationSuite`` of one mart: default checks, business checks, drift vs baseline."""
     import great_expectations as gx
@@ -469,7 +488,7 @@ def build_suite(
         exps.append(gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=name, meta=meta("identity")))
 
     # drift against the baseline
-    if baseline is not None and mart.name in baseline.row_counts:
+    if baseline is not None and mart.row_count_drift and mart.name in baseline.row_counts:
         base = baseline.row_counts[mart.name]
         tol = config.row_count_tolerance
         exps.append(
@@ -498,7 +517,9 @@ def build_suite(
                 )
             )
         if mart.name in CLOSED_PERIOD_CHECKS and baseline_schema:
-            keys, where, figures = CLOSED_PERIOD_CHECKS[mart.name]
+            keys, end_column, where, figures = CLOSED_PERIOD_CHECKS[mart.name]
+            if restated_from is not None:  # asked for: the periods from it on may change
+                where += f" and {end_column} < date '{restated_from.isoformat()}'"
             key_list = ", ".join(keys)
             sums = ", ".join(f"sum({f}) as {f}" for f in figures)
             tol = config.closed_period_tolerance
@@ -506,6 +527,7 @@ def build_suite(
                 f"abs(coalesce(c.{f}, 0) - b.{f}) > greatest({tol} * abs(b.{f}), 0.01)" for f in figures
             )
             base_table = f'"{baseline_schema}"."{mart.name}"'
+            restated = f", restated from {restated_from:%Y-%m}" if restated_from else ""
             exps.append(
                 gxe.UnexpectedRowsExpectation(
                     unexpected_rows_query=(
@@ -515,7 +537,8 @@ def build_suite(
                         f"select b.*, {', '.join(f'c.{f} as candidate_{f}' for f in figures)} "
                         f"from b left join c using ({key_list}) where c.{keys[0]} is null or {differs}"
                     ),
-                    description=f"closed past periods unchanged (within {tol:.1%}) vs baseline #{baseline.baseline_no}",
+                    description=f"closed past periods unchanged (within {tol:.1%}) vs baseline "
+                    f"#{baseline.baseline_no}{restated}",
                     meta=meta("closed periods"),
                 )
             )
@@ -626,6 +649,7 @@ def validate(
     *,
     config: GuardConfig,
     baseline: Baseline | None,
+    restated_from: dt.date | None = None,
 ) -> ValidationOutcome:
     """Run every mart's suite against the tables in ``schema``; nothing is written to the database."""
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
@@ -645,7 +669,13 @@ def validate(
         asset = source.add_table_asset(name=mart.name, table_name=mart.name, schema_name=schema)
         batch = asset.add_batch_definition_whole_table(name=f"{mart.name}_whole")
         suite = context.suites.add(
-            build_suite(mart, config=config, baseline=baseline, baseline_schema=baseline.schema if baseline else None)
+            build_suite(
+                mart,
+                config=config,
+                baseline=baseline,
+                baseline_schema=baseline.schema if baseline else None,
+                restated_from=restated_from,
+            )
         )
         definitions.append(
             context.validation_definitions.add(gx.ValidationDefinition(name=mart.name, data=batch, suite=suite))

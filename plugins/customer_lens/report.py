@@ -1259,6 +1259,35 @@ def _history(db: _Db) -> list:
 # --- 8. latest validation ---------------------------------------------------------------------------
 
 
+def _restatements(db: _Db) -> list:
+    """A note on what has arrived for closed periods since they were built (analytics.restatements_pending)."""
+    if db.missing("analytics.restatements_pending"):
+        return []
+    pending = db.rows(
+        "select mart_name, period_type, period_start_date, period_end_date, figure, difference, difference_pct "
+        "from analytics.restatements_pending order by period_start_date, mart_name, period_type, figure"
+    )
+    if not pending:
+        return [Note("Closed periods: nothing has arrived for them since they were built.", tone="ok")]
+    periods = sorted({(r["period_type"], r["period_start_date"]) for r in pending})
+    # a period is rewritten when it ends on or after the restated month: a quarter from its last month
+    first = min(r["period_end_date"] for r in pending)
+    shown = "; ".join(
+        f"{r['mart_name']} {r['period_type']} {r['period_start_date']:%Y-%m} {r['figure']} "
+        f"{float(r['difference']):+,.2f}" + (f" ({float(r['difference_pct']):+.2f} %)" if r["difference_pct"] else "")
+        for r in pending[:5]
+    )
+    more = f" and {len(pending) - 5} more" if len(pending) > 5 else ""
+    return [
+        Note(
+            f"Restatements pending: {len(pending)} figure(s) of {len(periods)} closed period(s) differ from what "
+            f"the data now says ({shown}{more}). They stay as reported until "
+            f"`lens restate --from {first:%Y-%m} --reason ...` recomputes them.",
+            tone="warn",
+        )
+    ]
+
+
 def _validation(db: _Db) -> list:
     if db.missing("lens_audit.validation_runs", "lens_audit.snapshots", "lens_audit.baselines"):
         raise _NoData("No snapshot has been validated yet.")
@@ -1290,6 +1319,7 @@ def _validation(db: _Db) -> list:
             tone="ok" if last["passed"] else ("warn" if last["baseline_no"] is not None else "bad"),
         )
     ]
+    blocks += _restatements(db)
     if last["report_path"]:
         report_path = Path(last["report_path"])
         blocks.append(

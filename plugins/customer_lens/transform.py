@@ -238,6 +238,8 @@ def build(
     ``select`` is a dbt selection (``"marts.growth"``, ``["order_lines+", "tickets"]``); ``dbt_vars``
     override project variables (e.g. ``{"as_of_date": "2026-06-30"}``); ``full_refresh`` rebuilds the
     incremental facts from the whole raw layer instead of merging what was loaded since the last build.
+    While a ``lens restate`` of ``schema`` is pending (no baseline carries it yet), the build recomputes
+    the period marts from the restated period on (dbt var ``restate_from``).
     """
     from customer_lens import audit
 
@@ -249,6 +251,11 @@ def build(
             log.warning("the last full build of %s did not finish: building it in full again", target)
             full_refresh = True
         audit.record_candidate_build(conn, target, "building", full_refresh=full_refresh)
+        restate_from = audit.restated_from(conn, target)
+    if restate_from is not None and not full_refresh:
+        # asked for by `lens restate` and not yet carried by a baseline: every build recomputes from it
+        log.info("restating the closed periods of %s from %s", target, restate_from)
+        dbt_vars = {"restate_from": restate_from.isoformat(), **(dbt_vars or {})}
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")

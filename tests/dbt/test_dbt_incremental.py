@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import uuid
 
 import psycopg
@@ -27,15 +28,43 @@ COMPARED = (
     "customer_lifetime_value",
     "int_customer_events_aggregated_to_months",
     "int_guerrilla_groups_aggregated",
-    "guerrilla_metrics",
     "renewals_by_reason",
     "int_customer_losses_stored",
     "lost_customer_review",
-    "complaint_trends",
-    "nps_by_segment",
     "int_survey_responses_matched",
     "int_tickets_matched",
 )
+
+# The period marts keep closed periods as built (dbt_project/README.md, "Closed periods"): the period's
+# end column, and the headline figures of its company-wide rows (as restatements_pending compares them).
+PERIOD_MARTS = {
+    "guerrilla_metrics": (
+        "period_end_date",
+        "group_type = 'all'",
+        ("orders", "revenue", "new_customers", "renewals", "referrals"),
+    ),
+    "nps_by_segment": ("month_end_date", "rfm_segment = 'all'", ("nps_responses", "promoters", "detractors")),
+    "complaint_trends": (
+        "month_end_date",
+        "ticket_category = 'all' and ticket_channel = 'all' and rfm_segment = 'all'",
+        ("complaints",),
+    ),
+}
+
+
+def _headline_figures(schema: str) -> str:
+    """SQL: (mart_name, period_start_date, period_end_date, figure, value) of the period marts in `schema`."""
+    parts = []
+    for mart, (end, where, figures) in PERIOD_MARTS.items():
+        start = "period_start_date" if mart == "guerrilla_metrics" else "month_start_date"
+        kind = "period_type" if mart == "guerrilla_metrics" else "'month'"
+        values = ", ".join(f"('{f}', {f}::numeric)" for f in figures)
+        parts.append(
+            f"select '{mart}' as mart_name, {kind} as period_type, {start} as period_start_date, "
+            f"{end} as period_end_date, f.figure, f.value from {schema}.{mart} "
+            f"cross join lateral (values {values}) as f (figure, value) where {where}"
+        )
+    return " union all ".join(parts)
 
 
 def _differences(dbt_warehouse, left: str, right: str) -> tuple[int, int]:
@@ -275,6 +304,47 @@ def test_incremental_equals_full_refresh(dbt_warehouse, model) -> None:
     (rows,) = dbt_warehouse.rows(f"select count(*) from {full}")[0]
     assert rows > 0
     assert _differences(dbt_warehouse, incremental, full) == (0, 0)
+
+
+@pytest.mark.parametrize("model", PERIOD_MARTS)
+def test_a_period_mart_equals_full_refresh_in_its_open_periods(dbt_warehouse, model) -> None:
+    end = PERIOD_MARTS[model][0]
+    schema = dbt_warehouse.incremental_schema
+    ((open_from, closed, open_rows),) = dbt_warehouse.rows(
+        f"select p.open_from_date, count(*) filter (where m.{end} < p.open_from_date), "
+        f"count(*) filter (where m.{end} >= p.open_from_date) "
+        f"from {schema}.{model} as m cross join {schema}.int_periods_open as p group by p.open_from_date"
+    )
+    assert closed > 0 and open_rows > 0  # the sequence of builds closed some periods and left some open
+    only_open = lambda s: f"(select * from {s}.{model} where {end} >= date '{open_from}') as rows"  # noqa: E731
+    assert _differences(dbt_warehouse, only_open(schema), only_open(dbt_warehouse.full_schema)) == (0, 0)
+
+
+def test_closed_periods_kept_their_figures_and_what_arrived_since_is_pending(dbt_warehouse) -> None:
+    """A closed period's figure plus its pending difference is what a full refresh computes now."""
+    schema, full = dbt_warehouse.incremental_schema, dbt_warehouse.full_schema
+    ((pending, late_periods),) = dbt_warehouse.rows(
+        f"select count(*), count(distinct (mart_name, period_type, period_start_date)) "
+        f"from {schema}.restatements_pending"
+    )
+    # late order lines, tickets and a corrected contract reached months closed before they arrived
+    assert pending > 0 and late_periods > 0
+    ((compared, mismatched),) = dbt_warehouse.rows(
+        f"""
+        with kept as ({_headline_figures(schema)}),
+        now as ({_headline_figures(full)})
+        select
+            count(*),
+            count(*) filter (where kept.value + coalesce(pending.difference, 0) is distinct from now.value)
+        from kept
+        join now using (mart_name, period_type, period_start_date, figure)
+        left join {schema}.restatements_pending as pending
+            using (mart_name, period_type, period_start_date, figure)
+        where kept.period_end_date < (select open_from_date from {schema}.int_periods_open)
+        """
+    )
+    assert compared > 0
+    assert mismatched == 0
 
 
 def test_late_updates_win_and_stale_versions_do_not(dbt_warehouse) -> None:
@@ -851,3 +921,17 @@ def test_daily_runs_within_a_month_carry_the_running_snapshot_forward(dbt_wareho
     finally:
         with psycopg.connect(dbt_warehouse.url) as conn:
             conn.execute(f"drop schema if exists {schema} cascade")
+
+
+def test_a_restatement_recomputes_closed_periods_to_equal_full_refresh(dbt_warehouse) -> None:
+    """Last in this module: it restates the incremental schema's period marts (what `lens restate` builds)."""
+    schema, full = dbt_warehouse.incremental_schema, dbt_warehouse.full_schema
+    ((first_month,),) = dbt_warehouse.rows(f"select min(period_start_date) from {full}.guerrilla_metrics")
+    marts = " ".join(["int_periods_open", *PERIOD_MARTS, "restatements_pending"])
+    with dbt_warehouse.env():
+        transform.run_dbt(
+            ["run", "--select", marts, "--vars", json.dumps({"restate_from": first_month.isoformat()})], schema=schema
+        )
+    for model in PERIOD_MARTS:
+        assert _differences(dbt_warehouse, f"{schema}.{model}", f"{full}.{model}") == (0, 0), model
+    assert dbt_warehouse.rows(f"select count(*) from {schema}.restatements_pending") == [(0,)]

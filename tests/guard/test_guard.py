@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from lens_cli import run_lens
 
-from customer_lens import baseline, environment, quality
+from customer_lens import audit, baseline, environment, quality
 
 CANDIDATE = "analytics_candidate"
 
@@ -134,6 +134,44 @@ def test_each_class_of_failure_is_blocked_and_the_baseline_stays(guard_world, na
         == run[1]
     )
     assert "FAILED" in Path(run[4]).read_text(encoding="utf-8")
+
+
+def test_a_restatement_asked_for_is_accepted_and_settled_by_the_baseline(guard_world) -> None:
+    """`lens restate` records the request; its closed periods may change, earlier ones still may not."""
+    before_no, _ = guard_world.current()
+    guard_world.restore_candidate()
+    (month,) = guard_world.one(
+        f"select (max(period_start_date) - interval '3 months')::date from {CANDIDATE}.guerrilla_metrics "
+        "where period_type = 'month'"
+    )
+    next_month = guard_world.one("select (%s::date + interval '1 month')::date", (month,))[0]
+    try:
+        with guard_world.connect() as conn:
+            conn.execute(
+                f"update {CANDIDATE}.guerrilla_metrics set revenue = revenue * 1.05 "
+                "where period_type = 'month' and period_start_date = %s",
+                (month,),
+            )
+            audit.record_restatement(conn, next_month, "a later month only", "tester", CANDIDATE)
+        with guard_world.env(), pytest.raises(baseline.ValidationFailed) as failed:
+            baseline.guard()
+        assert "closed past periods unchanged" in str(failed.value)
+        assert f"restated from {next_month:%Y-%m}" in str(failed.value)
+        with guard_world.connect() as conn:
+            audit.record_restatement(conn, month, "a correction of that month", "tester", CANDIDATE)
+        with guard_world.env():
+            result = baseline.guard()
+        assert result.promoted and result.baseline_no == guard_world.current()[0] != before_no
+        assert guard_world.one(
+            "select count(*) filter (where baseline_no is null), count(*) filter (where baseline_no = %s) "
+            "from lens_audit.restatements where candidate_schema = %s",
+            (result.baseline_no, CANDIDATE),
+        ) == (0, 2)
+    finally:
+        with guard_world.connect() as conn:
+            conn.execute("update lens_audit.restatements set baseline_no = coalesce(baseline_no, %s)", (before_no,))
+            baseline.rollback(conn, before_no, actor="tester", reason="back to the unrestated baseline")
+        guard_world.restore_candidate()
 
 
 def test_override_promotes_a_quarantined_snapshot_with_its_reason_and_rollback_returns(guard_world) -> None:

@@ -81,6 +81,8 @@ class Overview:
     validations: list[ValidationRun] = field(default_factory=list)  # newest first
     failures: list[Failure] = field(default_factory=list)  # of validations[0]
     failures_total: int = 0
+    # analytics.restatements_pending: (figures, closed periods, the month `lens restate --from` needs)
+    restatements_pending: tuple[int, int, dt.date | None] | None = None
 
     @property
     def current(self) -> Baseline | None:
@@ -163,8 +165,15 @@ def load(cfg: settings_mod.Settings | None = None, *, connect_timeout: int = 5) 
             failures_total = conn.execute(
                 "select count(*) from lens_audit.validation_failures where run_id = %s", (latest,)
             ).fetchone()[0]
+        pending = None
+        if conn.execute("select to_regclass('analytics.restatements_pending')").fetchone()[0]:
+            pending = conn.execute(
+                "select count(*), count(distinct (mart_name, period_type, period_start_date)), min(period_end_date) "
+                "from analytics.restatements_pending"
+            ).fetchone()
     return Overview(
         audit_ready=True,
+        restatements_pending=pending,
         baselines=baselines,
         kpi_baseline_no=current.baseline_no if current else None,
         kpis=kpis,

@@ -188,6 +188,13 @@ def page(
                 "<th class='num'>value</th><th class='num'>vs previous</th><th class='num'>vs first</th>"
                 f"</tr></thead><tbody>{_kpi_rows(overview.kpis, overview.kpi_baseline_no)}</tbody></table>"
             )
+        if overview.restatements_pending and overview.restatements_pending[0]:
+            figures, periods, first = overview.restatements_pending
+            body.append(
+                f"<div class='notice'><strong>Restatements pending:</strong> {figures:,} figure(s) of {periods:,}"
+                " closed period(s) differ from what the data now says (analytics.restatements_pending). They"
+                f" stay as reported until <code>lens restate --from {first:%Y-%m} --reason …</code>.</div>"
+            )
         body.append(_validation_section(overview, docs_url))
         if overview.baselines:
             body.append(_history_section(overview, docs_url))

@@ -4,6 +4,17 @@
     'unsegmented' = the customer had no purchase yet. NPS = % promoters (9-10) - % detractors (0-6) of the
     NPS answers; CSAT = % of CSAT answers scoring 4 or 5. Both are null in a month without answers.
 -#}
+{#- A period mart: a build rewrites the open periods only (int_periods_open); closed ones stay as built. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='month_start_date',
+        on_schema_change='fail',
+    )
+}}
+-- depends_on: {{ ref('int_periods_open') }}  (read on incremental builds only)
+
 with
 
 months as (
@@ -101,3 +112,6 @@ final as (
 )
 
 select * from final
+{% if is_incremental() %}
+where month_end_date >= (select rewrite_from_date from {{ ref('int_periods_open') }})
+{% endif %}

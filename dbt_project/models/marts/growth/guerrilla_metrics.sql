@@ -6,6 +6,17 @@
     from int_guerrilla_groups_aggregated, which an incremental run updates only where its inputs changed;
     this table is rebuilt from it (a few thousand rows).
 -#}
+{#- A period mart: a build rewrites the open periods only (int_periods_open); closed ones stay as built. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['period_type', 'period_start_date'],
+        on_schema_change='fail',
+    )
+}}
+-- depends_on: {{ ref('int_periods_open') }}  (read on incremental builds only)
+
 with
 
 periods as (
@@ -131,3 +142,6 @@ final as (
 )
 
 select * from final
+{% if is_incremental() %}
+where period_end_date >= (select rewrite_from_date from {{ ref('int_periods_open') }})
+{% endif %}

@@ -5,6 +5,17 @@
     month-over-month, year-over-year and rolling figures compare like with like. A complaint's segment is
     its customer's segment in the month it was opened; 'unmatched' = the requester matches no customer.
 -#}
+{#- A period mart: a build rewrites the open periods only (int_periods_open); closed ones stay as built. -#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key='month_start_date',
+        on_schema_change='fail',
+    )
+}}
+-- depends_on: {{ ref('int_periods_open') }}  (read on incremental builds only)
+
 with
 
 months as (
@@ -227,3 +238,6 @@ final as (
 )
 
 select * from final
+{% if is_incremental() %}
+where month_end_date >= (select rewrite_from_date from {{ ref('int_periods_open') }})
+{% endif %}
