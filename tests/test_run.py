@@ -133,6 +133,50 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
         by_country = conn.execute("select sum(customers) from analytics.customers_by_country").fetchone()[0]
         assert by_country == conn.execute("select count(*) from analytics.customers").fetchone()[0] > 0
 
+    # ... and a period mart, as dbt_project/README.md shows it: incremental on open periods, and guarded.
+    (core / "monthly_revenue.sql").write_text(PERIOD_MART)
+    with (core / "_core__models.yml").open("a") as yml:
+        yml.write(
+            "  - name: monthly_revenue\n"
+            "    description: Revenue per month.\n"
+            "    constraints: [{type: primary_key, columns: [month_start_date]}]\n"
+            "    columns:\n"
+            "      - {name: month_start_date, data_type: date, description: First day of the month.}\n"
+            "      - {name: month_end_date, data_type: date, description: Last day of the month.}\n"
+            "      - {name: orders, data_type: bigint, description: Revenue orders.}\n"
+            "      - {name: revenue, data_type: numeric, description: Their revenue.}\n"
+        )
+    fourth = run_lens("run", "--scale", "tiny", "--seed", "5", env=env)
+    assert "promoted to baseline #3" in fourth.stdout
+    with psycopg.connect(wh, autocommit=True) as conn:
+        assert (
+            "monthly_revenue"
+            in conn.execute(
+                "select s.marts from lens_audit.baselines b join lens_audit.snapshots s using (snapshot_id) "
+                "where b.status = 'current'"
+            ).fetchone()[0]
+        )
+        assert conn.execute("select sum(revenue) from analytics.monthly_revenue").fetchone()[0] > 0
+        # a closed month's row is kept as built, an open month's is recomputed
+        closed, opened = conn.execute(
+            "select min(month_start_date), max(month_start_date) from analytics_candidate.monthly_revenue"
+        ).fetchone()
+        conn.execute("update analytics_candidate.monthly_revenue set revenue = -1")
+    run_lens("transform", env=env)
+    with psycopg.connect(wh) as conn:
+        kept = dict(conn.execute("select month_start_date, revenue from analytics_candidate.monthly_revenue"))
+    assert kept[closed] == -1 and kept[opened] > 0
+
+
+def _readme_period_mart() -> str:
+    """The period mart of dbt_project/README.md ("Closed periods"), as an analyst copies it from there."""
+    readme = (Path(__file__).resolve().parents[1] / "dbt_project" / "README.md").read_text()
+    section = readme[readme.index("## Closed periods") :]
+    return section[section.index("```sql\n") + len("```sql\n") : section.index("```\n", section.index("```sql"))]
+
+
+PERIOD_MART = _readme_period_mart()
+
 
 def _current_baseline(url: str) -> tuple[int, str]:
     with psycopg.connect(url) as conn:

@@ -184,6 +184,17 @@ def _drop_raw_schemas(cfg: settings_mod.Settings) -> None:
             conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(source.raw_schema)))
 
 
+def _drop_candidate_schema(cfg: settings_mod.Settings) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from customer_lens import transform
+
+    schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
+    with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
+        conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
+
+
 def _batch_count(start: dt.datetime, end: dt.datetime, *, step: str, history: bool) -> int:
     """How many batches :func:`load_raw` runs for ``[start, end)`` (for its progress)."""
     from customer_lens import extract, source_config
@@ -220,8 +231,10 @@ def run(
     if _initial_load_done(state.fingerprint, cfg):
         lines.append(f"raw layer   up to date with demo data {state.fingerprint[:12]}")
     else:
-        # A new demo generation is a new world: rebuild its raw layer rather than mixing in stale batches.
+        # A new demo generation is a new world: rebuild its raw layer and its marts rather than mixing in
+        # stale batches, or closed periods of the old world (the period marts keep those through a full refresh).
         _drop_raw_schemas(cfg)
+        _drop_candidate_schema(cfg)
         total = _batch_count(start, end, step="month", history=True)
         with reporter.phase("raw layer", total=total, unit="batches") as step:
             results = load_raw(

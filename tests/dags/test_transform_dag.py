@@ -45,6 +45,20 @@ def test_transform_dag_builds_the_marts_into_the_candidate_schema(make_database,
     assert "Unable to do partial parsing" not in again_log
     assert "dbt success   model.customer_lens.customers" in again_log
 
+    # An operator restates from a closed month: the request is audited and the build recomputes from it.
+    with psycopg.connect(wh) as conn:
+        (month,) = conn.execute(
+            "select (open_from_date - interval '3 months')::date from candidate_dag_test.int_periods_open"
+        ).fetchone()
+    conf = json.dumps({"from_month": f"{month:%Y-%m}", "reason": "credit notes booked late"})
+    airflow_local.airflow("dags", "test", "lens_restate", "-c", conf, env=env, timeout=900)
+    with psycopg.connect(wh) as conn:
+        assert conn.execute("select rewrite_from_date from candidate_dag_test.int_periods_open").fetchone() == (month,)
+        assert conn.execute(
+            "select from_date, reason, actor like 'airflow:%%', baseline_no from lens_audit.restatements "
+            "where candidate_schema = 'candidate_dag_test'"
+        ).fetchall() == [(month, "credit notes booked late", True, None)]
+
 
 def _xcom(env: dict, dag_id: str, task_id: str) -> dict:
     """The return value of the latest run of a task, read from the metadata database."""

@@ -4,11 +4,15 @@
     'unsegmented' = the customer had no purchase yet. NPS = % promoters (9-10) - % detractors (0-6) of the
     NPS answers; CSAT = % of CSAT answers scoring 4 or 5. Both are null in a month without answers.
 -#}
-{#- A period mart: a build rewrites the open periods only (int_periods_open); closed ones stay as built. -#}
+{#-
+    A period mart: a build rewrites the open periods only (int_periods_open); closed ones stay as built,
+    a --full-refresh too (full_refresh=false): `lens restate` recomputes them, on request and audited.
+-#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
+        full_refresh=false,
         unique_key='month_start_date',
         on_schema_change='fail',
     )

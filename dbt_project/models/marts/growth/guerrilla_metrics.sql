@@ -6,11 +6,15 @@
     from int_guerrilla_groups_aggregated, which an incremental run updates only where its inputs changed;
     this table is rebuilt from it (a few thousand rows).
 -#}
-{#- A period mart: a build rewrites the open periods only (int_periods_open); closed ones stay as built. -#}
+{#-
+    A period mart: a build rewrites the open periods only (int_periods_open); closed ones stay as built,
+    a --full-refresh too (full_refresh=false): `lens restate` recomputes them, on request and audited.
+-#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
+        full_refresh=false,
         unique_key=['period_type', 'period_start_date'],
         on_schema_change='fail',
     )

@@ -5,11 +5,15 @@
     month-over-month, year-over-year and rolling figures compare like with like. A complaint's segment is
     its customer's segment in the month it was opened; 'unmatched' = the requester matches no customer.
 -#}
-{#- A period mart: a build rewrites the open periods only (int_periods_open); closed ones stay as built. -#}
+{#-
+    A period mart: a build rewrites the open periods only (int_periods_open); closed ones stay as built,
+    a --full-refresh too (full_refresh=false): `lens restate` recomputes them, on request and audited.
+-#}
 {{
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
+        full_refresh=false,
         unique_key='month_start_date',
         on_schema_change='fail',
     )
