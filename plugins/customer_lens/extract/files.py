@@ -2,9 +2,9 @@
 
 Files are read in a streaming way (line by line; parquet in record batches), so memory stays
 bounded whatever their size. Each line lands as text in a temporary table (an undecodable line is
-kept as a reject with its number); then SQL parses JSON, types every value with
-``pg_input_is_valid``, applies the range rules, finds repeated record versions and applies the
-batch. :func:`load_landed` is that second half, reused by the ``http`` kind.
+kept as a reject with its number); then SQL parses JSON and types every value with
+``pg_input_is_valid`` and the range rules (one statement), finds repeated record versions and applies
+the batch. :func:`load_landed` is that second half, reused by the ``http`` kind.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ CHUNK_ROWS = 50_000
 
 def files_for_interval(source: Source, entity: Entity, start: dt.datetime, end: dt.datetime) -> list[Path]:
     """The entity's files for the interval, in name order: dated within ``[start, end)`` by name, or all of them."""
-    paths = source.location.glob(entity.glob)
+    paths = _listing(source.location, entity.glob)
     if not entity.file_date:
         return sorted(paths)
     chosen = []
@@ -49,6 +49,24 @@ def files_for_interval(source: Source, entity: Entity, start: dt.datetime, end: 
         elif start <= day < end:
             chosen.append(path)
     return sorted(chosen)
+
+
+def _listing(location: Path, pattern: str) -> tuple[Path, ...]:
+    """The files ``pattern`` matches in ``location``. A flat pattern's listing is kept while the folder's
+    modification time stays the same (a file added, renamed or removed changes it), so the batches of a
+    range do not list a folder of a thousand day files once each."""
+    if "/" in pattern or "**" in pattern:
+        return tuple(location.glob(pattern))
+    try:
+        stamp = location.stat().st_mtime_ns
+    except OSError:
+        return tuple(location.glob(pattern))
+    return _flat_listing(location, pattern, stamp)
+
+
+@functools.lru_cache(maxsize=64)
+def _flat_listing(location: Path, pattern: str, stamp: int) -> tuple[Path, ...]:
+    return tuple(location.glob(pattern))
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -229,8 +247,8 @@ def _nulled(value: sql.Composable, source: Source) -> sql.Composable:
     return sql.SQL("case when {v} in ({m}) then null else {v} end").format(v=value, m=markers)
 
 
-def _parse_landing(conn: Connection, source: Source, entity: Entity) -> None:
-    """``_lens_parsed``: one row per landed line, each configured column as text (``v_<name>``)."""
+def _parsed_rows(source: Source, entity: Entity) -> sql.Composable:
+    """A query: one row per landed line, each configured column as text (``v_<name>``)."""
     if _is_json(source):
         values = sql.SQL(", ").join(
             sql.SQL("{} as {}").format(
@@ -271,12 +289,12 @@ def _parse_landing(conn: Connection, source: Source, entity: Entity) -> None:
             "select _ord, _source_file, _source_line, coalesce(_raw, json_build_object({as_json})::text) as _raw, "
             "_parse_error, _extra as _drift, {values} from _lens_landing"
         ).format(values=values, as_json=as_json)
-    conn.execute("drop table if exists _lens_parsed")
-    conn.execute(sql.SQL("create temp table _lens_parsed as {}").format(query))
+    return query
 
 
-def _check_landing(conn: Connection, entity: Entity, window: tuple | None) -> None:
-    """``_lens_checked``: typed values plus ``_reason`` (null for a good row, else why it is rejected)."""
+def _check_landing(conn: Connection, source: Source, entity: Entity, window: tuple | None) -> None:
+    """``_lens_checked``: the landed rows parsed (:func:`_parsed_rows`), their values typed, plus ``_reason``
+    (null for a good row, else why it is rejected). One pass: nothing in between is written out."""
     whens = []
     for column in entity.columns:
         value = ident(f"v_{column.name}")
@@ -314,10 +332,10 @@ def _check_landing(conn: Connection, entity: Entity, window: tuple | None) -> No
             create temp table _lens_checked as
             select q.*, {casts}
             from (
-                select p.*, coalesce(p._parse_error, {reason}) as _reason from _lens_parsed p where {window}
+                select p.*, coalesce(p._parse_error, {reason}) as _reason from ({parsed}) p where {window}
                 offset 0  -- the reason computed once per row, not again in each column's case
             ) q"""
-        ).format(casts=casts, reason=reason, window=window_sql)
+        ).format(casts=casts, reason=reason, window=window_sql, parsed=_parsed_rows(source, entity))
     )
 
 
@@ -326,12 +344,15 @@ def extract_files(conn: Connection, source: Source, entity: Entity, result: Batc
     result.files = [str(p.relative_to(source.location)) for p in paths]
 
     def land() -> None:
-        for path in paths:
-            rel = str(path.relative_to(source.location))
-            if source.format == "parquet":
-                _land_parquet(conn, rel, path, entity, result)
-                continue
-            with landing_copy(conn, source, entity) as copy:
+        if source.format == "parquet":
+            for path in paths:
+                _land_parquet(conn, str(path.relative_to(source.location)), path, entity, result)
+            return
+        if not paths:
+            return
+        with landing_copy(conn, source, entity) as copy:  # one COPY for all of the batch's files
+            for path in paths:
+                rel = str(path.relative_to(source.location))
                 if source.format == "ndjson":
                     _land_ndjson(copy, rel, path, source.encoding)
                 else:
@@ -354,10 +375,9 @@ def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchR
         create_temp_rejects(conn)
         _create_landing(conn, source, entity)
         land()
-        _parse_landing(conn, source, entity)
         # A file source without dated names (one big file) and an API are filtered on the cursor here.
         by_cursor = entity.cursor and not entity.file_date and source.kind == "files"
-        _check_landing(conn, entity, (start, end) if by_cursor else None)
+        _check_landing(conn, source, entity, (start, end) if by_cursor else None)
         _classify_duplicates(conn, source, entity, start, end, files=result.files)
         if _is_json(source):
             drift = conn.execute(
