@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 from pathlib import Path
 
 import psycopg
@@ -410,3 +411,18 @@ def test_a_json_key_given_twice_is_a_reject_not_last_wins(tmp_path: Path, wh: st
         (2, "duplicate_json_key"),
         (3, "malformed_json"),
     ]
+
+
+def test_a_file_added_after_a_listing_is_loaded_by_the_next_batch(tmp_path: Path, wh: str) -> None:
+    """The batches of a range list a folder once; a day file arriving later in the same process is not missed."""
+    service = _sources(tmp_path)["service"]
+    folder = tmp_path / "service"
+    _write(folder / "tickets_2026-03-01.ndjson", [_ticket(1, "2026-03-01T08:00:00Z")])
+    old = (dt.datetime.now() - dt.timedelta(minutes=1)).timestamp()
+    os.utime(folder, (old, old))  # a folder that has not changed for a while: its listing is kept
+    first = extract.extract(service, "tickets", DAY1, DAY1 + dt.timedelta(days=2), warehouse_url=wh)
+    assert first.files == ["tickets_2026-03-01.ndjson"]
+    _write(folder / "tickets_2026-03-02.ndjson", [_ticket(2, "2026-03-02T08:00:00Z")])
+    second = extract.extract(service, "tickets", DAY1, DAY1 + dt.timedelta(days=2), warehouse_url=wh)
+    assert second.files == ["tickets_2026-03-01.ndjson", "tickets_2026-03-02.ndjson"]
+    assert _rows(wh, "select ticket_id from raw_service.tickets order by 1") == [(1,), (2,)]

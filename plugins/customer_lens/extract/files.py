@@ -15,6 +15,7 @@ import functools
 import io
 import json
 import logging
+import time
 from pathlib import Path
 
 from psycopg import Connection, sql
@@ -54,12 +55,16 @@ def files_for_interval(source: Source, entity: Entity, start: dt.datetime, end: 
 def _listing(location: Path, pattern: str) -> tuple[Path, ...]:
     """The files ``pattern`` matches in ``location``. A flat pattern's listing is kept while the folder's
     modification time stays the same (a file added, renamed or removed changes it), so the batches of a
-    range do not list a folder of a thousand day files once each."""
+    range do not list a folder of a thousand day files once each. Only a folder unchanged for a few
+    seconds is cached: timestamps are coarser than a nanosecond, and a file added within the same tick as
+    the listing must not be missed."""
     if "/" in pattern or "**" in pattern:
         return tuple(location.glob(pattern))
     try:
         stamp = location.stat().st_mtime_ns
     except OSError:
+        return tuple(location.glob(pattern))
+    if time.time_ns() - stamp < 5_000_000_000:
         return tuple(location.glob(pattern))
     return _flat_listing(location, pattern, stamp)
 
