@@ -182,17 +182,23 @@ def record_restatement(conn, from_date: dt.date, reason: str, actor: str, candid
     ).fetchone()[0]
 
 
+# The restatements a build of the candidate includes: asked for before that build started, and not yet
+# carried by a baseline. (One asked for while a build runs waits for the next build.)
+_BUILT_RESTATEMENTS = """
+    from lens_audit.restatements as r
+    join lens_audit.candidate_builds as b on b.schema_name = r.candidate_schema
+    where r.candidate_schema = %s and r.baseline_no is null and r.requested_at <= b.started_at"""
+
+
 def restated_from(conn, candidate: str) -> dt.date | None:
-    """The earliest period asked to be restated in ``candidate`` that no baseline carries yet."""
-    return conn.execute(
-        "select min(from_date) from lens_audit.restatements where candidate_schema = %s and baseline_no is null",
-        (candidate,),
-    ).fetchone()[0]
+    """The earliest period the current (or last) build of ``candidate`` restates, or None."""
+    return conn.execute(f"select min(r.from_date) {_BUILT_RESTATEMENTS}", (candidate,)).fetchone()[0]
 
 
 def settle_restatements(conn, candidate: str, baseline_no: int) -> None:
-    """The baseline ``baseline_no`` carries the restatements asked for in ``candidate``."""
+    """The baseline ``baseline_no``, promoted from ``candidate``, carries the restatements built into it."""
     conn.execute(
-        "update lens_audit.restatements set baseline_no = %s where candidate_schema = %s and baseline_no is null",
+        f"update lens_audit.restatements set baseline_no = %s where restatement_id in "
+        f"(select r.restatement_id {_BUILT_RESTATEMENTS})",
         (baseline_no, candidate),
     )

@@ -153,12 +153,16 @@ def test_a_restatement_asked_for_is_accepted_and_settled_by_the_baseline(guard_w
                 (month,),
             )
             audit.record_restatement(conn, next_month, "a later month only", "tester", CANDIDATE)
+            _rebuilt(conn)
         with guard_world.env(), pytest.raises(baseline.ValidationFailed) as failed:
             baseline.guard()
         assert "closed past periods unchanged" in str(failed.value)
         assert f"restated from {next_month:%Y-%m}" in str(failed.value)
         with guard_world.connect() as conn:
             audit.record_restatement(conn, month, "a correction of that month", "tester", CANDIDATE)
+            _rebuilt(conn)
+            # asked for after the candidate's build started: not in it, so neither accepted nor settled
+            audit.record_restatement(conn, month, "asked while building", "tester", CANDIDATE)
         with guard_world.env():
             result = baseline.guard()
         assert result.promoted and result.baseline_no == guard_world.current()[0] != before_no
@@ -166,12 +170,18 @@ def test_a_restatement_asked_for_is_accepted_and_settled_by_the_baseline(guard_w
             "select count(*) filter (where baseline_no is null), count(*) filter (where baseline_no = %s) "
             "from lens_audit.restatements where candidate_schema = %s",
             (result.baseline_no, CANDIDATE),
-        ) == (0, 2)
+        ) == (1, 2)
     finally:
         with guard_world.connect() as conn:
             conn.execute("update lens_audit.restatements set baseline_no = coalesce(baseline_no, %s)", (before_no,))
             baseline.rollback(conn, before_no, actor="tester", reason="back to the unrestated baseline")
         guard_world.restore_candidate()
+
+
+def _rebuilt(conn) -> None:
+    """What a build after `lens restate` records (the test damages the candidate instead of building it)."""
+    audit.record_candidate_build(conn, CANDIDATE, "building", full_refresh=False)
+    audit.record_candidate_build(conn, CANDIDATE, "built")
 
 
 def test_override_promotes_a_quarantined_snapshot_with_its_reason_and_rollback_returns(guard_world) -> None:
