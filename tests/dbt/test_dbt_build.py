@@ -126,7 +126,8 @@ def test_docs_generate(dbt_warehouse, docs) -> None:
     node = catalog["nodes"]["model.customer_lens.guerrilla_metrics"]
     assert {"period_type", "group_type", "revenue", "promoter_share_pct"} <= set(node["columns"])
     marts = [n for n in manifest["nodes"].values() if n["resource_type"] == "model" and "/marts/" in f"/{n['path']}"]
-    assert len(marts) == len(MARTS)
+    # every mart is listed: those with rows after a full build, and the one empty by design then
+    assert {n["name"] for n in marts} == {*MARTS, "restatements_pending"}
     undocumented = [
         (n["name"], column)
         for n in marts
