@@ -8,6 +8,12 @@
     restatements_pending for what has arrived for closed periods since.
 -#}
 {{ config(materialized='table', post_hook='analyze {{ this }}') }}
+{%- set close_days = var('period_close_days') %}
+{%- if close_days is not number or close_days < 0 or close_days != close_days | int %}
+    {{ exceptions.raise_compiler_error(
+        "var period_close_days must be a whole number of days, 0 or more; got '" ~ close_days ~ "'"
+    ) }}
+{%- endif %}
 
 with
 
@@ -23,7 +29,7 @@ first_open as (
     select
         as_of_date,
         date_trunc(
-            '{{ snapshot_grain() }}', as_of_date - {{ var('period_close_days') | int }}
+            '{{ snapshot_grain() }}', as_of_date - {{ close_days | int }}
         )::date as open_from_date
     from as_of
 
