@@ -336,6 +336,18 @@ def test_the_daily_builds_equal_a_full_refresh(helpdesk_and_survey) -> None:
     assert differing == {}
 
 
+def _pending(url: str, mart: str, figure: str) -> dict:
+    """``{month: difference}`` of a figure of a mart's closed months in the promoted restatements_pending."""
+    with psycopg.connect(url) as conn:
+        return dict(
+            conn.execute(
+                "select period_start_date, difference::bigint from analytics.restatements_pending "
+                "where mart_name = %s and figure = %s and period_type = 'month'",
+                (mart, figure),
+            ).fetchall()
+        )
+
+
 def _keyed(url: str, query: str) -> dict:
     """``{first column: the other columns}`` of a query's rows."""
     with psycopg.connect(url) as conn:
@@ -407,8 +419,15 @@ def test_complaint_counts_and_medians_match_the_export(helpdesk_and_survey) -> N
         "from analytics.complaint_trends "
         "where ticket_category = 'all' and ticket_channel = 'all' and rfm_segment = 'all'",
     )
-    assert {month: row for month, row in actual.items() if row[0]} == {
-        month: (count, _median(first), _median(solved)) for month, (count, first, solved) in expected.items()
+    # A month closed before all of its tickets arrived keeps what it was built with; the rest is pending.
+    pending = _pending(helpdesk_and_survey["wh"], "complaint_trends", "complaints")
+    assert len(pending) <= 2
+    for month, difference in pending.items():
+        assert actual[month][0] + difference == expected[month][0]
+    assert {month: row for month, row in actual.items() if row[0] and month not in pending} == {
+        month: (count, _median(first), _median(solved))
+        for month, (count, first, solved) in expected.items()
+        if month not in pending
     }
     assert len(expected) > 12
 
@@ -443,7 +462,12 @@ def test_a_post_purchase_survey_finds_the_customer_through_the_order(helpdesk_an
         month = expected.setdefault(at.astimezone(dt.UTC).date().replace(day=1), [0, 0])
         month[0] += 1
         month[1] += stars >= 4
-    assert csat == {
+    pending = _pending(wh, "nps_by_segment", "csat_responses")  # answers that came after their month closed
+    assert len(pending) <= 2
+    for month, difference in pending.items():
+        assert csat.get(month, (0,))[0] + difference == expected[month][0]
+    assert {month: row for month, row in csat.items() if month not in pending} == {
         month: (n, good, (Decimal(100 * good) / n).quantize(Decimal("0.01"), ROUND_HALF_UP))
         for month, (n, good) in expected.items()
+        if month not in pending
     }

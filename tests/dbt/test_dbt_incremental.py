@@ -43,7 +43,11 @@ PERIOD_MARTS = {
         "group_type = 'all'",
         ("orders", "revenue", "new_customers", "renewals", "referrals"),
     ),
-    "nps_by_segment": ("month_end_date", "rfm_segment = 'all'", ("nps_responses", "promoters", "detractors")),
+    "nps_by_segment": (
+        "month_end_date",
+        "rfm_segment = 'all'",
+        ("nps_responses", "promoters", "detractors", "csat_responses", "csat_satisfied_responses"),
+    ),
     "complaint_trends": (
         "month_end_date",
         "ticket_category = 'all' and ticket_channel = 'all' and rfm_segment = 'all'",

@@ -52,7 +52,9 @@ published_nps as (
         values
             ('nps_responses', nps.nps_responses::numeric),
             ('promoters', nps.promoters::numeric),
-            ('detractors', nps.detractors::numeric)
+            ('detractors', nps.detractors::numeric),
+            ('csat_responses', nps.csat_responses::numeric),
+            ('csat_satisfied_responses', nps.csat_satisfied_responses::numeric)
     ) as figures (figure, figure_value)
     where nps.rfm_segment = 'all'
 
@@ -98,6 +100,8 @@ sums as (
         nps_responses,
         promoters,
         detractors,
+        csat_responses,
+        csat_satisfied_responses,
         complaints
     from {{ ref('int_guerrilla_groups_aggregated') }}
     where group_type = 'all'
@@ -124,6 +128,8 @@ current_figures as (
             ('nps_by_segment', 'nps_responses', sums.nps_responses::numeric),
             ('nps_by_segment', 'promoters', sums.promoters::numeric),
             ('nps_by_segment', 'detractors', sums.detractors::numeric),
+            ('nps_by_segment', 'csat_responses', sums.csat_responses::numeric),
+            ('nps_by_segment', 'csat_satisfied_responses', sums.csat_satisfied_responses::numeric),
             ('complaint_trends', 'complaints', sums.complaints::numeric)
     ) as figures (mart_name, figure, figure_value)
     -- (the NPS and complaint marts have months only)
