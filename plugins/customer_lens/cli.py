@@ -345,7 +345,7 @@ def restate_cmd(
         dt.datetime,
         typer.Option("--from", formats=["%Y-%m"], help="The first closed period to recompute (YYYY-MM)."),
     ],
-    reason: Annotated[str, typer.Option(help="Why (kept in lens_audit.restatements and shown by the guard).")],
+    reason: Annotated[str, typer.Option(help="Why (kept in lens_audit.restatements with who asked).")],
 ) -> None:
     """Recompute closed periods from a month on, then guard and promote (restatements_pending shows why).
 
