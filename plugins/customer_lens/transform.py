@@ -226,6 +226,23 @@ def run_dbt(args: list[str], schema: str | None = None, progress: Any = None) ->
     raise DbtError(f"dbt {' '.join(args)} failed in schema {env['LENS_DBT_SCHEMA']}: {cause}")
 
 
+def begin_build(conn, target: str, *, full_refresh: bool) -> dict[str, str]:
+    """Record a build into ``target`` as started; returns the dbt vars it needs (for ``lens`` and Airflow).
+
+    While a ``lens restate`` asked for before now is not carried by a baseline, every build recomputes the
+    period marts from it (var ``restate_from``), a full refresh too: those marts keep closed periods
+    through one. So a restatement whose build was killed is finished by the next build.
+    """
+    from customer_lens import audit
+
+    audit.record_candidate_build(conn, target, "building", full_refresh=full_refresh)
+    restate_from = audit.restated_from(conn, target)
+    if restate_from is None:
+        return {}
+    log.info("restating the closed periods of %s from %s", target, restate_from)
+    return {"restate_from": restate_from.isoformat()}
+
+
 def build(
     schema: str | None = None,
     full_refresh: bool = False,
@@ -250,12 +267,7 @@ def build(
             # A full refresh that was killed or failed left incremental models half rebuilt: redo it.
             log.warning("the last full build of %s did not finish: building it in full again", target)
             full_refresh = True
-        audit.record_candidate_build(conn, target, "building", full_refresh=full_refresh)
-        restate_from = audit.restated_from(conn, target)
-    if restate_from is not None:  # a full refresh too: the period marts keep closed periods through one
-        # asked for by `lens restate` and not yet carried by a baseline: every build recomputes from it
-        log.info("restating the closed periods of %s from %s", target, restate_from)
-        dbt_vars = {"restate_from": restate_from.isoformat(), **(dbt_vars or {})}
+        dbt_vars = {**begin_build(conn, target, full_refresh=full_refresh), **(dbt_vars or {})}
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")

@@ -105,14 +105,10 @@ class LensDbtBuildOperator(DbtBuildLocalOperator):
         from customer_lens import audit
 
         with audit.connect(autocommit=True) as conn:
-            audit.record_candidate_build(
-                conn, env["LENS_DBT_SCHEMA"], "building", full_refresh=bool(getattr(self, "full_refresh", False))
-            )
-            restate_from = audit.restated_from(conn, env["LENS_DBT_SCHEMA"])
-        if restate_from is not None:
-            # a `lens restate` no baseline carries yet: this build recomputes from it too (transform.build)
-            log.info("restating the closed periods of %s from %s", env["LENS_DBT_SCHEMA"], restate_from)
-            self.vars = {**(self.vars or {}), "restate_from": restate_from.isoformat()}
+            full_refresh = bool(getattr(self, "full_refresh", False))
+            restate = transform.begin_build(conn, env["LENS_DBT_SCHEMA"], full_refresh=full_refresh)
+        if restate:
+            self.vars = {**(self.vars or {}), **restate}
         try:
             super().execute(context)
         except BaseException as exc:
