@@ -41,7 +41,9 @@ import pyarrow.parquet as pq
 import record
 import yaml
 
-from customer_lens import demo, environment, extract, source_config, warehouse
+from customer_lens import demo, extract
+from customer_lens.config import environment, source_config
+from customer_lens.local import warehouse
 
 HERE = Path(__file__).resolve().parent
 KINDS = {"sales": "postgres", "service": "ndjson", "survey": "csv", "survey_parquet": "parquet"}
@@ -51,7 +53,8 @@ METADATA = ("_batch_id", "_interval_start", "_interval_end", "_loaded_at", "_sou
 CHILD = """
 import datetime as dt, json, sys, time
 from pathlib import Path
-from customer_lens import extract, source_config
+from customer_lens import extract
+from customer_lens.config import source_config
 source = source_config.load(Path(sys.argv[1]))[sys.argv[2]]
 start, end = dt.datetime.fromisoformat(sys.argv[4]), dt.datetime.fromisoformat(sys.argv[5])
 began = time.perf_counter()

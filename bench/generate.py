@@ -24,7 +24,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from customer_lens import demo, environment, warehouse
+from customer_lens import demo
+from customer_lens.config import environment
+from customer_lens.local import warehouse
 
 HERE = Path(__file__).resolve().parent
 DATABASE = "lens_bench_generate"

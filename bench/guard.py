@@ -6,7 +6,7 @@ In one run, on the configured warehouse (the embedded one by default, or ``LENS_
 
 1. ``lens run --scale S`` (idempotent: skipped work is free) so that a candidate and a baseline exist;
 2. the candidate is frozen into a snapshot, as the guard does;
-3. **GX**: :func:`customer_lens.quality.validate` — every mart's suite, drift against the baseline
+3. **GX**: :func:`customer_lens.guard.quality.validate` — every mart's suite, drift against the baseline
    included;
 4. **SQL**: the same checks written by hand as plain SQL (one aggregate query per mart for row count,
    null keys, value sets and ranges; the key-uniqueness, identity, KPI, closed-period and vanishing
@@ -25,7 +25,9 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
-from customer_lens import audit, baseline, pipeline, quality, warehouse
+from customer_lens import pipeline
+from customer_lens.guard import audit, baseline, quality
+from customer_lens.local import warehouse
 
 HERE = Path(__file__).resolve().parent
 

@@ -52,19 +52,12 @@ import psycopg
 import record
 from psycopg import sql
 
-from customer_lens import (
-    airflow_local,
-    airflow_ui,
-    demo,
-    environment,
-    extract,
-    pipeline,
-    source_config,
-    transform,
-    warehouse,
-)
-from customer_lens import settings as settings_mod
-from customer_lens.airflow_ui import ApiClient
+from customer_lens import demo, extract, pipeline
+from customer_lens.config import environment, source_config
+from customer_lens.config import settings as settings_mod
+from customer_lens.local import airflow_cli, airflow_ui, warehouse
+from customer_lens.local.airflow_ui import ApiClient
+from customer_lens.transform import builds
 
 HERE = Path(__file__).resolve().parent
 
@@ -105,11 +98,11 @@ class _SchedulerStack:
         metadata = _fresh_database(warehouse.url("postgres", cfg), f"bench_transform_{scale}_airflow")
         self.login = airflow_ui.ensure_login(cfg)
         env = airflow_ui.environment(
-            cfg, host="127.0.0.1", port=airflow_local.free_port(), metadata=metadata, login=self.login
+            cfg, host="127.0.0.1", port=airflow_cli.free_port(), metadata=metadata, login=self.login
         )
         env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "True"
         self.task_logs = Path(env["AIRFLOW__LOGGING__BASE_LOG_FOLDER"]) / f"dag_id={self.DAG_ID}"
-        self.standalone = airflow_local.Standalone(env, self.log)
+        self.standalone = airflow_cli.Standalone(env, self.log)
         self.api: ApiClient | None = None
         self.startup_s = 0.0
 
@@ -223,7 +216,7 @@ def _log_tail(path: Path, lines: int = 15, width: int = 400) -> str:
 
 def _dags_test(af_env: dict[str, str]) -> None:
     """``airflow dags test lens_transform``; raises when its task needed a retry (its delay would be timed)."""
-    airflow_local.airflow("dags", "test", "lens_transform", env=af_env, timeout=3600)
+    airflow_cli.airflow("dags", "test", "lens_transform", env=af_env, timeout=3600)
     metadata = af_env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].removeprefix("sqlite:///")
     with contextlib.closing(sqlite3.connect(metadata)) as conn:
         (tries,) = conn.execute("select max(try_number) from task_instance where dag_id = 'lens_transform'").fetchone()
@@ -302,7 +295,7 @@ class _AutovacuumSampler:
         self._thread.join()
 
 
-def _slowest(result: transform.DbtResult, n: int = 10) -> list[dict]:
+def _slowest(result: builds.DbtResult, n: int = 10) -> list[dict]:
     """The ``n`` slowest nodes of a build: where its time went."""
     timed = [
         {"node": r.node.unique_id, "seconds": round(r.execution_time, 1)} for r in getattr(result.result, "results", [])
@@ -375,10 +368,10 @@ def _measure_scale(scale: str, args: argparse.Namespace, tmp: Path, orchestrate:
     try:
         print(f"\n== {scale}: generating the demo sources ...", flush=True)
         last_day, end, figures["extract_history_s"] = _demo_history(scale, args)
-        builds: dict[str, transform.DbtResult] = {}
+        results: dict[str, builds.DbtResult] = {}
 
         def build(name: str, **kwargs) -> None:
-            builds[name] = transform.build(**kwargs)
+            results[name] = builds.build(**kwargs)
 
         figures["full_build_s"] = _timed("dbt build --full-refresh", lambda: build("full", full_refresh=True))
         figures["settle_after_full_s"] = _timed(
@@ -397,14 +390,14 @@ def _measure_scale(scale: str, args: argparse.Namespace, tmp: Path, orchestrate:
         with _AutovacuumSampler(warehouse.url()) as autovacuum:
             figures["incremental_build_s"] = _timed("dbt build (one new day)", lambda: build("incremental"))
         figures["autovacuum_during_incremental_s"] = autovacuum.worker_seconds
-        slowest = {name: _slowest(result) for name, result in builds.items()}
+        slowest = {name: _slowest(result) for name, result in results.items()}
         with psycopg.connect(warehouse.url()) as conn:
             figures["order_lines"] = conn.execute("select count(*) from raw_sales.order_lines").fetchone()[0]
 
         if orchestrate:
-            env = os.environ | transform.dbt_env()
-            af_env = airflow_local.environment(home=tmp / scale / "airflow")
-            airflow_local.airflow("db", "migrate", env=af_env)
+            env = os.environ | builds.dbt_env()
+            af_env = airflow_cli.environment(home=tmp / scale / "airflow")
+            airflow_cli.airflow("db", "migrate", env=af_env)
             plain, dags_test, scheduler, idle_cpu = [], [], [], []
             with _SchedulerStack(scale) as stack:
                 figures["scheduler_stack_startup_s"] = stack.startup_s
@@ -471,8 +464,8 @@ def _measure_against(scale: str, args: argparse.Namespace, tmp: Path) -> dict:
                     )
                 )
         reference_url = warehouse.with_database(url, f"{database}_ref")
-        transform.prepare_inputs()
-        env = os.environ | transform.dbt_env()
+        builds.prepare_inputs()
+        env = os.environ | builds.dbt_env()
         project = str(reference / "dbt_project")
         reference_env = env | {
             "DBT_PROJECT_DIR": project,

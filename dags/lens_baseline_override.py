@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from customer_lens.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
+from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
 
 
 @dag(
@@ -34,7 +34,7 @@ def lens_baseline_override():
         """Promote the quarantined snapshot with the recorded reason."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from customer_lens import audit, baseline
+        from customer_lens.guard import audit, baseline
 
         try:
             with audit.connect(autocommit=True) as conn:

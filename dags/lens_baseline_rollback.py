@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from customer_lens.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
+from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
 
 
 @dag(
@@ -33,7 +33,7 @@ def lens_baseline_rollback():
         """Make the chosen baseline current again."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from customer_lens import audit, baseline
+        from customer_lens.guard import audit, baseline
 
         try:
             with audit.connect(autocommit=True) as conn:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from customer_lens.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
+from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
 
 
 @dag(
@@ -39,7 +39,8 @@ def lens_demo_sources():
         """Start the warehouse if needed and generate the demo sources (no-op if already there)."""
         import datetime as dt
 
-        from customer_lens import pipeline, warehouse
+        from customer_lens import pipeline
+        from customer_lens.local import warehouse
 
         warehouse.ensure_running()
         state = pipeline.ensure_demo_data(

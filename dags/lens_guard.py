@@ -4,7 +4,7 @@
 Write-audit-publish for the marts the transform built into `analytics_candidate`:
 
 1. **freeze** the candidate marts into a new `lens_snapshot_<n>` schema;
-2. **validate** it with the Great Expectations suites of `customer_lens.quality` (one per mart, from the
+2. **validate** it with the Great Expectations suites of `customer_lens.guard.quality` (one per mart, from the
    dbt project: defaults for every mart, business identities, drift against the current baseline);
 3. **promote** it to `analytics` in one transaction if it passed — otherwise the run fails, the snapshot
    stays quarantined with its validation report (`.lens/reports/validation/<run>.html`) and the
@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, dag, task
 
-from customer_lens.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
-from customer_lens.transform_dags import MARTS, mart_asset
+from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
+from customer_lens.airflow.transform_dags import MARTS, mart_asset
 
 BASELINE = Asset(name="analytics_baseline", uri="x-lens://analytics/baseline")
 
@@ -40,7 +40,7 @@ def lens_guard():
         """Freeze, validate and (if it passes) promote the candidate; fails with the summary if blocked."""
         from airflow.sdk.exceptions import AirflowFailException
 
-        from customer_lens import baseline
+        from customer_lens.guard import baseline
 
         try:
             result = baseline.guard(

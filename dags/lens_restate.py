@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
-from customer_lens.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
-from customer_lens.transform_dags import MARTS, LensDbtBuildOperator, mart_asset
+from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
+from customer_lens.airflow.transform_dags import MARTS, LensDbtBuildOperator, mart_asset
 
 
 @dag(
@@ -41,12 +41,13 @@ def lens_restate():
 
         from airflow.sdk.exceptions import AirflowFailException
 
-        from customer_lens import audit, transform
+        from customer_lens.guard import audit
+        from customer_lens.transform import builds
 
         first = dt.date.fromisoformat(f"{params['from_month']}-01")
         if first > dt.date.today():
             raise AirflowFailException(f"from_month {params['from_month']} is in the future: nothing is closed")
-        schema = transform.dbt_env()["LENS_DBT_SCHEMA"]
+        schema = builds.dbt_env()["LENS_DBT_SCHEMA"]
         with audit.connect(autocommit=True) as conn:
             number = audit.record_restatement(conn, first, params["reason"], f"airflow:{dag_run.run_id}", schema)
         print(f"restatement #{number} of {schema} from {first:%Y-%m}")

@@ -6,7 +6,7 @@ the **candidate** schema, which the guard validates before promoting it to `anal
 
 Scheduled on data: runs when the raw-layer Asset of every configured source (`x-lens://raw/sales`,
 `.../service`, `.../survey` for the demo's sources file) has been updated; can also be triggered by
-hand. One Cosmos `dbt build` task for the whole project (see `customer_lens.transform_dags` for why):
+hand. One Cosmos `dbt build` task for the whole project (see `customer_lens.airflow.transform_dags` for why):
 each model's result is logged as it finishes, returned as the task's XCom, and every mart is an Asset
 updated on success.
 """
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from airflow.sdk import dag
 
-from customer_lens.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
-from customer_lens.transform_dags import MARTS, LensDbtBuildOperator, mart_asset, raw_assets
+from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
+from customer_lens.airflow.transform_dags import MARTS, LensDbtBuildOperator, mart_asset, raw_assets
 
 RAW_ASSETS = raw_assets()  # one per source of the sources file: a source you do not have is not waited for
 

@@ -2,7 +2,7 @@
 
 The page shows the baseline history, the headline KPIs of the current baseline against the previous
 one and the first, the latest validation with its failures, and links to the HTML report and the
-validation docs (``customer_lens.plugin_page``).
+validation docs (``customer_lens.airflow.plugin_page``).
 
 Airflow imports this file in every component (scheduler, DAG processor, triggerer, each task), so it
 only declares: the FastAPI app behind the page is built the first time the API server asks for it.
@@ -14,12 +14,12 @@ from functools import cache
 
 from airflow.plugins_manager import AirflowPlugin
 
-from customer_lens.plugin_page import URL_PREFIX, URL_ROUTE
+from customer_lens.airflow.plugin_page import URL_PREFIX, URL_ROUTE
 
 
 @cache
 def _fastapi_apps() -> list[dict]:
-    from customer_lens.plugin_page.routes import create_app
+    from customer_lens.airflow.plugin_page.routes import create_app
 
     return [{"app": create_app(), "url_prefix": URL_PREFIX, "name": "Customer Lens"}]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from customer_lens.airflow_ui import ApiClient
+from customer_lens.local.airflow_ui import ApiClient
 
 
 def lens_processes(state: Path) -> list[psutil.Process]:

@@ -15,7 +15,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from customer_lens import environment, warehouse
+from customer_lens.config import environment
+from customer_lens.local import warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 environment.apply()

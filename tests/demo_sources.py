@@ -9,7 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from customer_lens import extract, source_config
+from customer_lens import extract
+from customer_lens.config import source_config
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -1,7 +1,7 @@
 """``lens airflow`` and the Customer Lens page of the Airflow UI.
 
 The page's data and HTML are checked against a real database; one real Airflow start (as
-``python -m customer_lens.airflow_ui``, what ``lens airflow`` runs) checks the rest end to end: login,
+``python -m customer_lens.local.airflow_ui``, what ``lens airflow`` runs) checks the rest end to end: login,
 DAGs, connections, the registered plugin and its page, a DAG run triggered through the API, the
 report files and that nothing outside the reports directory is served, and that SIGINT leaves no
 process behind.
@@ -28,9 +28,11 @@ import pytest
 from airflow_procs import lens_processes, wait_for_output, wait_for_run
 from lens_cli import run_lens
 
-from customer_lens import airflow_local, airflow_ui, audit, settings
-from customer_lens.airflow_ui import ApiClient
-from customer_lens.plugin_page import queries, render, routes
+from customer_lens.airflow.plugin_page import queries, render, routes
+from customer_lens.config import settings
+from customer_lens.guard import audit
+from customer_lens.local import airflow_cli, airflow_ui
+from customer_lens.local.airflow_ui import ApiClient
 
 UTC = dt.UTC
 RUN_OK, RUN_BAD = "val_20260301_ok", "val_20260302_bad"
@@ -202,12 +204,12 @@ def test_lens_airflow_serves_the_project_and_leaves_no_process(tmp_path: Path, m
     for var in ("LENS_WAREHOUSE_URL", "LENS_WAREHOUSE_PORT", "LENS_SALES_SRC_URL", "LENS_SOURCES_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LENS_STATE_DIR", str(state))
-    port = airflow_local.free_port()
+    port = airflow_cli.free_port()
     out = tmp_path / "lens-airflow.out"
     started = time.monotonic()
     with open(out, "wb") as fh:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "customer_lens.airflow_ui", "--port", str(port)],
+            [sys.executable, "-m", "customer_lens.local.airflow_ui", "--port", str(port)],
             env=dict(os.environ),
             stdout=fh,
             stderr=subprocess.STDOUT,
@@ -234,7 +236,7 @@ def test_lens_airflow_serves_the_project_and_leaves_no_process(tmp_path: Path, m
         assert api.get("/api/v2/plugins/importErrors")["total_entries"] == 0
 
         # Connections to the warehouse and the sources, pointing where lens itself reads.
-        from customer_lens import warehouse
+        from customer_lens.local import warehouse
 
         wh = api.get("/api/v2/connections/lens_warehouse")
         assert (wh["conn_type"], wh["host"], wh["port"], wh["schema"]) == (

@@ -1,4 +1,5 @@
-"""The package's import graph has no cycle: each stage imports only the ones below it.
+"""The package's import graph has no cycle: each stage imports only the ones below it; and no module uses
+another's private names (a leading underscore means "only this module relies on it").
 
 The graph is read from the source with :mod:`ast` (every ``import`` and ``from ... import``, also the
 ones inside functions: a lazy import does not make a cycle go away, it only hides it), one node per
@@ -80,6 +81,55 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
         if node not in index:
             visit(node)
     return found
+
+
+def _is_private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def private_uses(package_dir: Path = PACKAGE_DIR) -> list[str]:
+    """Every place a module of the package imports or reads another module's private name."""
+    files = {_module_name(path, package_dir): path for path in package_dir.rglob("*.py")}
+    found = []
+    for name, path in files.items():
+        tree = ast.parse(path.read_text(), filename=str(path))
+        modules: dict[str, str] = {}  # local name -> the package's module it is bound to
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                for alias in node.names:
+                    if alias.name in files and alias.asname:
+                        modules[alias.asname] = alias.name
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("customer_lens"):
+                for alias in node.names:
+                    submodule = f"{node.module}.{alias.name}"
+                    if submodule in files:
+                        modules[alias.asname or alias.name] = submodule
+                    elif _is_private(alias.name) and node.module != name:
+                        found.append(f"{name}:{node.lineno} imports {node.module}.{alias.name}")
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in modules
+                and _is_private(node.attr)
+                and modules[node.value.id] != name
+            ):
+                found.append(f"{name}:{node.lineno} uses {modules[node.value.id]}.{node.attr}")
+    return sorted(found)
+
+
+def test_no_module_uses_another_modules_private_names() -> None:
+    assert private_uses() == []
+
+
+def test_the_private_name_walk_finds_both_forms(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("def _helper():\n    pass\n\n\ndef public():\n    pass\n")
+    (tmp_path / "b.py").write_text("from customer_lens import a\n\na.public()\na._helper()\n")
+    (tmp_path / "c.py").write_text("from customer_lens.a import _helper, public\n")
+    assert private_uses(tmp_path) == [
+        "customer_lens.b:4 uses customer_lens.a._helper",
+        "customer_lens.c:1 imports customer_lens.a._helper",
+    ]
 
 
 def test_the_package_has_no_import_cycle() -> None:

@@ -22,7 +22,7 @@ from lens_cli import run_lens
 from plotly.offline import get_plotlyjs
 
 from customer_lens import report
-from customer_lens import settings as settings_mod
+from customer_lens.config import settings as settings_mod
 
 REPO = Path(__file__).resolve().parents[1]
 ARTIFACTS = Path(os.environ.get("LENS_TEST_ARTIFACTS") or REPO / ".lens" / "test-artifacts")

@@ -20,7 +20,9 @@ import psycopg
 import pytest
 from psycopg import errors
 
-from customer_lens import roles, settings, warehouse
+from customer_lens import roles
+from customer_lens.config import settings
+from customer_lens.local import warehouse
 
 REPO = Path(__file__).resolve().parents[1]
 INIT_SCRIPT = REPO / "docker" / "warehouse-init" / "10-lens-databases.sh"

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 from lens_cli import run_lens
 
-from customer_lens import warehouse
+from customer_lens.local import warehouse
 
 COUNTS = """
 select (select count(*) from raw_sales.order_lines), (select count(*) from raw_service.tickets),

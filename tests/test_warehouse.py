@@ -17,7 +17,7 @@ import psycopg
 import pytest
 from lens_cli import run_lens
 
-from customer_lens import warehouse
+from customer_lens.local import warehouse
 
 
 @pytest.fixture
@@ -169,7 +169,7 @@ def _interpreter_for_nobody() -> tuple[list[str], dict[str, str]] | None:
     for candidate, env in ((sys.executable, {}), (f"/usr/bin/{version}", paths), (f"/usr/local/bin/{version}", paths)):
         try:
             probe = subprocess.run(
-                [candidate, "-c", "import customer_lens.warehouse"],
+                [candidate, "-c", "import customer_lens.local.warehouse"],
                 user=65534,
                 env={"PATH": os.environ["PATH"], **env},
                 capture_output=True,

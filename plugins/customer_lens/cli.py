@@ -14,11 +14,13 @@ from typing import Annotated
 
 import typer
 
-from customer_lens import environment, pipeline, warehouse
-from customer_lens.contract import MappingError
+from customer_lens import pipeline
+from customer_lens.config import environment
+from customer_lens.config.contract import MappingError
+from customer_lens.config.source_config import ConfigError
 from customer_lens.extract import ExtractError
-from customer_lens.raw import DerivationError, IntervalOverlap, SchemaChanged
-from customer_lens.source_config import ConfigError
+from customer_lens.extract.raw import DerivationError, IntervalOverlap, SchemaChanged
+from customer_lens.local import warehouse
 
 app = typer.Typer(
     help="Customer Lens: customer analytics on Airflow, dbt and Great Expectations.",
@@ -55,8 +57,8 @@ def _friendly_errors(func):
         ) as exc:
             _fail(str(exc))
         except Exception as exc:
-            from customer_lens.baseline import GuardError
-            from customer_lens.transform import DbtError
+            from customer_lens.guard.baseline import GuardError
+            from customer_lens.transform.builds import DbtError
 
             if isinstance(exc, GuardError | DbtError):
                 _fail(str(exc))
@@ -254,12 +256,12 @@ def transform_cmd(
     select: Annotated[list[str] | None, typer.Option(help="dbt selection (repeatable), e.g. marts.growth+.")] = None,
 ) -> None:
     """Build the dbt project into the candidate schema from the raw layer as it is (no extraction, no guard)."""
-    from customer_lens import transform
     from customer_lens.progress import Reporter
+    from customer_lens.transform import builds
 
     warehouse.ensure_running()
     with Reporter().phase("marts", unit="dbt nodes") as step:
-        result = transform.build(full_refresh=full_refresh, select=select, progress=step)
+        result = builds.build(full_refresh=full_refresh, select=select, progress=step)
     typer.echo(f"marts       built in schema {result.schema}: {len(result.node_statuses)} dbt nodes passed")
 
 
@@ -292,7 +294,7 @@ def airflow_cmd(
     host: Annotated[str, typer.Option(help="Interface to listen on (0.0.0.0: your network).")] = "127.0.0.1",
 ) -> None:
     """Airflow 3 (UI, scheduler, DAG processor, triggerer) with the project's DAGs; Ctrl-C stops it."""
-    from customer_lens import airflow_ui
+    from customer_lens.local import airflow_ui
 
     try:
         airflow_ui.serve(host=host, port=port, echo=typer.echo)
@@ -308,12 +310,12 @@ def dbt_cmd(ctx: typer.Context) -> None:
     Same connection, transformer role, candidate schema, mappings and target/log folders (under
     $LENS_STATE_DIR/dbt) as every build of the pipeline; dbt's own output is shown.
     """
-    from customer_lens import transform
+    from customer_lens.transform import builds
 
     if not ctx.args:
         _fail("give a dbt command, e.g. `lens dbt build --select my_mart+` or `lens dbt ls`")
     warehouse.ensure_running()
-    result = transform.run_dbt(list(ctx.args))
+    result = builds.run_dbt(list(ctx.args))
     if result.node_statuses:
         typer.echo(f"dbt         {len(result.node_statuses)} node(s) in schema {result.schema}")
 
@@ -326,7 +328,7 @@ def backfill_cmd(
     end: Annotated[dt.datetime, typer.Option(formats=["%Y-%m-%d"], help="Last logical date.")],
 ) -> None:
     """Re-run a DAG over past dates with `lens airflow`'s scheduler (unpauses the DAG, creates the backfill)."""
-    from customer_lens import airflow_ui
+    from customer_lens.local import airflow_ui
 
     if end < start:
         _fail(f"--end {end:%Y-%m-%d} is before --start {start:%Y-%m-%d}")
@@ -351,7 +353,7 @@ def restate_cmd(
 
     Closed periods are otherwise kept as built; the guard accepts this change of them and no other.
     """
-    from customer_lens import baseline
+    from customer_lens.guard import baseline
     from customer_lens.progress import Reporter
 
     if not reason.strip():
@@ -380,7 +382,7 @@ def guard_cmd(
     candidate: Annotated[str, typer.Option(help="Schema the dbt build wrote.")] = "analytics_candidate",
 ) -> None:
     """Freeze the candidate marts, validate them with Great Expectations, promote them if they pass."""
-    from customer_lens import baseline
+    from customer_lens.guard import baseline
 
     for line in baseline.guard(candidate=candidate).lines():
         typer.echo(line)
@@ -390,7 +392,7 @@ def guard_cmd(
 @_friendly_errors
 def baseline_list() -> None:
     """Baselines (newest first) and the quarantined snapshots."""
-    from customer_lens import audit
+    from customer_lens.guard import audit
 
     with audit.connect() as conn:
         rows = conn.execute(
@@ -426,7 +428,7 @@ def baseline_rollback(
     reason: Annotated[str, typer.Option(help="Why (recorded in lens_audit.baseline_events).")],
 ) -> None:
     """Point `analytics` back at an earlier (retained) baseline."""
-    from customer_lens import audit, baseline
+    from customer_lens.guard import audit, baseline
 
     with audit.connect(autocommit=True) as conn:
         number = baseline.rollback(conn, baseline_no, actor=baseline.current_actor(), reason=reason)
@@ -440,7 +442,7 @@ def baseline_promote(
     snapshot: Annotated[str | None, typer.Argument(help="Quarantined snapshot id [default: the latest].")] = None,
 ) -> None:
     """Override: promote a quarantined snapshot despite its failed validation."""
-    from customer_lens import audit, baseline
+    from customer_lens.guard import audit, baseline
 
     with audit.connect(autocommit=True) as conn:
         number = baseline.override(conn, snapshot, actor=baseline.current_actor(), reason=reason)

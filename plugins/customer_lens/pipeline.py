@@ -14,8 +14,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from customer_lens import settings as settings_mod
-from customer_lens import warehouse
+from customer_lens.config import settings as settings_mod
+from customer_lens.local import warehouse
 from customer_lens.progress import Reporter
 
 log = logging.getLogger(__name__)
@@ -131,7 +131,8 @@ def load_raw(
 
     ``history`` also loads everything before ``start`` as a first batch (an initial load).
     """
-    from customer_lens import extract, source_config
+    from customer_lens import extract
+    from customer_lens.config import source_config
 
     configured = source_config.load()
     unknown = set(sources or ()) - set(configured)
@@ -148,7 +149,7 @@ def load_raw(
 @contextlib.contextmanager
 def _audit(cfg: settings_mod.Settings):
     """A warehouse connection with the ``lens_audit`` bookkeeping tables in place."""
-    from customer_lens import audit
+    from customer_lens.guard import audit
 
     with audit.connect(cfg) as conn:
         yield conn
@@ -177,7 +178,7 @@ def _drop_raw_schemas(cfg: settings_mod.Settings) -> None:
     import psycopg
     from psycopg import sql
 
-    from customer_lens import source_config
+    from customer_lens.config import source_config
 
     with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
         for source in source_config.load(cfg=cfg).values():
@@ -188,16 +189,17 @@ def _drop_candidate_schema(cfg: settings_mod.Settings) -> None:
     import psycopg
     from psycopg import sql
 
-    from customer_lens import transform
+    from customer_lens.transform import builds
 
-    schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
+    schema = builds.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
     with psycopg.connect(warehouse.url(cfg=cfg)) as conn:
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
 
 
 def _batch_count(start: dt.datetime, end: dt.datetime, *, step: str, history: bool) -> int:
     """How many batches :func:`load_raw` runs for ``[start, end)`` (for its progress)."""
-    from customer_lens import extract, source_config
+    from customer_lens import extract
+    from customer_lens.config import source_config
 
     spans = len(extract.intervals(start, end, step)) + (1 if history else 0)
     return spans * sum(len(source.entities) for source in source_config.load().values())
@@ -214,7 +216,7 @@ def run(
     """Run the whole job; returns the lines to show the user.
 
     ``progress`` draws the demo generator's bars; ``reporter`` shows the progress of the raw load, the
-    dbt build and the guard (default: none). Raises :class:`customer_lens.baseline.ValidationFailed`
+    dbt build and the guard (default: none). Raises :class:`customer_lens.guard.baseline.ValidationFailed`
     when the new snapshot is blocked by the guard (the baseline stays as it was).
     """
 
@@ -249,9 +251,9 @@ def run(
         )
     # Up to date only for this data *and* this dbt project, sources file and package version: an analyst's
     # new mart or a changed mapping is built on the next run.
-    from customer_lens import transform
+    from customer_lens.transform import builds
 
-    build_fingerprint = hashlib.sha256(f"{state.fingerprint}:{transform.project_fingerprint(cfg)}".encode()).hexdigest()
+    build_fingerprint = hashlib.sha256(f"{state.fingerprint}:{builds.project_fingerprint(cfg)}".encode()).hexdigest()
     line, build_id, built = _transform(build_fingerprint, cfg, full_refresh=rebuilt, reporter=reporter)
     lines.append(line)
     docs = _docs(cfg, regenerate=built, reporter=reporter)
@@ -274,7 +276,9 @@ def run_configured(
     """
     import psycopg
 
-    from customer_lens import contract, extract, raw, source_config
+    from customer_lens import extract
+    from customer_lens.config import contract, source_config
+    from customer_lens.extract import raw
 
     reporter = reporter or Reporter(enabled=False)
     cfg = settings_mod.load()
@@ -307,9 +311,9 @@ def run_configured(
             )
     loaded, rejected = sum(r.rows_loaded for r in results), sum(r.rows_rejected for r in results)
     lines.append(f"raw layer   {len(results)} batches: {loaded} rows loaded, {rejected} rejected")
-    from customer_lens import transform
+    from customer_lens.transform import builds
 
-    for note in transform.prepare_inputs(cfg):
+    for note in builds.prepare_inputs(cfg):
         lines.append(f"            {note}")
     fingerprint = _configuration_fingerprint(path, cfg)
     line, build_id = _build_configured(fingerprint, cfg, reporter=reporter)
@@ -325,17 +329,18 @@ def restate(from_date: dt.date, reason: str, *, actor: str, reporter: Reporter |
     The request is recorded first (``lens_audit.restatements``), so a build killed midway is finished by
     the next one, and the guard accepts the change of those periods until a baseline carries it.
     """
-    from customer_lens import audit, transform
+    from customer_lens.guard import audit
+    from customer_lens.transform import builds
 
     reporter = reporter or Reporter(enabled=False)
     cfg = settings_mod.load()
     status = warehouse.ensure_running(cfg)
-    schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
+    schema = builds.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
     with _audit(cfg) as conn:
         number = audit.record_restatement(conn, from_date, reason, actor, schema)
     lines = [f"warehouse   {status.url}", f"restatement #{number}: from {from_date:%Y-%m} ({reason})"]
     with reporter.phase("marts", unit="dbt nodes") as step:
-        result = transform.build(progress=step)
+        result = builds.build(progress=step)
     built_at = _record_build(f"restatement-{number}", schema, len(result.node_statuses), cfg)
     nodes = len(result.node_statuses)
     lines.append(f"marts       rebuilt from {from_date:%Y-%m} in schema {schema}: {nodes} dbt nodes passed")
@@ -345,7 +350,8 @@ def restate(from_date: dt.date, reason: str, *, actor: str, reporter: Reporter |
 
 def _guard_and_report(build_id: str, interval: tuple, docs: Path, cfg: settings_mod.Settings, reporter) -> list[str]:
     """Guard the candidate (promote it if it passes), then the KPI lines, the docs and the report."""
-    from customer_lens import baseline, report
+    from customer_lens import report
+    from customer_lens.guard import baseline
 
     try:
         with reporter.phase("guard", unit="snapshot validated"):
@@ -362,10 +368,10 @@ def _guard_and_report(build_id: str, interval: tuple, docs: Path, cfg: settings_
 
 def _configuration_fingerprint(path: Path, cfg: settings_mod.Settings) -> str:
     """The sources file and the dbt project it is built with: a new one of either is a first build."""
-    from customer_lens import transform
+    from customer_lens.transform import builds
 
     digest = hashlib.sha256(b"configured\0" + Path(path).read_bytes())
-    digest.update(transform.project_fingerprint(cfg).encode())
+    digest.update(builds.project_fingerprint(cfg).encode())
     return digest.hexdigest()
 
 
@@ -387,11 +393,11 @@ def _build_configured(fingerprint: str, cfg: settings_mod.Settings, *, reporter:
     incremental models, and merging all of them costs more than rebuilding (Online Retail II: about 40 s
     against 20 s). Day-to-day increments are the Airflow DAGs' job.
     """
-    from customer_lens import transform
+    from customer_lens.transform import builds
 
-    schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
+    schema = builds.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
     with reporter.phase("marts", unit="dbt nodes") as step:
-        result = transform.build(full_refresh=True, progress=step)
+        result = builds.build(full_refresh=True, progress=step)
     built_at = _record_build(fingerprint, schema, len(result.node_statuses), cfg)
     line = f"marts       built in full in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
     return line, f"{fingerprint[:16]}@{built_at.isoformat()}"
@@ -399,13 +405,13 @@ def _build_configured(fingerprint: str, cfg: settings_mod.Settings, *, reporter:
 
 def _docs(cfg: settings_mod.Settings, *, regenerate: bool, reporter: Reporter) -> Path:
     """``dbt docs generate`` (the catalog of the candidate build) unless it is there and current."""
-    from customer_lens import transform
+    from customer_lens.transform import builds
 
     # The static page (manifest and catalog inlined) opens from disk; index.html needs `dbt docs serve`.
-    index = Path(transform.dbt_env(cfg=cfg)["DBT_TARGET_PATH"]) / "static_index.html"
+    index = Path(builds.dbt_env(cfg=cfg)["DBT_TARGET_PATH"]) / "static_index.html"
     if regenerate or not index.exists():
         with reporter.phase("dbt docs", unit="catalog generated"):
-            transform.run_dbt(["docs", "generate", "--static", "--quiet"])
+            builds.run_dbt(["docs", "generate", "--static", "--quiet"])
     return index
 
 
@@ -434,9 +440,9 @@ def _transform(
     merging into facts of another generation would keep rows that no longer exist.
     Returns (the line to show, the build's id, whether it built now).
     """
-    from customer_lens import transform
+    from customer_lens.transform import builds
 
-    schema = transform.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
+    schema = builds.dbt_env(cfg=cfg)["LENS_DBT_SCHEMA"]
     with _audit(cfg) as conn:
         done = conn.execute(
             "select b.built_at from lens_audit.transform_builds b join pg_namespace n on n.nspname = b.schema_name "
@@ -446,7 +452,7 @@ def _transform(
     if done:
         return f"marts       up to date in schema {schema}", f"{fingerprint[:16]}@{done[0].isoformat()}", False
     with reporter.phase("marts", unit="dbt nodes") as step:
-        result = transform.build(full_refresh=full_refresh, progress=step)
+        result = builds.build(full_refresh=full_refresh, progress=step)
     built_at = _record_build(fingerprint, schema, len(result.node_statuses), cfg)
     line = f"marts       built in schema {schema}: {len(result.node_statuses)} dbt nodes passed"
     return line, f"{fingerprint[:16]}@{built_at.isoformat()}", True

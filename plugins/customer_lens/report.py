@@ -31,8 +31,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from customer_lens import settings as settings_mod
-from customer_lens import warehouse
+from customer_lens.config import settings as settings_mod
+from customer_lens.local import warehouse
 
 log = logging.getLogger(__name__)
 
@@ -1434,7 +1434,7 @@ def default_path(cfg: settings_mod.Settings | None = None) -> Path:
 
 def _absent_inputs(cfg: settings_mod.Settings) -> set[str]:
     """The data contract's entities no configured source gives (none when the sources file cannot be read)."""
-    from customer_lens import contract, source_config
+    from customer_lens.config import contract, source_config
 
     try:
         return set(contract.absent(source_config.load(cfg=cfg)))

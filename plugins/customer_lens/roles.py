@@ -46,8 +46,8 @@ from urllib.parse import parse_qs, urlsplit
 
 from psycopg import Connection, errors, sql
 
-from customer_lens import settings as settings_mod
-from customer_lens import warehouse
+from customer_lens.config import settings as settings_mod
+from customer_lens.local import warehouse
 
 READER = "bi_reader"
 LOADER = "lens_loader"
@@ -280,7 +280,7 @@ def _set_password(conn: Connection, role: str, password: str) -> None:
 def _reader_password_from_passfile(conn: Connection) -> list[str]:
     """Give a reader without password the one the admin's password file holds for it.
 
-    The embedded server generates ``bi_reader``'s password with its own (customer_lens.warehouse) and
+    The embedded server generates ``bi_reader``'s password with its own (customer_lens.local.warehouse) and
     its URLs name that file (``passfile``), so the reader can log in as soon as the role exists.
     """
     passfile = conn.info.get_parameters().get("passfile")
@@ -550,7 +550,7 @@ def apply(cfg: settings_mod.Settings | None = None) -> list[str]:
 
 def main() -> int:
     """``python -m customer_lens.roles``: :func:`apply`, printed; exit 1 with one line on failure."""
-    from customer_lens import environment
+    from customer_lens.config import environment
 
     logging.basicConfig(level=logging.WARNING)
     environment.apply()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
-from customer_lens.dag_integrity import check_folder
+from customer_lens.airflow.dag_integrity import check_folder
 
 REPO = Path(__file__).resolve().parents[2]
 

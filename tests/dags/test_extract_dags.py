@@ -15,8 +15,8 @@ import psycopg
 import pytest
 import yaml
 
-from customer_lens import airflow_local
-from customer_lens.dag_defaults import raw_asset_uri
+from customer_lens.airflow.dag_defaults import raw_asset_uri
+from customer_lens.local import airflow_cli
 
 DAY1 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 DAYS = [DAY1 + dt.timedelta(days=i) for i in range(3)]
@@ -83,11 +83,11 @@ def test_daily_dags_test_runs_equal_a_scheduler_backfill(make_database, tmp_path
     base = {"LENS_SOURCES_CONFIG": str(config), "LENS_STATE_DIR": str(tmp_path / "state")}
 
     # 1. Daily: `airflow dags test` with the logical date at each interval's end (manual-run semantics).
-    daily_env = airflow_local.environment(home=tmp_path / "af-daily", extra=base | {"LENS_WAREHOUSE_URL": daily_wh})
-    airflow_local.airflow("db", "migrate", env=daily_env)
+    daily_env = airflow_cli.environment(home=tmp_path / "af-daily", extra=base | {"LENS_WAREHOUSE_URL": daily_wh})
+    airflow_cli.airflow("db", "migrate", env=daily_env)
     for day in DAYS:
         end = (day + dt.timedelta(days=1)).date().isoformat()
-        airflow_local.airflow("dags", "test", "extract_shop", end, env=daily_env)
+        airflow_cli.airflow("dags", "test", "extract_shop", end, env=daily_env)
 
     daily = _raw_rows(daily_wh)
     assert [(r[0].date().isoformat(), r[2]) for r in daily] == [
@@ -99,18 +99,18 @@ def test_daily_dags_test_runs_equal_a_scheduler_backfill(make_database, tmp_path
     ]
 
     # 2. Backfill: `airflow backfill create`, executed by a real scheduler (LocalExecutor, Postgres metadata).
-    port = airflow_local.free_port()
-    backfill_env = airflow_local.environment(
+    port = airflow_cli.free_port()
+    backfill_env = airflow_cli.environment(
         home=tmp_path / "af-backfill",
         metadata_url=metadata,
         port=port,
         extra=base | {"LENS_WAREHOUSE_URL": backfill_wh, "AIRFLOW__CORE__PARALLELISM": "2"},
     )
-    airflow_local.airflow("db", "migrate", env=backfill_env)
-    with airflow_local.Standalone(backfill_env, tmp_path / "standalone.log"):
+    airflow_cli.airflow("db", "migrate", env=backfill_env)
+    with airflow_cli.Standalone(backfill_env, tmp_path / "standalone.log"):
         _wait_for_dag(backfill_env, "extract_shop")
-        airflow_local.airflow("dags", "unpause", "extract_shop", env=backfill_env)
-        airflow_local.airflow(
+        airflow_cli.airflow("dags", "unpause", "extract_shop", env=backfill_env)
+        airflow_cli.airflow(
             "backfill", "create", "--dag-id", "extract_shop",
             "--from-date", DAYS[0].date().isoformat(), "--to-date", DAYS[-1].date().isoformat(),
             env=backfill_env,
@@ -134,7 +134,7 @@ def test_daily_dags_test_runs_equal_a_scheduler_backfill(make_database, tmp_path
 def _wait_for_dag(env: dict, dag_id: str, timeout: int = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        listed = airflow_local.airflow("dags", "list", "-o", "json", env=env, check=False)
+        listed = airflow_cli.airflow("dags", "list", "-o", "json", env=env, check=False)
         if dag_id in listed.stdout:
             return
         time.sleep(2)
@@ -145,7 +145,7 @@ def _wait_for_backfill(env: dict, dag_id: str, expected: int, timeout: int = 240
     deadline = time.monotonic() + timeout
     runs: list[dict] = []
     while time.monotonic() < deadline:
-        out = airflow_local.airflow("dags", "list-runs", dag_id, "-o", "json", env=env, check=False).stdout
+        out = airflow_cli.airflow("dags", "list-runs", dag_id, "-o", "json", env=env, check=False).stdout
         line = next((ln for ln in reversed(out.splitlines()) if ln.startswith("[")), "[]")
         runs = [r for r in json.loads(line) if r["run_id"].startswith("backfill")]
         if len(runs) == expected and all(r["state"] in ("success", "failed") for r in runs):
@@ -161,17 +161,17 @@ def test_a_data_error_fails_the_task_at_once_without_retries(make_database, tmp_
         conn.execute(SOURCE_ROWS)
     config = tmp_path / "sources.yml"
     config.write_text(yaml.safe_dump(_config(src)))
-    env = airflow_local.environment(
+    env = airflow_cli.environment(
         home=tmp_path / "af",
         extra={"LENS_SOURCES_CONFIG": str(config), "LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh},
     )
-    airflow_local.airflow("db", "migrate", env=env)
-    airflow_local.airflow("dags", "test", "extract_shop", "2026-03-02", env=env)
+    airflow_cli.airflow("db", "migrate", env=env)
+    airflow_cli.airflow("dags", "test", "extract_shop", "2026-03-02", env=env)
 
     changed = _config(src)
     changed["sources"]["shop"]["entities"]["orders"]["columns"]["customer_id"] = "text"
     config.write_text(yaml.safe_dump(changed))
-    failed = airflow_local.airflow("dags", "test", "extract_shop", "2026-03-03", env=env, check=False)
+    failed = airflow_cli.airflow("dags", "test", "extract_shop", "2026-03-03", env=env, check=False)
     output = failed.stdout + failed.stderr
     assert "columns.customer_id is text in the sources file" in output
     assert "not retried" in output

@@ -11,20 +11,19 @@ from pathlib import Path
 import psycopg
 from lens_cli import run_lens
 
-from customer_lens import airflow_local, environment
-from customer_lens.transform_dags import MARTS
+from customer_lens.airflow.transform_dags import MARTS
+from customer_lens.config import environment
+from customer_lens.local import airflow_cli
 
 
 def test_transform_dag_builds_the_marts_into_the_candidate_schema(make_database, tmp_path: Path) -> None:
     wh = make_database("transform_dag_wh")
     lens_env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh}
     run_lens("run", "--scale", "tiny", "--seed", "4", env=lens_env)
-    env = airflow_local.environment(
-        home=tmp_path / "airflow", extra=lens_env | {"LENS_DBT_SCHEMA": "candidate_dag_test"}
-    )
-    airflow_local.airflow("db", "migrate", env=env)
+    env = airflow_cli.environment(home=tmp_path / "airflow", extra=lens_env | {"LENS_DBT_SCHEMA": "candidate_dag_test"})
+    airflow_cli.airflow("db", "migrate", env=env)
 
-    out = airflow_local.airflow("dags", "test", "lens_transform", env=env, timeout=900)
+    out = airflow_cli.airflow("dags", "test", "lens_transform", env=env, timeout=900)
 
     log = out.stdout + out.stderr
     assert "dbt success   model.customer_lens.customers" in log  # per-model results surface in the task log
@@ -39,7 +38,7 @@ def test_transform_dag_builds_the_marts_into_the_candidate_schema(make_database,
 
     # A second run reuses the partial-parse state Cosmos cached (at the latest by the first) instead of
     # parsing the whole project anew.
-    again = airflow_local.airflow("dags", "test", "lens_transform", env=env, timeout=900)
+    again = airflow_cli.airflow("dags", "test", "lens_transform", env=env, timeout=900)
     again_log = again.stdout + again.stderr
     assert "Partial parse is enabled and the latest partial parse file is" in again_log
     assert "Unable to do partial parsing" not in again_log
@@ -51,7 +50,7 @@ def test_transform_dag_builds_the_marts_into_the_candidate_schema(make_database,
             "select (open_from_date - interval '3 months')::date from candidate_dag_test.int_periods_open"
         ).fetchone()
     conf = json.dumps({"from_month": f"{month:%Y-%m}", "reason": "credit notes booked late"})
-    airflow_local.airflow("dags", "test", "lens_restate", "-c", conf, env=env, timeout=900)
+    airflow_cli.airflow("dags", "test", "lens_restate", "-c", conf, env=env, timeout=900)
     with psycopg.connect(wh) as conn:
         assert conn.execute("select rewrite_from_date from candidate_dag_test.int_periods_open").fetchone() == (month,)
         assert conn.execute(

@@ -24,7 +24,9 @@ import demo_sources
 import psycopg
 import pytest
 
-from customer_lens import demo, environment, transform
+from customer_lens import demo
+from customer_lens.config import environment
+from customer_lens.transform import builds
 
 END = dt.date(2026, 10, 31)
 MID = dt.datetime(2025, 7, 1, tzinfo=dt.UTC)
@@ -50,10 +52,10 @@ class DbtWarehouse:
     files_dir: Path
     state_dir: Path
     manifest: list[dict]
-    first_run: transform.DbtResult
-    second_run: transform.DbtResult
-    daily_run: transform.DbtResult
-    full_build: transform.DbtResult
+    first_run: builds.DbtResult
+    second_run: builds.DbtResult
+    daily_run: builds.DbtResult
+    full_build: builds.DbtResult
     late_line_ids: list[int]
     stale_line_id: int
     stale_ticket_id: int
@@ -272,18 +274,18 @@ def dbt_warehouse(make_database, tmp_path_factory) -> DbtWarehouse:
     with _lens_env(wh, state):
         demo_sources.load(sources, start, MID, wh, history=True)
         models_and_seeds = ["build", "--resource-type", "model", "--resource-type", "seed", "--vars", NO_LOOKBACK]
-        first_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
+        first_run = builds.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
         late_line_ids = _update_loaded_lines(sales_url)
         last_day = end - dt.timedelta(days=1)
         demo_sources.load(sources, MID, last_day, wh, history=False)
         stale_ticket_id = _insert_stale_versions(wh, late_line_ids[0])
-        second_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
+        second_run = builds.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
         moved_customer_id, daily_late_line_id = _change_before_the_last_day(sales_url, last_day)
         corrected_customer_id = _correct_an_old_contract(sales_url, wh, last_day)
         moved_ticket = _move_an_old_complaint(wh)
         demo_sources.load(sources, last_day, end, wh, history=False)
-        daily_run = transform.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
-        full_build = transform.build(schema=FULL_SCHEMA, full_refresh=True)
+        daily_run = builds.run_dbt(models_and_seeds, schema=INCREMENTAL_SCHEMA)
+        full_build = builds.build(schema=FULL_SCHEMA, full_refresh=True)
 
     return DbtWarehouse(
         url=wh,

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import psycopg
 import pytest
 
-from customer_lens import transform
+from customer_lens.transform import builds
 
 MARTS = (
     "order_lines",
@@ -102,7 +102,7 @@ def test_match_summary_counts_every_record(dbt_warehouse) -> None:
 
 @dataclass(frozen=True)
 class Docs:
-    result: transform.DbtResult
+    result: builds.DbtResult
     catalog: dict
     manifest: dict
 
@@ -111,7 +111,7 @@ class Docs:
 def docs(dbt_warehouse) -> Docs:
     """``dbt docs generate`` of the full build, run once: its result, catalog and manifest."""
     with dbt_warehouse.env():
-        result = transform.run_dbt(["docs", "generate"], schema=dbt_warehouse.full_schema)
+        result = builds.run_dbt(["docs", "generate"], schema=dbt_warehouse.full_schema)
     target = dbt_warehouse.state_dir / "dbt" / "target"
     return Docs(
         result,
@@ -192,7 +192,7 @@ def test_every_model_documents_every_column_it_outputs(docs) -> None:
 def test_source_freshness_passes_right_after_a_load(dbt_warehouse) -> None:
     """Every source table declares freshness on its load time, and a fresh load passes it."""
     with dbt_warehouse.env():
-        transform.run_dbt(["source", "freshness"], schema=dbt_warehouse.full_schema)
+        builds.run_dbt(["source", "freshness"], schema=dbt_warehouse.full_schema)
     target = dbt_warehouse.state_dir / "dbt" / "target"
     results = json.loads((target / "sources.json").read_text())["results"]
     manifest_sources = json.loads((target / "manifest.json").read_text())["sources"]

@@ -9,7 +9,7 @@ import uuid
 import psycopg
 import pytest
 
-from customer_lens import transform
+from customer_lens.transform import builds
 
 COMPARED = (
     "order_lines",
@@ -399,7 +399,7 @@ def test_a_batch_that_commits_after_a_newer_one_is_still_merged(dbt_warehouse) -
     """
     schema = "dbt_late_batch"
     with dbt_warehouse.env():
-        first = transform.run_dbt(["run", "--select", "+orders"], schema=schema)
+        first = builds.run_dbt(["run", "--select", "+orders"], schema=schema)
     assert first.node_statuses["model.customer_lens.order_lines"] == "success"
     with psycopg.connect(dbt_warehouse.url) as conn:
         newest, total = conn.execute(f"select max(loaded_at), count(*) from {schema}.order_lines").fetchone()
@@ -428,7 +428,7 @@ def test_a_batch_that_commits_after_a_newer_one_is_still_merged(dbt_warehouse) -
         )
     try:
         with dbt_warehouse.env():
-            second = transform.run_dbt(["run", "--select", "order_lines"], schema=schema)
+            second = builds.run_dbt(["run", "--select", "order_lines"], schema=schema)
         merged = _adapter_response(second, "order_lines")
         (found,) = dbt_warehouse.rows(
             f"select count(*) from {schema}.order_lines where order_line_id = %s", (line_id,)
@@ -459,8 +459,8 @@ def test_a_build_after_no_new_loads_tests_the_staging_keys_of_every_type(dbt_war
     ]
     try:
         with dbt_warehouse.env():
-            transform.run_dbt(["build", *selection], schema=schema)
-            again = transform.run_dbt(["build", *selection], schema=schema)
+            builds.run_dbt(["build", *selection], schema=schema)
+            again = builds.run_dbt(["build", *selection], schema=schema)
         staged = {
             node: status
             for node, status in again.node_statuses.items()
@@ -480,7 +480,7 @@ def test_a_build_tests_the_rows_it_rewrote_and_dbt_test_tests_all(dbt_warehouse)
     schema = "dbt_test_scope"
     try:
         with dbt_warehouse.env():
-            transform.run_dbt(
+            builds.run_dbt(
                 [
                     "build",
                     "--select",
@@ -499,7 +499,7 @@ def test_a_build_tests_the_rows_it_rewrote_and_dbt_test_tests_all(dbt_warehouse)
                     f"update {schema}.customer_segments set r_score = 9 where snapshot_date = %s", (oldest,)
                 ).rowcount
             assert planted > 0
-            built = transform.run_dbt(["build", "--select", "customer_segments"], schema=schema)
+            built = builds.run_dbt(["build", "--select", "customer_segments"], schema=schema)
             r_score_tests = [
                 node
                 for node in built.node_statuses
@@ -510,8 +510,8 @@ def test_a_build_tests_the_rows_it_rewrote_and_dbt_test_tests_all(dbt_warehouse)
                 0
             ]
             assert still_planted == planted  # the build kept the old snapshot (and so did not test it)
-            with pytest.raises(transform.DbtError) as failed:
-                transform.run_dbt(["test", "--select", "customer_segments"], schema=schema)
+            with pytest.raises(builds.DbtError) as failed:
+                builds.run_dbt(["test", "--select", "customer_segments"], schema=schema)
         assert any("r_score" in name for name in failed.value.failed_nodes)
     finally:
         with psycopg.connect(dbt_warehouse.url) as conn:
@@ -525,7 +525,7 @@ def test_a_build_tests_the_fact_rows_it_merged_and_dbt_test_tests_all(dbt_wareho
     schema = "dbt_merge_test_scope"
     try:
         with dbt_warehouse.env():
-            transform.run_dbt(["run", "--select", "+orders"], schema=schema)
+            builds.run_dbt(["run", "--select", "+orders"], schema=schema)
             with psycopg.connect(dbt_warehouse.url) as conn:
                 planted = conn.execute(
                     f"update {schema}.order_lines set quantity = -5 where order_line_id = "
@@ -534,7 +534,7 @@ def test_a_build_tests_the_fact_rows_it_merged_and_dbt_test_tests_all(dbt_wareho
             assert planted == 1
             # (singular tests read other marts, not built here)
             only = ["--select", "order_lines", "--exclude", "test_type:singular"]
-            built = transform.run_dbt(["build", *only], schema=schema)
+            built = builds.run_dbt(["build", *only], schema=schema)
             quantity_tests = [node for node in built.node_statuses if "order_lines_quantity" in node]
             assert quantity_tests and all(built.node_statuses[node] == "pass" for node in quantity_tests)
             (recorded,) = dbt_warehouse.rows(
@@ -542,8 +542,8 @@ def test_a_build_tests_the_fact_rows_it_merged_and_dbt_test_tests_all(dbt_wareho
                 "where model_name = 'order_lines' and input_key = 'merged_since'"
             )[0]
             assert not recorded.startswith("-infinity")  # an incremental build: a bound
-            with pytest.raises(transform.DbtError) as failed:
-                transform.run_dbt(["test", *only], schema=schema)
+            with pytest.raises(builds.DbtError) as failed:
+                builds.run_dbt(["test", *only], schema=schema)
         assert any("order_lines_quantity" in name for name in failed.value.failed_nodes)
     finally:
         with psycopg.connect(dbt_warehouse.url) as conn:
@@ -602,7 +602,7 @@ def test_an_order_matches_a_customer_loaded_after_it(dbt_warehouse) -> None:
     batches: list[uuid.UUID] = []
     try:
         with dbt_warehouse.env():
-            transform.run_dbt(["run", "--select", "+orders"], schema=schema)
+            builds.run_dbt(["run", "--select", "+orders"], schema=schema)
         with psycopg.connect(dbt_warehouse.url) as conn:
             (order_id, source_order_id, customer_id, source_customer_id) = conn.execute(
                 "select (select max(order_id) + 1 from raw_sales.orders), (select min(order_id) from"
@@ -613,7 +613,7 @@ def test_an_order_matches_a_customer_loaded_after_it(dbt_warehouse) -> None:
                 _load_copy(conn, "orders", "order_id", source_order_id, order_id, {"customer_id": customer_id})
             )
         with dbt_warehouse.env():
-            transform.run_dbt(["run", "--select", "orders"], schema=schema)
+            builds.run_dbt(["run", "--select", "orders"], schema=schema)
         assert dbt_warehouse.rows(
             f"select is_customer_matched from {schema}.orders where order_id = %s", (order_id,)
         ) == [(False,)]
@@ -621,7 +621,7 @@ def test_an_order_matches_a_customer_loaded_after_it(dbt_warehouse) -> None:
             batches.append(_load_copy(conn, "customers", "customer_id", source_customer_id, customer_id, {}))
         with dbt_warehouse.env():
             # (stg_sales__customers is a table: a selection that is to see new customers rebuilds it)
-            rerun = transform.run_dbt(["run", "--select", "stg_sales__customers", "orders"], schema=schema)
+            rerun = builds.run_dbt(["run", "--select", "stg_sales__customers", "orders"], schema=schema)
         assert dbt_warehouse.rows(
             f"select is_customer_matched from {schema}.orders where order_id = %s", (order_id,)
         ) == [(True,)]
@@ -653,7 +653,7 @@ def test_a_survey_answer_follows_the_customers_its_email_names(dbt_warehouse, li
 
     def run_and_read() -> tuple[tuple, dict]:
         with dbt_warehouse.env():
-            run = transform.run_dbt(select, schema=schema)
+            run = builds.run_dbt(select, schema=schema)
         (match,) = dbt_warehouse.rows(
             f"select match_status, customer_id from {schema}.int_survey_responses_matched where response_id = %s",
             (response_id,),
@@ -684,7 +684,7 @@ def test_a_survey_answer_follows_the_customers_its_email_names(dbt_warehouse, li
 
     try:
         with dbt_warehouse.env():
-            transform.run_dbt(select, schema=schema)
+            builds.run_dbt(select, schema=schema)
         (source_response_id, first_id, source_customer_id) = dbt_warehouse.rows(
             "select (select min(response_id) from raw_survey.responses),"
             " (select max(customer_id) + 1 from raw_sales.customers),"
@@ -720,7 +720,7 @@ def test_a_survey_answer_follows_the_customers_its_email_names(dbt_warehouse, li
         assert run_and_read()[0] == ("unknown_email", None)
 
         with dbt_warehouse.env():
-            transform.run_dbt(["run", "--full-refresh", "--select", "int_survey_responses_matched"], schema=schema)
+            builds.run_dbt(["run", "--full-refresh", "--select", "int_survey_responses_matched"], schema=schema)
         assert run_and_read()[0] == ("unknown_email", None)
     finally:
         _remove_loads(dbt_warehouse.url, batches, schema)
@@ -741,7 +741,7 @@ def test_a_ticket_follows_the_customer_its_email_names(dbt_warehouse) -> None:
 
     def run_and_read() -> tuple:
         with dbt_warehouse.env():
-            transform.run_dbt(select, schema=schema)
+            builds.run_dbt(select, schema=schema)
         (match,) = dbt_warehouse.rows(
             f"select match_status, customer_id from {schema}.int_tickets_matched where ticket_id = %s", (ticket_id,)
         )
@@ -749,7 +749,7 @@ def test_a_ticket_follows_the_customer_its_email_names(dbt_warehouse) -> None:
 
     try:
         with dbt_warehouse.env():
-            transform.run_dbt(select, schema=schema)
+            builds.run_dbt(select, schema=schema)
         (source_ticket_id, ticket_id, source_customer_id, customer_id) = dbt_warehouse.rows(
             "select (select min(ticket_id) from raw_service.tickets), (select max(ticket_id) + 1 from"
             " raw_service.tickets), (select min(customer_id) from raw_sales.customers),"
@@ -785,14 +785,14 @@ def test_changes_logged_over_several_builds_and_a_rebuilt_log_give_the_full_refr
         return _recomputed_from(dbt_warehouse, schema, model)
 
     def build(*args: str) -> None:
-        transform.run_dbt(["build", "--resource-type", "model", "--resource-type", "seed", *args], schema=schema)
+        builds.run_dbt(["build", "--resource-type", "model", "--resource-type", "seed", *args], schema=schema)
 
     try:
         with dbt_warehouse.env():
             build("--select", f"+{model}", *as_of_vars(61))
             assert differences() != (0, 0)  # two months back: other sums
             for days_back in (30, 0):
-                transform.run_dbt(
+                builds.run_dbt(
                     ["run", "--select", *(f"+{p}" for p in producers), *as_of_vars(days_back)], schema=schema
                 )
             (logged, logged_twice) = dbt_warehouse.rows(
@@ -825,7 +825,7 @@ def test_a_build_tests_a_staging_view_on_the_keys_loaded_since_its_mart_was_buil
     planted: tuple[object, int] | None = None
     try:
         with dbt_warehouse.env():
-            transform.run_dbt(
+            builds.run_dbt(
                 ["build", "--select", "+orders", "--resource-type", "model", "--resource-type", "seed"], schema=schema
             )
         with psycopg.connect(dbt_warehouse.url) as conn:
@@ -838,12 +838,12 @@ def test_a_build_tests_a_staging_view_on_the_keys_loaded_since_its_mart_was_buil
             conn.execute("update raw_sales.orders set ordered_at = null where order_id = %s", (old_order_id,))
             planted = (ordered_at, old_order_id)
         with dbt_warehouse.env():
-            with pytest.raises(transform.DbtError) as failed_build:
-                transform.run_dbt(
+            with pytest.raises(builds.DbtError) as failed_build:
+                builds.run_dbt(
                     ["build", "--select", "stg_sales__orders", "--exclude", "test_type:singular"], schema=schema
                 )
-            with pytest.raises(transform.DbtError) as failed_test:
-                transform.run_dbt(
+            with pytest.raises(builds.DbtError) as failed_test:
+                builds.run_dbt(
                     ["test", "--select", "stg_sales__orders", "--exclude", "test_type:singular"], schema=schema
                 )
         build_failures = failed_build.value.failed_nodes
@@ -876,7 +876,7 @@ def test_a_build_tests_the_rows_a_model_written_by_difference_logged(dbt_warehou
     model = "customer_period_groups"
     try:
         with dbt_warehouse.env():
-            transform.run_dbt(
+            builds.run_dbt(
                 ["build", "--select", f"+{model}", "+customers", "--resource-type", "model", "--resource-type", "seed"],
                 schema=schema,
             )
@@ -887,7 +887,7 @@ def test_a_build_tests_the_rows_a_model_written_by_difference_logged(dbt_warehou
                     " where period_end_date < current_date - 400 order by 1, 2, 3 limit 1)"
                 ).rowcount
             assert planted == 1
-            built = transform.run_dbt(["build", "--select", model], schema=schema)
+            built = builds.run_dbt(["build", "--select", model], schema=schema)
             segment_tests = [
                 node
                 for node in built.node_statuses
@@ -896,8 +896,8 @@ def test_a_build_tests_the_rows_a_model_written_by_difference_logged(dbt_warehou
             assert segment_tests and all(built.node_statuses[node] == "pass" for node in segment_tests)
             compiled = [r.node.compiled_code for r in built.result.results if r.node.unique_id in segment_tests]
             assert all(f"_lens_changes__{model}" in code for code in compiled)
-            with pytest.raises(transform.DbtError) as failed:
-                transform.run_dbt(["test", "--select", model], schema=schema)
+            with pytest.raises(builds.DbtError) as failed:
+                builds.run_dbt(["test", "--select", model], schema=schema)
         assert any("rfm_segment" in name for name in failed.value.failed_nodes)
     finally:
         with psycopg.connect(dbt_warehouse.url) as conn:
@@ -924,7 +924,7 @@ def test_daily_runs_within_a_month_carry_the_running_snapshot_forward(dbt_wareho
     assert purchases_since > 0  # some customers are summed again
 
     def build(day: dt.date):
-        return transform.run_dbt(
+        return builds.run_dbt(
             [
                 "build", "--resource-type", "model", "--resource-type", "seed",
                 "--select", f"+{models[1]}", "--vars", f"{{as_of_date: '{day}'}}",
@@ -954,7 +954,7 @@ def test_a_restatement_recomputes_closed_periods_to_equal_full_refresh(dbt_wareh
     ((first_month,),) = dbt_warehouse.rows(f"select min(period_start_date) from {full}.guerrilla_metrics")
     marts = " ".join(["int_periods_open", *PERIOD_MARTS, "restatements_pending"])
     with dbt_warehouse.env():
-        transform.run_dbt(
+        builds.run_dbt(
             ["run", "--select", marts, "--vars", json.dumps({"restate_from": first_month.isoformat()})], schema=schema
         )
     for model in PERIOD_MARTS:

@@ -12,7 +12,9 @@ import demo_sources
 import psycopg
 import pytest
 
-from customer_lens import demo, environment, transform
+from customer_lens import demo
+from customer_lens.config import environment
+from customer_lens.transform import builds
 
 END = dt.date(2026, 10, 31)
 SCHEMA = "dbt_no_cost"
@@ -30,7 +32,7 @@ def no_cost_warehouse(make_database, tmp_path_factory) -> str:
     start, end = demo_sources.demo_interval(files, END)
     with environment.overridden({"LENS_WAREHOUSE_URL": wh, "LENS_STATE_DIR": str(tmp / "state")}):
         demo_sources.load(document, start, end, wh, history=True)
-        transform.build(schema=SCHEMA, full_refresh=True)  # raises DbtError if any model or test fails
+        builds.build(schema=SCHEMA, full_refresh=True)  # raises DbtError if any model or test fails
     return wh
 
 

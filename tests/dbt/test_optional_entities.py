@@ -15,7 +15,10 @@ import psycopg
 import pytest
 import yaml
 
-from customer_lens import baseline, demo, environment, report, transform
+from customer_lens import demo, report
+from customer_lens.config import environment
+from customer_lens.guard import baseline
+from customer_lens.transform import builds
 
 END = dt.date(2026, 10, 31)
 
@@ -36,7 +39,7 @@ def sales_only(make_database, tmp_path_factory) -> dict:
     env = {"LENS_WAREHOUSE_URL": wh, "LENS_STATE_DIR": str(tmp / "state"), "LENS_SOURCES_CONFIG": str(config)}
     with environment.overridden(env):
         demo_sources.load(document, start, end, wh, history=True)
-        build = transform.build(full_refresh=True)  # raises DbtError if any model or test fails
+        build = builds.build(full_refresh=True)  # raises DbtError if any model or test fails
         result = baseline.guard(source_build="sales-only", data_interval=(start, end))
         html = report.render(out=tmp / "report.html").read_text()
     return {"wh": wh, "sales_url": sales_url, "build": build, "guard": result, "report": html}

@@ -5,7 +5,7 @@ on several lines as one quoted field): other column names, one
 ``Score`` column with a ``Scale`` ("0-10", "1-5", or the name of a reason survey: "renewal", "exit")
 instead of ``kind``/``nps_score``/``csat_score``; values outside the value map pass through.
 The sources file declares those columns (the raw layer keeps them) and maps them onto the data contract
-(customer_lens.contract); after a full build, every answer in staging has the kind and score the
+(customer_lens.config.contract); after a full build, every answer in staging has the kind and score the
 original export gave it, and the NPS/CSAT mart has figures.
 """
 
@@ -21,7 +21,9 @@ import psycopg
 import pytest
 import yaml
 
-from customer_lens import demo, environment, transform
+from customer_lens import demo
+from customer_lens.config import environment
+from customer_lens.transform import builds
 
 END = dt.date(2026, 10, 31)
 SCHEMA = "dbt_mapped_survey"
@@ -42,7 +44,7 @@ def mapped(make_database, tmp_path_factory) -> tuple[str, dict[str, tuple], Path
     env = {"LENS_WAREHOUSE_URL": wh, "LENS_STATE_DIR": str(tmp / "state"), "LENS_SOURCES_CONFIG": str(config)}
     with environment.overridden(env):
         demo_sources.load(document, start, end, wh, history=True)
-        transform.build(schema=SCHEMA, full_refresh=True)  # raises DbtError if any model or test fails
+        builds.build(schema=SCHEMA, full_refresh=True)  # raises DbtError if any model or test fails
     return wh, originals, tmp / "survey_tool"
 
 

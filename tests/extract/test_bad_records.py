@@ -15,7 +15,8 @@ import psycopg
 import pytest
 import yaml
 
-from customer_lens import demo, extract, source_config
+from customer_lens import demo, extract
+from customer_lens.config import source_config
 
 REPO = Path(__file__).resolve().parents[2]
 END = dt.date(2026, 10, 31)

@@ -10,7 +10,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from customer_lens import extract, source_config
+from customer_lens import extract
+from customer_lens.config import source_config
 
 DAY1 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 DAY2 = DAY1 + dt.timedelta(days=1)

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 import yaml
 
-from customer_lens import extract, source_config
+from customer_lens import extract
+from customer_lens.config import source_config
 
 DAY1 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)
 DAY = dt.timedelta(days=1)
@@ -159,7 +160,8 @@ def _fill(src: str, first: int, last: int) -> None:
 KILL_SCRIPT = textwrap.dedent(
     """
     import datetime as dt, pathlib, sys
-    from customer_lens import extract, source_config
+    from customer_lens import extract
+    from customer_lens.config import source_config
     source = source_config.load(pathlib.Path(sys.argv[1]))["shop"]
     start = dt.datetime.fromisoformat(sys.argv[3])
     extract.extract(source, "orders", start, start + dt.timedelta(days=1), warehouse_url=sys.argv[2])

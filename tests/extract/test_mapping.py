@@ -10,7 +10,7 @@ import pytest
 import yaml
 from lens_cli import run_lens
 
-from customer_lens import contract, source_config
+from customer_lens.config import contract, source_config
 
 HEADER = "id,who,at,scale,score\n"
 

@@ -13,7 +13,8 @@ import psycopg
 import pytest
 from lens_cli import run_lens
 
-from customer_lens import extract, source_config
+from customer_lens import extract
+from customer_lens.config import source_config
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data" / "online_retail_ii_2009_2010.parquet"

@@ -12,7 +12,8 @@ import psycopg
 import pytest
 from lens_cli import run_lens
 
-from customer_lens import audit, environment
+from customer_lens.config import environment
+from customer_lens.guard import audit
 
 CANDIDATE = "analytics_candidate"
 

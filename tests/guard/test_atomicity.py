@@ -13,7 +13,7 @@ import time
 import psycopg
 import pytest
 
-from customer_lens import baseline, quality
+from customer_lens.guard import baseline, quality
 
 CANDIDATE = "analytics_candidate"
 # One statement that reads three views: all must come from the snapshot baseline_info names.
@@ -112,7 +112,7 @@ def test_readers_see_whole_baselines_during_20_promotions(guard_world) -> None:
 
 PROMOTE_SCRIPT = """
 import sys
-from customer_lens import audit, baseline
+from customer_lens.guard import audit, baseline
 with audit.connect(autocommit=True) as conn:
     baseline.promote(conn, sys.argv[1], actor="doomed", reason="killed mid-promotion")
 """
@@ -173,7 +173,7 @@ def _long_reader(url: str, seconds: int, outcome: list) -> threading.Thread:
 
 def test_a_long_reader_neither_strands_nor_starves_a_promotion(guard_world, tmp_path) -> None:
     """Waited out: the validated snapshot stays promotable; with cancel_blocking_readers: promoted at once."""
-    from customer_lens import environment
+    from customer_lens.config import environment
 
     config = tmp_path / "guard.yml"
     config.write_text("promotion_lock_timeout: 1\n")

@@ -28,8 +28,10 @@ import psycopg
 import pytest
 from airflow_procs import lens_processes, wait_for_output
 
-from customer_lens import airflow_local, pipeline, source_config, warehouse
-from customer_lens.airflow_ui import ApiClient
+from customer_lens import pipeline
+from customer_lens.config import source_config
+from customer_lens.local import airflow_cli, warehouse
+from customer_lens.local.airflow_ui import ApiClient
 
 CHAIN = ("extract_sales", "extract_service", "extract_survey", "lens_transform", "lens_guard")
 
@@ -73,11 +75,11 @@ def test_the_scheduler_runs_extract_transform_guard_on_assets(tmp_path: Path, mo
         with psycopg.connect(url) as conn:
             before = conn.execute("select count(*) from raw_sales.order_lines").fetchone()[0]
 
-        port = airflow_local.free_port()
+        port = airflow_cli.free_port()
         out = tmp_path / "lens-airflow.out"
         with open(out, "wb") as fh:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "customer_lens.airflow_ui", "--port", str(port)],
+                [sys.executable, "-m", "customer_lens.local.airflow_ui", "--port", str(port)],
                 env=dict(os.environ),
                 stdout=fh,
                 stderr=subprocess.STDOUT,
@@ -178,11 +180,11 @@ def test_the_chain_under_dags_test(make_database, tmp_path: Path, monkeypatch) -
     last_day = end - dt.timedelta(days=1)
     pipeline.load_raw(start, last_day, step="month", history=True)
 
-    env = airflow_local.environment(home=tmp_path / "airflow", extra=lens_env)
-    airflow_local.airflow("db", "migrate", env=env)
+    env = airflow_cli.environment(home=tmp_path / "airflow", extra=lens_env)
+    airflow_cli.airflow("db", "migrate", env=env)
     for source in source_config.load():  # `dags test DAG D` runs the interval ending at D
-        airflow_local.airflow("dags", "test", f"extract_{source}", end.isoformat(), env=env, timeout=600)
-    airflow_local.airflow("dags", "test", "lens_transform", env=env, timeout=900)
-    airflow_local.airflow("dags", "test", "lens_guard", env=env, timeout=900)
+        airflow_cli.airflow("dags", "test", f"extract_{source}", end.isoformat(), env=env, timeout=600)
+    airflow_cli.airflow("dags", "test", "lens_transform", env=env, timeout=900)
+    airflow_cli.airflow("dags", "test", "lens_guard", env=env, timeout=900)
 
     _assert_promoted_from_the_last_day(lens_env["LENS_WAREHOUSE_URL"], last_day)

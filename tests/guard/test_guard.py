@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from lens_cli import run_lens
 
-from customer_lens import audit, baseline, environment, quality
+from customer_lens.config import environment
+from customer_lens.guard import audit, baseline, quality
 
 CANDIDATE = "analytics_candidate"
 

@@ -10,7 +10,7 @@ from typing import ClassVar
 
 import pytest
 
-from customer_lens import airflow_local
+from customer_lens.local import airflow_cli
 
 CANDIDATE = "analytics_candidate"
 
@@ -40,10 +40,10 @@ def webhook():
 
 def test_guard_and_operator_dags(guard_world, webhook, tmp_path: Path) -> None:
     url, received = webhook
-    env = airflow_local.environment(
+    env = airflow_cli.environment(
         home=tmp_path / "airflow", extra=guard_world.env_vars | {"LENS_ALERT_WEBHOOK_URL": url}
     )
-    airflow_local.airflow("db", "migrate", env=env)
+    airflow_cli.airflow("db", "migrate", env=env)
     guard_world.restore_candidate()
     start_no = guard_world.one("select max(baseline_no) from lens_audit.baselines")[0]  # the newest, maybe not current
 
@@ -52,7 +52,7 @@ def test_guard_and_operator_dags(guard_world, webhook, tmp_path: Path) -> None:
         conn.execute(
             f"update {CANDIDATE}.customers set customer_name = customer_name || ' ' where customer_id % 50 = 5"
         )
-    airflow_local.airflow("dags", "test", "lens_guard", env=env, timeout=900)
+    airflow_cli.airflow("dags", "test", "lens_guard", env=env, timeout=900)
     promoted_no = guard_world.current()[0]
     assert promoted_no == start_no + 1
     by, changed = guard_world.one(
@@ -65,7 +65,7 @@ def test_guard_and_operator_dags(guard_world, webhook, tmp_path: Path) -> None:
     with guard_world.connect() as conn:
         conn.execute(f"update {CANDIDATE}.nps_by_segment set nps = 250 where nps_responses > 0")
     try:
-        blocked = airflow_local.airflow("dags", "test", "lens_guard", env=env, timeout=900, check=False)
+        blocked = airflow_cli.airflow("dags", "test", "lens_guard", env=env, timeout=900, check=False)
     finally:
         guard_world.restore_candidate()
     log = blocked.stdout + blocked.stderr
@@ -77,7 +77,7 @@ def test_guard_and_operator_dags(guard_world, webhook, tmp_path: Path) -> None:
 
     # 3. override: the quarantined snapshot becomes the baseline, with the reason
     conf = json.dumps({"reason": "survey scale changed to 0-250 (agreed)"})
-    airflow_local.airflow("dags", "test", "lens_baseline_override", "-c", conf, env=env, timeout=600)
+    airflow_cli.airflow("dags", "test", "lens_baseline_override", "-c", conf, env=env, timeout=600)
     overridden_no = guard_world.current()[0]
     assert overridden_no == promoted_no + 1
     assert guard_world.one("select reason from lens_audit.baselines where baseline_no = %s", (overridden_no,))[0] == (
@@ -87,7 +87,7 @@ def test_guard_and_operator_dags(guard_world, webhook, tmp_path: Path) -> None:
 
     # 4. rollback to the validated baseline
     conf = json.dumps({"baseline_no": promoted_no, "reason": "override was a mistake"})
-    airflow_local.airflow("dags", "test", "lens_baseline_rollback", "-c", conf, env=env, timeout=600)
+    airflow_cli.airflow("dags", "test", "lens_baseline_rollback", "-c", conf, env=env, timeout=600)
     assert guard_world.current()[0] == promoted_no
     assert guard_world.one("select max(nps) from analytics.nps_by_segment")[0] <= 100
     actions = guard_world.one(
@@ -98,10 +98,10 @@ def test_guard_and_operator_dags(guard_world, webhook, tmp_path: Path) -> None:
 
 
 def test_the_guard_dag_keeps_the_baseline_on_the_same_data(guard_world, tmp_path: Path) -> None:
-    env = airflow_local.environment(home=tmp_path / "airflow", extra=guard_world.env_vars)
-    airflow_local.airflow("db", "migrate", env=env)
+    env = airflow_cli.environment(home=tmp_path / "airflow", extra=guard_world.env_vars)
+    airflow_cli.airflow("db", "migrate", env=env)
     guard_world.restore_candidate()
     before = guard_world.current()
-    done = airflow_local.airflow("dags", "test", "lens_guard", env=env, timeout=900)
+    done = airflow_cli.airflow("dags", "test", "lens_guard", env=env, timeout=900)
     assert "unchanged: validated, and equal to it" in done.stdout + done.stderr
     assert guard_world.current() == before

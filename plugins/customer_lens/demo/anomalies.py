@@ -2,7 +2,7 @@
 
 Bad *records* (``--bad-records``, :mod:`customer_lens.demo.faults`) are caught row by row by the
 extraction. These anomalies are different: every row is valid, but the snapshot they produce is
-wrong, and only the snapshot guard (:mod:`customer_lens.quality`) can tell:
+wrong, and only the snapshot guard (:mod:`customer_lens.guard.quality`) can tell:
 
 - ``duplicate-orders`` — every order (and its lines) of the busiest day of a closed month is loaded
   a second time under new ids: a month that was reported already changes (restated history).

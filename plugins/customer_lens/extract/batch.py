@@ -1,6 +1,6 @@
 """One batch's bookkeeping, shared by every source kind: the result, the rejects and how a batch is applied.
 
-Every load replaces its interval in one transaction (see :mod:`customer_lens.raw`). Rows that
+Every load replaces its interval in one transaction (see :mod:`customer_lens.extract.raw`). Rows that
 cannot be loaded go to ``raw_<source>._rejects`` with their raw text, location and one of these
 reasons: ``malformed_json``, ``malformed_row``, ``invalid_utf8``, ``missing_required_field``,
 ``invalid_value``, ``out_of_range``, ``duplicate`` (an exact repeat of a row already loaded) and
@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 
 from psycopg import Connection, sql
 
-from customer_lens import raw
-from customer_lens.source_config import Column, Entity, Source
+from customer_lens.config.source_config import Column, Entity, Source
+from customer_lens.extract import raw
 
 
 class ExtractError(RuntimeError):

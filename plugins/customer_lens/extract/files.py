@@ -20,7 +20,8 @@ from pathlib import Path
 
 from psycopg import Connection, sql
 
-from customer_lens import raw
+from customer_lens.config.source_config import Entity, Source
+from customer_lens.extract import raw
 from customer_lens.extract.batch import (
     BatchResult,
     SourceSchemaError,
@@ -30,7 +31,6 @@ from customer_lens.extract.batch import (
     key_text,
     range_check,
 )
-from customer_lens.source_config import Entity, Source
 
 log = logging.getLogger(__name__)
 

@@ -24,9 +24,9 @@ import urllib.request
 
 from psycopg import Connection
 
+from customer_lens.config.source_config import Entity, Source
 from customer_lens.extract.batch import BatchResult, ExtractError
 from customer_lens.extract.files import landing_copy, load_landed
-from customer_lens.source_config import Entity, Source
 
 DEFAULTS = {
     "records_key": "data",

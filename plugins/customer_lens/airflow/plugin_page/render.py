@@ -11,7 +11,7 @@ from collections.abc import Callable
 from decimal import Decimal
 from html import escape
 
-from customer_lens.plugin_page.queries import Baseline, Kpi, Overview
+from customer_lens.airflow.plugin_page.queries import Baseline, Kpi, Overview
 
 _CSS = """
 :root { color-scheme: light dark; --muted: #6b7280; --line: #d1d5db; --ok: #15803d; --bad: #b91c1c; }

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import pendulum
 
-from customer_lens.alerts import on_task_failure
+from customer_lens.guard.alerts import on_task_failure
 
 OWNER = "customer-lens"
 TAG = "customer-lens"
@@ -20,7 +20,7 @@ DEFAULT_ARGS = {
     "retries": 2,
     "retry_delay": timedelta(minutes=2),
     "retry_exponential_backoff": True,
-    # Log always; webhook / e-mail when configured (customer_lens.alerts).
+    # Log always; webhook / e-mail when configured (customer_lens.guard.alerts).
     "on_failure_callback": on_task_failure,
 }
 

@@ -13,8 +13,8 @@ import logging
 import pendulum
 from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
 
-from customer_lens import source_config
-from customer_lens.dag_defaults import DEFAULT_ARGS, TAG, raw_asset_uri
+from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, TAG, raw_asset_uri
+from customer_lens.config import source_config
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +27,9 @@ def run_extract_task(source_name: str, entity_name: str) -> dict:
     """
     from airflow.sdk.exceptions import AirflowFailException
 
-    from customer_lens import contract, extract, raw
+    from customer_lens import extract
+    from customer_lens.config import contract
+    from customer_lens.extract import raw
 
     deterministic = (
         source_config.ConfigError,

@@ -9,7 +9,7 @@ parses each file with Airflow's own ``DagBag`` in a fresh interpreter and report
 - ``parse_time_work`` — connecting to a database or the network, or starting a process, while parsing;
 - ``heavy_import`` — importing pandas, numpy, Great Expectations, dbt, ... at module level.
 
-Run it as ``python -m customer_lens.dag_integrity [FOLDER]``: it prints one problem per line and
+Run it as ``python -m customer_lens.airflow.dag_integrity [FOLDER]``: it prints one problem per line and
 exits 1 if there are any. :func:`check_folder` does the same from Python (used by the tests).
 """
 
@@ -116,12 +116,12 @@ def _check_dag(rel: str, dag_id: str, dag) -> list[Problem]:
 
 def check_folder(folder: Path, env: dict[str, str] | None = None, timeout: int = 300) -> list[Problem]:
     """Check every DAG file under ``folder`` in a fresh interpreter (so imports are attributable)."""
-    from customer_lens import environment
+    from customer_lens.config import environment
 
     full_env = os.environ | environment.defaults() | environment.airflow_env() | (env or {})
     full_env["AIRFLOW__CORE__DAGS_FOLDER"] = str(folder)
     result = subprocess.run(
-        [sys.executable, "-m", "customer_lens.dag_integrity", "--json", str(folder)],
+        [sys.executable, "-m", "customer_lens.airflow.dag_integrity", "--json", str(folder)],
         capture_output=True,
         text=True,
         env=full_env,

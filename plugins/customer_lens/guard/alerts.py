@@ -20,7 +20,7 @@ import urllib.request
 from email.message import EmailMessage
 from typing import Any
 
-log = logging.getLogger("customer_lens.alerts")
+log = logging.getLogger("customer_lens.guard.alerts")
 
 
 def send(event: str, text: str, details: dict[str, Any] | None = None) -> list[str]:

@@ -1,6 +1,6 @@
 """Run the dbt project (``dbt_project/``) against the warehouse, in-process.
 
-The connection comes from :func:`customer_lens.warehouse.url` (``LENS_WAREHOUSE_URL`` or the embedded
+The connection comes from :func:`customer_lens.local.warehouse.url` (``LENS_WAREHOUSE_URL`` or the embedded
 server), so the dbt profile (``dbt_project/profiles.yml``) only reads ``LENS_DB_*`` variables and never
 has to be edited. Everything a build creates goes into one schema (``LENS_DBT_SCHEMA``, default
 ``analytics_candidate``), which the quality gate validates and promotes as a unit.
@@ -26,8 +26,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from customer_lens import contract, environment, raw, roles, source_config, warehouse
-from customer_lens import settings as settings_mod
+from customer_lens import roles
+from customer_lens.config import contract, environment, source_config
+from customer_lens.config import settings as settings_mod
+from customer_lens.extract import raw
+from customer_lens.local import warehouse
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ class DbtResult:
 def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None) -> dict[str, str]:
     """The environment dbt needs to run this project against the warehouse.
 
-    ``LENS_DB_*`` come from :func:`customer_lens.warehouse.url`; ``schema`` (default ``LENS_DBT_SCHEMA``
+    ``LENS_DB_*`` come from :func:`customer_lens.local.warehouse.url`; ``schema`` (default ``LENS_DBT_SCHEMA``
     from the environment, else ``analytics_candidate``) is the one schema the build writes to. Project
     and profiles are ``dbt_project/``; target and log paths live under ``$LENS_STATE_DIR/dbt``;
     anonymous usage statistics are off.
@@ -85,7 +88,7 @@ def dbt_env(schema: str | None = None, cfg: settings_mod.Settings | None = None)
     }
     if "sslmode" in query:
         env["LENS_DB_SSLMODE"] = query["sslmode"][-1]
-    # The sources' mappings onto the data contract, applied by the staging models (customer_lens.contract).
+    # The sources' mappings onto the data contract, applied by the staging models (customer_lens.config.contract).
     env["LENS_SOURCE_MAPPINGS"] = contract.dbt_mappings(source_config.load(cfg=cfg))
     if "passfile" in query:  # the embedded server's password file (the profile has no field for it)
         env["PGPASSFILE"] = query["passfile"][-1]
@@ -233,7 +236,7 @@ def begin_build(conn, target: str, *, full_refresh: bool) -> dict[str, str]:
     period marts from it (var ``restate_from``), a full refresh too: those marts keep closed periods
     through one. So a restatement whose build was killed is finished by the next build.
     """
-    from customer_lens import audit
+    from customer_lens.guard import audit
 
     audit.record_candidate_build(conn, target, "building", full_refresh=full_refresh)
     restate_from = audit.restated_from(conn, target)
@@ -258,7 +261,7 @@ def build(
     While a ``lens restate`` of ``schema`` is pending (no baseline carries it yet), the build recomputes
     the period marts from the restated period on (dbt var ``restate_from``).
     """
-    from customer_lens import audit
+    from customer_lens.guard import audit
 
     target = dbt_env(schema)["LENS_DBT_SCHEMA"]
     with audit.connect(autocommit=True) as conn:

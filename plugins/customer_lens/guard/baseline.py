@@ -3,7 +3,7 @@
 1. **Freeze** (:func:`freeze`): the candidate marts (built by dbt into ``analytics_candidate``) are copied
    into a new schema ``lens_snapshot_<n>`` in one transaction. What is validated is exactly what is
    promoted, however long validation takes and whatever dbt does to the candidate meanwhile.
-2. **Validate** (:func:`guard`): the Great Expectations suites of :mod:`customer_lens.quality` run as
+2. **Validate** (:func:`guard`): the Great Expectations suites of :mod:`customer_lens.guard.quality` run as
    SQL against the snapshot, with the current baseline's figures for the drift checks. The outcome is
    recorded (``lens_audit.validation_runs`` / ``validation_failures``) and an HTML report is written.
 3. **Publish** (:func:`promote`) — only on success, or by an operator's override with a reason: in ONE
@@ -35,8 +35,9 @@ from typing import Any
 
 from psycopg import sql
 
-from customer_lens import audit, quality, warehouse
-from customer_lens import settings as settings_mod
+from customer_lens.config import settings as settings_mod
+from customer_lens.guard import audit, quality
+from customer_lens.local import warehouse
 
 log = logging.getLogger(__name__)
 
@@ -261,7 +262,7 @@ color:{"#1a7f37" if outcome.passed else "#c62828"}}}</style></head><body>
 <p class="verdict">{verdict}: {len(outcome.failures)} of {outcome.evaluated} expectations failed</p>
 <p>Run <code>{esc(run_id)}</code> · snapshot <code>{esc(snapshot.snapshot_id)}</code> (schema
 <code>{esc(snapshot.schema)}</code>) · against {esc(against)} · {outcome.started_at:%Y-%m-%d %H:%M:%S} UTC ·
-{outcome.duration_seconds:.1f} s · Great Expectations suites from <code>customer_lens.quality</code></p>
+{outcome.duration_seconds:.1f} s · Great Expectations suites from <code>customer_lens.guard.quality</code></p>
 <h2>Marts</h2><table><tr><th>mart</th><th>expectations</th><th>failed</th></tr>{marts}</table>
 <h2>Expectations</h2><table><tr><th></th><th>mart</th><th>column</th><th>expectation</th><th>observed</th>
 <th>expected</th></tr>{rows}</table></body></html>"""
@@ -473,7 +474,7 @@ def promote(
     """Make a snapshot the current baseline (one transaction); returns its baseline number.
 
     ``conn`` must be in autocommit mode (each step below is its own transaction), as are the
-    connections of :func:`customer_lens.audit.connect` with ``autocommit=True``.
+    connections of :func:`customer_lens.guard.audit.connect` with ``autocommit=True``.
     """
     cfg = cfg or settings_mod.load()
     row = conn.execute(
@@ -733,7 +734,7 @@ def guard(
         if keyless:
             summary += f"; no primary key, so no key checks: {', '.join(keyless)}"
         if not outcome.passed:
-            from customer_lens import alerts
+            from customer_lens.guard import alerts
 
             alerts.send(
                 "snapshot_blocked",

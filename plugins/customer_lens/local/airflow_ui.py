@@ -15,7 +15,7 @@
 6. waits until every DAG file has been parsed and prints the URL and the login;
 7. runs until Ctrl-C (or SIGTERM/SIGHUP), then stops every process it started, waiting for each.
 
-``python -m customer_lens.airflow_ui [--host H] [--port P]`` runs it without the ``lens`` CLI.
+``python -m customer_lens.local.airflow_ui [--host H] [--port P]`` runs it without the ``lens`` CLI.
 """
 
 from __future__ import annotations
@@ -37,9 +37,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from customer_lens import airflow_local, source_config, warehouse
-from customer_lens import settings as settings_mod
-from customer_lens.plugin_page import URL_ROUTE
+from customer_lens.airflow.plugin_page import URL_ROUTE
+from customer_lens.config import settings as settings_mod
+from customer_lens.config import source_config
+from customer_lens.local import airflow_cli, warehouse
 
 METADATA_DB = "lens_airflow"
 ADMIN_USER = "admin"
@@ -101,7 +102,7 @@ def metadata_url(cfg: settings_mod.Settings) -> str:
 
 def environment(cfg: settings_mod.Settings, *, host: str, port: int, metadata: str, login: Login) -> dict[str, str]:
     """The environment of every Airflow process ``lens airflow`` starts."""
-    return airflow_local.environment(
+    return airflow_cli.environment(
         cfg=cfg,
         metadata_url=metadata,
         port=port,
@@ -303,7 +304,7 @@ class _Progress:
 
 
 def wait_for_dags(
-    api: ApiClient, expected: set[str], progress: Callable, standalone: airflow_local.Standalone, timeout: float
+    api: ApiClient, expected: set[str], progress: Callable, standalone: airflow_cli.Standalone, timeout: float
 ) -> tuple[dict[str, str], dict[str, str]]:
     deadline = time.monotonic() + timeout
     while True:
@@ -330,7 +331,7 @@ def serve(
     if not _port_free(host, port):
         raise AirflowUIError(f"port {port} on {host} is in use (another Airflow?): choose another with --port")
     started_warehouse = not warehouse.is_external(cfg) and not warehouse.status(cfg).running
-    standalone: airflow_local.Standalone | None = None
+    standalone: airflow_cli.Standalone | None = None
     try:
         with _signals_as_interrupt():
             status = warehouse.ensure_running(cfg)
@@ -339,7 +340,7 @@ def serve(
             env = environment(cfg, host=host, port=port, metadata=metadata_url(cfg), login=login)
             conns = connections(cfg)
             echo(f"starting Airflow 3 (metadata database {METADATA_DB!r}); log: {log}")
-            standalone = airflow_local.Standalone(env, log)
+            standalone = airflow_cli.Standalone(env, log)
             progress = _Progress(echo)
             try:
                 standalone.start(timeout=start_timeout, progress=progress)
@@ -381,7 +382,7 @@ def backfill(dag_id: str, start: str, end: str, *, cfg: settings_mod.Settings | 
     env = environment(cfg, host="127.0.0.1", port=8080, metadata=metadata_url(cfg), login=ensure_login(cfg))
 
     def run(*args: str) -> str:
-        done = airflow_local.airflow(*args, env=env, check=False)
+        done = airflow_cli.airflow(*args, env=env, check=False)
         if done.returncode != 0:
             tail = " ".join((done.stdout + done.stderr).strip().splitlines()[-3:])
             raise AirflowUIError(f"airflow {' '.join(args)} failed: {tail}")
@@ -412,11 +413,13 @@ def _print_ready(echo, url: str, login: Login, dags: dict, errors: dict, log: Pa
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m customer_lens.airflow_ui", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m customer_lens.local.airflow_ui", description=__doc__.splitlines()[0]
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8080)
     args = parser.parse_args(argv)
-    from customer_lens import environment as env_mod
+    from customer_lens.config import environment as env_mod
 
     env_mod.apply()
     try:

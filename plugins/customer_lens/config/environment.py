@@ -13,7 +13,7 @@ import os
 import threading
 from collections.abc import Iterator
 
-from customer_lens import settings as settings_mod
+from customer_lens.config import settings as settings_mod
 
 TELEMETRY_OFF = {
     "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",

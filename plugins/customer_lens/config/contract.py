@@ -106,7 +106,7 @@ ENTITIES: dict[str, dict[str, Field]] = {
         *_TIMESTAMPS,
     ),
     # One transaction-line grain instead of orders and order lines (an invoice-line export): the orders and
-    # their lines are derived from it (customer_lens.raw), ids from the order reference. No column is a key
+    # their lines are derived from it (customer_lens.extract.raw), ids from the order reference. No column is a key
     # (the derived views read them, not the incremental models), so each may be mapped.
     "sales.transactions": _fields(
         ("order_ref", "text"),
@@ -153,7 +153,7 @@ ENTITIES: dict[str, dict[str, Field]] = {
 }
 
 
-# A canonical entity no source configures is an empty raw table of its contract shape (customer_lens.raw),
+# A canonical entity no source configures is an empty raw table of its contract shape (customer_lens.extract.raw),
 # so every model builds and the marts that need it are empty; these are derived instead, from the entity
 # named, when that one is given (or derived itself): the customer list from the orders' customer ids, the
 # orders and their lines from a transaction-line grain.

@@ -20,7 +20,7 @@ from cosmos import ProfileConfig
 from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator
 
-from customer_lens import settings as settings_mod
+from customer_lens.config import settings as settings_mod
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +40,8 @@ MARTS = (
 
 def raw_assets() -> list[Asset]:
     """The raw-layer Asset of every source of the sources file (what the transform waits for)."""
-    from customer_lens import source_config
-    from customer_lens.dag_defaults import raw_asset_uri
+    from customer_lens.airflow.dag_defaults import raw_asset_uri
+    from customer_lens.config import source_config
 
     return [Asset(name=f"raw_{name}", uri=raw_asset_uri(name)) for name in source_config.load()]
 
@@ -82,14 +82,16 @@ class LensDbtBuildOperator(DbtBuildLocalOperator):
     def execute(self, context: Any) -> Any:
         from airflow.sdk.exceptions import AirflowFailException
 
-        from customer_lens import contract, raw, source_config, transform
+        from customer_lens.config import contract, source_config
+        from customer_lens.extract import raw
+        from customer_lens.transform import builds
 
-        env = transform.dbt_env(self.lens_schema)
+        env = builds.dbt_env(self.lens_schema)
         try:
-            transform.prepare_inputs()
+            builds.prepare_inputs()
         except (source_config.ConfigError, contract.MappingError, raw.DerivationError) as exc:
             raise AirflowFailException(f"{exc} (a configuration error: not retried)") from exc
-        transform.prepare_role(self.lens_schema)
+        builds.prepare_role(self.lens_schema)
         # dbt writes its target (run results, partial-parse state) inside Cosmos' working copy of the
         # project, where Cosmos caches the partial-parse file between runs; a target path elsewhere
         # would make every run parse the whole project again.
@@ -102,11 +104,11 @@ class LensDbtBuildOperator(DbtBuildLocalOperator):
             *(self.callback if isinstance(self.callback, list) else [self.callback] if self.callback else [])
         ]
         self.callback.append(self._keep_summary)
-        from customer_lens import audit
+        from customer_lens.guard import audit
 
         with audit.connect(autocommit=True) as conn:
             full_refresh = bool(getattr(self, "full_refresh", False))
-            restate = transform.begin_build(conn, env["LENS_DBT_SCHEMA"], full_refresh=full_refresh)
+            restate = builds.begin_build(conn, env["LENS_DBT_SCHEMA"], full_refresh=full_refresh)
         if restate:
             self.vars = {**(self.vars or {}), **restate}
         try:

@@ -25,8 +25,8 @@ import contextlib
 import datetime as dt
 from collections.abc import Iterator
 
-from customer_lens import settings as settings_mod
-from customer_lens import warehouse
+from customer_lens.config import settings as settings_mod
+from customer_lens.local import warehouse
 
 SCHEMA = "lens_audit"
 
@@ -47,7 +47,7 @@ create table if not exists lens_audit.transform_builds (
 );
 -- The state of the last dbt build into each candidate schema: a build killed or failed midway leaves
 -- 'building' or 'failed', so the next build redoes a full refresh that did not finish, and the guard
--- refuses to freeze a half-built candidate (customer_lens.transform.build).
+-- refuses to freeze a half-built candidate (customer_lens.transform.builds.build).
 create table if not exists lens_audit.candidate_builds (
     schema_name text primary key,
     status text not null check (status in ('building', 'built', 'failed')),

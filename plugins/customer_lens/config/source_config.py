@@ -15,7 +15,7 @@ Every entity lists its columns with a type (``text``, ``bigint``, ``integer``, `
 the source, when it differs), ``required: true`` (a row or file without it is rejected / fails) and
 ``min``/``max`` (out-of-range rows are rejected). ``flags`` are SQL boolean expressions over the
 loaded columns, stored as extra columns (e.g. ``is_cancellation``). ``map`` gives the canonical columns of
-the Customer Lens data contract the entity lacks or names differently (:mod:`customer_lens.contract`,
+the Customer Lens data contract the entity lacks or names differently (:mod:`customer_lens.config.contract`,
 docs/data-contract.md); it is applied in staging, the raw layer keeps the declared columns. Values may use
 ``${VAR}`` / ``${VAR:-default}``; ``LENS_*`` variables default to the project settings, and the
 URL ``warehouse:NAME`` means database NAME on the warehouse server. ``date_order`` (``DMY``, ``MDY``,
@@ -34,8 +34,8 @@ from typing import Any
 
 import yaml
 
-from customer_lens import contract
-from customer_lens import settings as settings_mod
+from customer_lens.config import contract
+from customer_lens.config import settings as settings_mod
 
 TYPES = frozenset(
     {"text", "bigint", "integer", "numeric", "boolean", "date", "timestamptz", "jsonb", "double precision"}
@@ -73,7 +73,7 @@ class Entity:
     file_date: str | None = None  # files: strptime pattern of the file name
     path: str | None = None  # http: endpoint path
     flags: dict[str, str] = field(default_factory=dict)
-    mappings: tuple[contract.Mapping, ...] = ()  # canonical columns computed in staging (customer_lens.contract)
+    mappings: tuple[contract.Mapping, ...] = ()  # canonical columns computed in staging (customer_lens.config.contract)
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -104,7 +104,7 @@ class Source:
     def connection_url(self, cfg: settings_mod.Settings | None = None) -> str:
         """The source URL, with ``warehouse:NAME`` resolved (lazily: DAG parsing must not need it)."""
         if self.url and self.url.startswith("warehouse:"):
-            from customer_lens import warehouse
+            from customer_lens.local import warehouse
 
             return warehouse.url(self.url.removeprefix("warehouse:"), cfg)
         if not self.url:

@@ -15,8 +15,8 @@ from __future__ import annotations
 from pathlib import Path, PurePosixPath
 from urllib.parse import quote
 
-from customer_lens import settings as settings_mod
-from customer_lens.plugin_page import URL_PREFIX, queries, render
+from customer_lens.airflow.plugin_page import URL_PREFIX, queries, render
+from customer_lens.config import settings as settings_mod
 
 ICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="currentColor" '
@@ -81,7 +81,7 @@ def create_app(cfg: settings_mod.Settings | None = None):
     def lens_page() -> HTMLResponse:
         import psycopg
 
-        from customer_lens import warehouse
+        from customer_lens.local import warehouse
 
         current = settings()
         root = queries.reports_dir(current)

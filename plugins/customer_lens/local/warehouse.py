@@ -37,7 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from customer_lens import settings as settings_mod
+from customer_lens.config import settings as settings_mod
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +64,7 @@ password_encryption = 'scram-sha-256'
 """
 
 # Written at every start: password logins over loopback TCP only; no trust, no replication.
-_HBA_CONF = """# Customer Lens embedded warehouse (rewritten at each start by customer_lens.warehouse).
+_HBA_CONF = """# Customer Lens embedded warehouse (rewritten at each start by customer_lens.local.warehouse).
 # Every login needs its password (SCRAM); the passwords are in ../pgpass, readable by its owner only.
 host    all    all    127.0.0.1/32    scram-sha-256
 host    all    all    ::1/128         scram-sha-256

@@ -20,8 +20,8 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
-from customer_lens import environment as env_mod
-from customer_lens import settings as settings_mod
+from customer_lens.config import environment as env_mod
+from customer_lens.config import settings as settings_mod
 
 log = logging.getLogger(__name__)
 

@@ -28,7 +28,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from customer_lens import settings as settings_mod
+from customer_lens.config import settings as settings_mod
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class MartSpec:
     # ``meta: {guard: {requires: [service.tickets]}}``: the data contract's entities whose records it
     # shows; without one of them configured it is empty by design ("not applicable").
     requires: tuple[str, ...] = ()
-    # Why it may be empty in this installation: the required inputs no source gives (customer_lens.contract).
+    # Why it may be empty in this installation: the required inputs no source gives (customer_lens.config.contract).
     not_applicable: str | None = None
     # ``meta: {guard: {row_count_drift: false}}``: its row count is no figure to hold against the baseline's
     # (restatements_pending: empty on most days).
@@ -75,11 +75,11 @@ def load_marts(cfg: settings_mod.Settings | None = None, *, parse: bool = True) 
     """
     cfg = cfg or settings_mod.load()
     if parse:
-        from customer_lens import transform
+        from customer_lens.transform import builds
 
-        transform.run_dbt(["parse", "--quiet"])
+        builds.run_dbt(["parse", "--quiet"])
     manifest = json.loads(manifest_path(cfg).read_text())
-    from customer_lens import contract, source_config
+    from customer_lens.config import contract, source_config
 
     return mark_not_applicable(marts_from_manifest(manifest), contract.absent(source_config.load(cfg=cfg)))
 

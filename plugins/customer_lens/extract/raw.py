@@ -19,8 +19,8 @@ import datetime as dt
 
 from psycopg import Connection, errors, sql
 
-from customer_lens import contract
-from customer_lens.source_config import PG_TYPE_NAMES, Column, Entity, Source
+from customer_lens.config import contract
+from customer_lens.config.source_config import PG_TYPE_NAMES, Column, Entity, Source
 
 METADATA_COLUMNS = (
     ("_batch_id", "uuid not null"),
@@ -360,7 +360,7 @@ def check_unconfigured(conn: Connection, sources: dict[str, Source], origin: str
 def ensure_unconfigured(conn: Connection, sources: dict[str, Source]) -> list[str]:
     """Put the canonical entities no source gives in the raw layer; returns what stands in for what.
 
-    An entity of the data contract (customer_lens.contract) that the sources configuration lacks is an
+    An entity of the data contract (customer_lens.config.contract) that the sources configuration lacks is an
     empty table of the contract's columns (commented as such), so every dbt model builds and what depends
     on it is empty: no service source, no complaints. Some are derived instead, as views
     (``contract.derived``): the orders and their lines from a transaction-line grain (ids from the order
@@ -395,7 +395,7 @@ def ensure_unconfigured(conn: Connection, sources: dict[str, Source]) -> list[st
             query = _from_transactions(entity_name, sources[origin_source].entity(origin_entity))
         else:
             query = _customers_from_orders()
-        _ensure_view(conn, target, query, f"{_DERIVED} from {origin} (customer_lens.raw)")
+        _ensure_view(conn, target, query, f"{_DERIVED} from {origin} (customer_lens.extract.raw)")
         notes.append(f"{key}: derived from {origin}")
     if "sales.transactions" in derived.values():
         (left_out,) = conn.execute(f"select count(*) from {_TRANSACTIONS} where customer_id is null").fetchone()

@@ -1,4 +1,4 @@
-"""What the Customer Lens page shows, read from the ``lens_audit`` tables (DDL in ``customer_lens.audit``).
+"""What the Customer Lens page shows, read from the ``lens_audit`` tables (DDL in ``customer_lens.guard.audit``).
 
 Read-only: the page never creates the audit schema; before the first ``lens run`` (or with an audit
 schema from before a table existed) it reports that there is no baseline yet.
@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-from customer_lens import settings as settings_mod
-from customer_lens import warehouse
+from customer_lens.config import settings as settings_mod
+from customer_lens.local import warehouse
 
 AUDIT_TABLES = ("baselines", "baseline_kpi_values", "validation_runs", "validation_failures")
 RECENT_VALIDATIONS = 10
