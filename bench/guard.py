@@ -42,20 +42,17 @@ def _checks_sql(mart: quality.MartSpec, schema: str, config: quality.GuardConfig
             continue
         listed = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
         aggregates.append(f'count(*) filter (where "{column}"::text not in ({listed}))')
-    for kind, args in quality.BUSINESS_CHECKS.get(mart.name, []):
-        if kind == "between" and args[0] in mart.columns:
-            column, low, high = args
+    for check in mart.checks:
+        if check.unexpected_rows is None and check.column in mart.columns:
             cond = " or ".join(
                 c
                 for c in (
-                    (f'"{column}" < {low}' if low is not None else ""),
-                    (f'"{column}" > {high}' if high is not None else ""),
+                    (f'"{check.column}" < {check.low}' if check.low is not None else ""),
+                    (f'"{check.column}" > {check.high}' if check.high is not None else ""),
                 )
                 if c
             )
             aggregates.append(f"count(*) filter (where {cond})")
-        elif kind == "rows":
-            aggregates.append(f"count(*) filter (where {args[1]})")
     queries = [f"select {', '.join(aggregates)} from {table}"]
     queries.append(
         "select column_name, data_type from information_schema.columns "

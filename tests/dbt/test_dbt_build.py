@@ -155,8 +155,9 @@ def test_marts_enforce_their_column_constraints(dbt_warehouse, docs) -> None:
                 for constraint in spec.get("constraints") or []:
                     if constraint["type"] == "not_null":
                         value, error = "null", psycopg.errors.NotNullViolation
-                    elif constraint["type"] == "check" and constraint["expression"] == f"{column} >= 0":
-                        value, error = "-1", psycopg.errors.CheckViolation
+                    elif constraint["type"] == "check" and constraint["expression"].startswith(f"{column} >= "):
+                        lowest = int(constraint["expression"].removeprefix(f"{column} >= "))
+                        value, error = str(lowest - 1), psycopg.errors.CheckViolation
                     else:
                         continue
                     declared += 1

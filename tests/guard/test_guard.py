@@ -66,15 +66,29 @@ DAMAGE = [
         "key (customer_id, snapshot_date) unique",
     ),
     (
-        "value out of range",
+        "value not accepted",
         f"update {CANDIDATE}.customer_segments set r_score = 7 where customer_id = (select min(customer_id) "
         f"from {CANDIDATE}.customer_segments)",
-        "customer_segments.r_score: expect_column_values_to_be_between",
+        "customer_segments.r_score: expect_column_values_to_be_in_set",
     ),
     (
-        "broken identity",
+        "value out of range",  # values_between in the yml
+        f"update {CANDIDATE}.nps_by_segment set nps = 150 where month_start_date = "
+        f"(select max(month_start_date) from {CANDIDATE}.nps_by_segment) and rfm_segment = 'all'",
+        "nps_by_segment.nps: expect_column_values_to_be_between",
+    ),
+    (
+        "broken identity",  # expression_is_true in the yml
         f"update {CANDIDATE}.nps_by_segment set promoters = promoters + 1 where nps_responses > 0",
-        "promoters + passives + detractors <> responses",
+        "(promoters + passives + detractors = nps_responses)",
+    ),
+    (
+        "groups no longer add up",  # group_sums_match_total in the yml
+        f"update {CANDIDATE}.guerrilla_metrics set revenue = revenue + 100 where group_type = 'value_tier' "
+        f"and period_type = 'month' and period_start_date = (select max(period_start_date) "
+        f"from {CANDIDATE}.guerrilla_metrics) and group_value = (select min(group_value) "
+        f"from {CANDIDATE}.guerrilla_metrics where group_type = 'value_tier')",
+        "the group_type groups' revenue add up to the all row",
     ),
     (
         "row count drift",

@@ -3,11 +3,13 @@
 What is guarded comes from the dbt project itself (:func:`load_marts` reads dbt's manifest): every
 model under ``models/marts`` that is a table. Each mart gets **default checks** without anyone writing
 a suite — not empty, its documented columns and their types, its primary key (the model's
-``primary_key`` constraint) not null and unique, its yml's ``accepted_values`` — plus, once a baseline
-exists, its row count within a tolerance of the baseline's. The marts of the BI contract add
-**business checks** in :data:`BUSINESS_CHECKS` (value ranges and identities) and the snapshot as a
-whole is held against the baseline: the headline KPIs (:data:`KPIS`) within their tolerances, closed
-past months unchanged (:data:`CLOSED_PERIOD_CHECKS`), no segment vanishing (:data:`VANISHING_CHECKS`).
+``primary_key`` constraint) not null and unique — plus the rules its yml declares (:class:`DeclaredCheck`):
+``accepted_values``, the value ranges and identities of its data tests (``non_negative``,
+``values_between``, ``expression_is_true``, ``group_sums_match_total``) and its ``check`` constraints. Each
+rule is written once, in the yml; dbt checks it as it builds, the guard again on the frozen snapshot. What
+dbt cannot express is here: once a baseline exists, each mart's row count within a tolerance of the
+baseline's, the headline KPIs (:data:`KPIS`) within their tolerances, closed past months unchanged
+(:data:`CLOSED_PERIOD_CHECKS`), no segment vanishing (:data:`VANISHING_CHECKS`).
 
 Every expectation runs as SQL inside PostgreSQL (GX's SQLAlchemy execution engine; the hand-written
 checks are ``UnexpectedRowsExpectation`` queries). Baseline figures are read from the baseline
@@ -37,6 +39,18 @@ log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
+class DeclaredCheck:
+    """A rule of the mart's yml the guard holds the snapshot to: a value range of ``column``, or a query over
+    ``{batch}`` whose rows are violations."""
+
+    description: str
+    column: str | None = None
+    low: float | None = None
+    high: float | None = None
+    unexpected_rows: str | None = None
+
+
+@dataclass(frozen=True)
 class MartSpec:
     """One mart as the dbt project documents it."""
 
@@ -55,6 +69,8 @@ class MartSpec:
     # ``meta: {guard: {row_count_drift: false}}``: its row count is no figure to hold against the baseline's
     # (restatements_pending: empty on most days).
     row_count_drift: bool = True
+    # The value ranges and identities its yml declares (data tests and check constraints).
+    checks: tuple[DeclaredCheck, ...] = ()
 
     @property
     def public_columns(self) -> list[str]:
@@ -96,50 +112,103 @@ def mark_not_applicable(marts: list[MartSpec], absent: list[str]) -> list[MartSp
     return result
 
 
+def _rows_where_not(condition: str, *, null_passes: bool) -> str:
+    """The rows of the batch that break ``condition`` (a check constraint lets null pass, a test does not)."""
+    broken = f"not ({condition})" if null_passes else f"not coalesce(({condition}), false)"
+    return f"select * from {{batch}} where {broken} limit 20"
+
+
+def check_from_test(test: dict[str, Any]) -> DeclaredCheck | None:
+    """The guard's form of one of the project's generic data tests (None: not one the guard repeats)."""
+    meta = test.get("test_metadata") or {}
+    kwargs = meta.get("kwargs") or {}
+    column = test.get("column_name") or kwargs.get("column_name")
+    name = meta.get("name")
+    if name == "non_negative":
+        return DeclaredCheck(f"{column} >= 0", column, low=0)
+    if name == "values_between":
+        low, high = kwargs.get("min_value"), kwargs.get("max_value")
+        return DeclaredCheck(f"{column} between {low} and {high}", column, low=low, high=high)
+    if name == "expression_is_true":
+        expression = kwargs["expression"]
+        return DeclaredCheck(expression, unexpected_rows=_rows_where_not(expression, null_passes=False))
+    if name == "group_sums_match_total":
+        parts = ", ".join(kwargs["partition_by"])
+        group, total = kwargs["group_column"], kwargs.get("total_group", "all")
+        query = (
+            f"select {parts}, {group}, sum({column}) as group_sum, max(total) as total from ("
+            f"select {parts}, {group}, {column}, sum({column}) filter (where {group} = '{total}') "
+            f"over (partition by {parts}) as total from {{batch}}) as rows_with_total "
+            f"where {group} <> '{total}' group by {parts}, {group} "
+            f"having abs(coalesce(sum({column}), 0) - coalesce(max(total), 0)) > 0.01"
+        )
+        return DeclaredCheck(f"the {group} groups' {column} add up to the {total} row", unexpected_rows=query)
+    return None
+
+
+def _declared_checks(node: dict[str, Any], tests: list[dict[str, Any]]) -> tuple[DeclaredCheck, ...]:
+    """The checks of a mart's yml: its data tests the guard repeats and its ``check`` constraints."""
+    checks = [check for test in tests if (check := check_from_test(test)) is not None]
+    constraints = list(node.get("constraints") or [])
+    constraints += [c for col in node["columns"].values() for c in col.get("constraints") or []]
+    for constraint in constraints:
+        if constraint.get("type") == "check" and constraint.get("expression"):
+            expression = constraint["expression"]
+            checks.append(DeclaredCheck(expression, unexpected_rows=_rows_where_not(expression, null_passes=True)))
+    return tuple(checks)
+
+
+def _primary_key(node: dict[str, Any]) -> tuple[str, ...]:
+    """The model's ``primary_key`` constraint (model-level, or on its columns)."""
+    for constraint in node.get("constraints") or []:
+        if constraint.get("type") == "primary_key" and constraint.get("columns"):
+            return tuple(constraint["columns"])
+    return tuple(
+        name
+        for name, col in node["columns"].items()
+        for constraint in col.get("constraints") or []
+        if constraint["type"] == "primary_key"
+    )
+
+
+def _accepted_values(tests: list[dict[str, Any]]) -> dict[str, tuple[str, ...]]:
+    accepted: dict[str, tuple[str, ...]] = {}
+    for test in tests:
+        meta = test.get("test_metadata") or {}
+        if meta.get("name") == "accepted_values" and test.get("column_name"):
+            values = (meta.get("kwargs") or {}).get("values") or []
+            accepted[test["column_name"]] = tuple(str(v) for v in values)
+    return accepted
+
+
+def _mart_spec(node: dict[str, Any], tests: list[dict[str, Any]]) -> MartSpec:
+    guard_meta = (node.get("config", {}).get("meta") or node.get("meta") or {}).get("guard") or {}
+    return MartSpec(
+        node["name"],
+        columns={name: (col.get("data_type") or "").lower() for name, col in node["columns"].items()},
+        primary_key=_primary_key(node),
+        pii_columns=frozenset(n for n, col in node["columns"].items() if (col.get("meta") or {}).get("pii")),
+        accepted_values=_accepted_values(tests),
+        allow_empty=bool(guard_meta.get("allow_empty")),
+        requires=tuple(guard_meta.get("requires") or ()),
+        row_count_drift=bool(guard_meta.get("row_count_drift", True)),
+        checks=_declared_checks(node, tests),
+    )
+
+
 def marts_from_manifest(manifest: dict[str, Any]) -> list[MartSpec]:
+    """Every table (or incremental) model under ``models/marts``, as the guard sees it."""
     tests_by_model: dict[str, list[dict]] = {}
     for node in manifest["nodes"].values():
         if node["resource_type"] == "test" and node.get("attached_node"):
             tests_by_model.setdefault(node["attached_node"], []).append(node)
-    marts = []
-    for uid, node in manifest["nodes"].items():
-        if node["resource_type"] != "model" or "marts" not in node["fqn"][1:-1]:
-            continue
-        if node["config"].get("materialized") not in ("table", "incremental"):
-            continue
-        columns = {name: (col.get("data_type") or "").lower() for name, col in node["columns"].items()}
-        key: tuple[str, ...] = ()
-        for constraint in node.get("constraints") or []:
-            if constraint.get("type") == "primary_key":
-                key = tuple(constraint.get("columns") or ())
-        if not key:
-            key = tuple(
-                n
-                for n, col in node["columns"].items()
-                for c in col.get("constraints") or []
-                if c["type"] == "primary_key"
-            )
-        accepted: dict[str, tuple[str, ...]] = {}
-        for test in tests_by_model.get(uid, []):
-            meta = test.get("test_metadata") or {}
-            if meta.get("name") == "accepted_values" and test.get("column_name"):
-                values = (meta.get("kwargs") or {}).get("values") or []
-                accepted[test["column_name"]] = tuple(str(v) for v in values)
-        pii = frozenset(n for n, col in node["columns"].items() if (col.get("meta") or {}).get("pii"))
-        guard_meta = (node.get("config", {}).get("meta") or node.get("meta") or {}).get("guard") or {}
-        requires = tuple(guard_meta.get("requires") or ())
-        marts.append(
-            MartSpec(
-                node["name"],
-                columns,
-                key,
-                pii,
-                accepted,
-                bool(guard_meta.get("allow_empty")),
-                requires,
-                row_count_drift=bool(guard_meta.get("row_count_drift", True)),
-            )
-        )
+    marts = [
+        _mart_spec(node, tests_by_model.get(uid, []))
+        for uid, node in manifest["nodes"].items()
+        if node["resource_type"] == "model"
+        and "marts" in node["fqn"][1:-1]
+        and node["config"].get("materialized") in ("table", "incremental")
+    ]
     return sorted(marts, key=lambda m: m.name)
 
 
@@ -304,94 +373,6 @@ def read_baseline(conn, baseline_no: int, schema: str, marts: list[MartSpec]) ->
 
 # --- the suites --------------------------------------------------------------------------------------
 
-# Business checks of the BI marts: mart -> list of (kind, arguments). Kinds:
-#   between: (column, min, max)            values in range (nulls allowed)
-#   rows:    (name, where-clause)          rows matching the clause are violations
-BUSINESS_CHECKS: dict[str, list[tuple[str, tuple]]] = {
-    "customers": [
-        ("between", ("lifetime_orders", 0, None)),
-        ("between", ("lifetime_revenue", 0, None)),
-        ("between", ("lifetime_complaints", 0, None)),
-        ("between", ("complaints_last_90_days", 0, None)),
-        ("rows", ("recent complaints exceed lifetime complaints", "complaints_last_90_days > lifetime_complaints")),
-        ("rows", ("first order after last order", "first_order_date > last_order_date")),
-        ("between", ("last_nps_score", 0, 10)),
-    ],
-    "customer_segments": [
-        ("between", ("r_score", 1, 5)),
-        ("between", ("f_score", 1, 5)),
-        ("between", ("m_score", 1, 5)),
-        ("between", ("recency_days", 0, None)),
-        ("between", ("frequency_orders", 1, None)),
-    ],
-    "customer_lifetime_value": [
-        ("between", ("frequency", 0, None)),
-        ("between", ("recency", 0, None)),
-        ("between", ("monetary_value", 0, None)),
-        ("rows", ("recency beyond T", "recency > t")),
-    ],
-    "segment_migrations": [("between", ("customers", 1, None))],
-    "complaint_trends": [
-        ("between", ("complaints", 0, None)),
-        ("between", ("complaints_per_100_active_customers", 0, None)),
-        ("between", ("reopen_rate_pct", 0, 100)),
-        ("between", ("median_first_reply_hours", 0, None)),
-        ("between", ("median_resolution_hours", 0, None)),
-    ],
-    "guerrilla_metrics": [
-        *[
-            ("between", (c, 0, None))
-            for c in (
-                "active_customers",
-                "new_customers",
-                "lost_customers",
-                "renewals",
-                "orders",
-                "tickets",
-                "complaints",
-                "referrals",
-                "nps_responses",
-                "promoters",
-            )
-        ],
-        ("between", ("promoter_share_pct", 0, 100)),
-        ("rows", ("promoters exceed answers", "promoters > nps_responses")),
-    ],
-    "renewals_by_reason": [("between", ("renewals", 1, None)), ("between", ("renewal_value", 0, None))],
-    "lost_customer_review": [
-        ("between", ("value_rank", 1, None)),
-        ("between", ("tenure_days", 0, None)),
-        ("between", ("complaints_before_loss", 0, None)),
-        ("between", ("last_nps_score", 0, 10)),
-    ],
-    "nps_by_segment": [
-        ("between", ("nps", -100, 100)),
-        ("between", ("csat_pct", 0, 100)),
-        ("between", ("nps_responses", 0, None)),
-        (
-            "rows",
-            ("promoters + passives + detractors <> responses", "promoters + passives + detractors <> nps_responses"),
-        ),
-        ("rows", ("satisfied CSAT answers exceed CSAT answers", "csat_satisfied_responses > csat_responses")),
-    ],
-}
-
-# Identities across rows (hand-written SQL; a returned row is a violation): mart -> [(name, query)].
-IDENTITY_CHECKS: dict[str, list[tuple[str, str]]] = {
-    "guerrilla_metrics": [
-        (
-            "groups add up to the company total",
-            "select period_type, period_start_date, group_type, sum(revenue) as group_revenue, "
-            "max(total_revenue) as total_revenue from ("
-            " select period_type, period_start_date, group_type, revenue,"
-            " sum(revenue) filter (where group_type = 'all') over (partition by period_type, period_start_date)"
-            " as total_revenue from {batch}) as x "
-            "where group_type <> 'all' group by 1, 2, 3 "
-            "having abs(coalesce(sum(revenue), 0) - coalesce(max(total_revenue), 0)) > 0.01",
-        ),
-    ],
-}
-
 # GX's names for the PostgreSQL types of the contracts (SQLAlchemy's reflected type class names).
 _GX_TYPES = {
     "bigint": "BIGINT",
@@ -422,33 +403,27 @@ def _literal(value: Any) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def build_suite(
-    mart: MartSpec,
-    *,
-    config: GuardConfig,
-    baseline: Baseline | None,
-    baseline_schema: str | None = None,
-    restated_from: dt.date | None = None,
-) -> Any:
-    """The GX ``ExpectationSuite`` of one mart: default checks, business checks, drift vs baseline."""
-    import great_expectations as gx
+def _tag(check: str, **details: Any) -> dict[str, Any]:
+    """The ``meta`` of an expectation: which kind of check it is (for summaries), and its details."""
+    return {"lens_check": check, **details}
+
+
+def _default_expectations(mart: MartSpec) -> list[Any]:
+    """Not empty, the documented columns and types, the primary key, the accepted values."""
     import great_expectations.expectations as gxe
 
     exps: list[Any] = []
-    meta = lambda check, **kw: {"lens_check": check, **kw}  # noqa: E731 — a tag per expectation, for summaries
-
-    # default checks
     if not mart.allow_empty:
-        exps.append(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=meta("not empty")))
-    exps.append(gxe.ExpectTableColumnsToMatchSet(column_set=list(mart.columns), exact_match=True, meta=meta("columns")))
+        exps.append(gxe.ExpectTableRowCountToBeBetween(min_value=1, meta=_tag("not empty")))
+    exps.append(gxe.ExpectTableColumnsToMatchSet(column_set=list(mart.columns), exact_match=True, meta=_tag("columns")))
     for column, data_type in mart.columns.items():
         gx_type = _gx_type(data_type)
         if gx_type:
-            exps.append(gxe.ExpectColumnValuesToBeOfType(column=column, type_=gx_type, meta=meta("type")))
+            exps.append(gxe.ExpectColumnValuesToBeOfType(column=column, type_=gx_type, meta=_tag("type")))
     for column in mart.primary_key:
-        exps.append(gxe.ExpectColumnValuesToNotBeNull(column=column, meta=meta("key not null")))
+        exps.append(gxe.ExpectColumnValuesToNotBeNull(column=column, meta=_tag("key not null")))
     if len(mart.primary_key) == 1:
-        exps.append(gxe.ExpectColumnValuesToBeUnique(column=mart.primary_key[0], meta=meta("key unique")))
+        exps.append(gxe.ExpectColumnValuesToBeUnique(column=mart.primary_key[0], meta=_tag("key unique")))
     elif mart.primary_key:
         key = ", ".join(mart.primary_key)
         exps.append(
@@ -457,107 +432,156 @@ def build_suite(
                     f"select {key}, count(*) as copies from {{batch}} group by {key} having count(*) > 1"
                 ),
                 description=f"key ({key}) unique",
-                meta=meta("key unique", columns=list(mart.primary_key)),
+                meta=_tag("key unique", columns=list(mart.primary_key)),
             )
         )
     for column, values in mart.accepted_values.items():
         if any("{{" in v for v in values):  # values from a dbt var: the dbt test itself covers them
             continue
         exps.append(
-            gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values), meta=meta("accepted values"))
+            gxe.ExpectColumnValuesToBeInSet(column=column, value_set=list(values), meta=_tag("accepted values"))
         )
+    return exps
 
-    # business checks
-    for kind, args in BUSINESS_CHECKS.get(mart.name, []):
-        if kind == "between":
-            column, low, high = args
-            if column in mart.columns:
-                exps.append(
-                    gxe.ExpectColumnValuesToBeBetween(column=column, min_value=low, max_value=high, meta=meta("range"))
-                )
-        else:
-            name, where = args
+
+def _declared_expectations(mart: MartSpec) -> list[Any]:
+    """The value ranges and identities the mart's yml declares."""
+    import great_expectations.expectations as gxe
+
+    exps: list[Any] = []
+    for check in mart.checks:
+        if check.unexpected_rows:
             exps.append(
                 gxe.UnexpectedRowsExpectation(
-                    unexpected_rows_query=f"select * from {{batch}} where {where} limit 20",
-                    description=name,
-                    meta=meta("identity"),
+                    unexpected_rows_query=check.unexpected_rows, description=check.description, meta=_tag("identity")
                 )
             )
-    for name, query in IDENTITY_CHECKS.get(mart.name, []):
-        exps.append(gxe.UnexpectedRowsExpectation(unexpected_rows_query=query, description=name, meta=meta("identity")))
+        elif check.column in mart.columns:
+            exps.append(
+                gxe.ExpectColumnValuesToBeBetween(
+                    column=check.column, min_value=check.low, max_value=check.high, meta=_tag("range")
+                )
+            )
+    return exps
 
-    # drift against the baseline
-    if baseline is not None and mart.row_count_drift and mart.name in baseline.row_counts:
-        base = baseline.row_counts[mart.name]
-        tol = config.row_count_tolerance
+
+def _kpi_expectations(mart: MartSpec, config: GuardConfig, baseline: Baseline) -> list[Any]:
+    """The headline KPIs computed from this mart, each within its tolerance of the baseline's value."""
+    import great_expectations.expectations as gxe
+
+    exps: list[Any] = []
+    for kpi, (kpi_mart, query) in KPIS.items():
+        if kpi_mart != mart.name or baseline.kpis.get(kpi) is None:
+            continue
+        base_value = Decimal(baseline.kpis[kpi])
+        tol_value = Decimal(str(config.kpi_tolerance.get(kpi, 0.1)))
+        margin = tol_value if kpi in ABSOLUTE_KPIS else abs(base_value) * tol_value
+        low, high = base_value - margin, base_value + margin
         exps.append(
-            gxe.ExpectTableRowCountToBeBetween(
-                min_value=int(base * (1 - tol)),
-                max_value=int(base * (1 + tol)) + 1,
-                meta=meta("row count drift", baseline=base, tolerance=tol),
+            gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=(
+                    f"select '{kpi}' as kpi, value from ({query.format(table='{batch}')}) k(value) "
+                    f"where value is null or value not between {low} and {high}"
+                ),
+                description=f"KPI {kpi} within {tol_value}{' points' if kpi in ABSOLUTE_KPIS else ' (share)'} "
+                f"of baseline #{baseline.baseline_no} ({base_value})",
+                meta=_tag("kpi drift", kpi=kpi, baseline=str(base_value), low=str(low), high=str(high)),
             )
         )
-        for kpi, (kpi_mart, query) in KPIS.items():
-            if kpi_mart != mart.name or baseline.kpis.get(kpi) is None:
-                continue
-            base_value = Decimal(baseline.kpis[kpi])
-            tol_value = Decimal(str(config.kpi_tolerance.get(kpi, 0.1)))
-            margin = tol_value if kpi in ABSOLUTE_KPIS else abs(base_value) * tol_value
-            low, high = base_value - margin, base_value + margin
-            exps.append(
-                gxe.UnexpectedRowsExpectation(
-                    unexpected_rows_query=(
-                        f"select '{kpi}' as kpi, value from ({query.format(table='{batch}')}) k(value) "
-                        f"where value is null or value not between {low} and {high}"
-                    ),
-                    description=f"KPI {kpi} within {tol_value}{' points' if kpi in ABSOLUTE_KPIS else ' (share)'} "
-                    f"of baseline #{baseline.baseline_no} ({base_value})",
-                    meta=meta("kpi drift", kpi=kpi, baseline=str(base_value), low=str(low), high=str(high)),
-                )
-            )
-        if mart.name in CLOSED_PERIOD_CHECKS and baseline_schema:
-            keys, end_column, where, figures = CLOSED_PERIOD_CHECKS[mart.name]
-            if restated_from is not None:  # asked for: the periods from it on may change
-                where += f" and {end_column} < date '{restated_from.isoformat()}'"
-            key_list = ", ".join(keys)
-            sums = ", ".join(f"sum({f}) as {f}" for f in figures)
-            tol = config.closed_period_tolerance
-            differs = " or ".join(
-                f"abs(coalesce(c.{f}, 0) - b.{f}) > greatest({tol} * abs(b.{f}), 0.01)" for f in figures
-            )
-            base_table = f'"{baseline_schema}"."{mart.name}"'
-            restated = f", restated from {restated_from:%Y-%m}" if restated_from else ""
-            exps.append(
-                gxe.UnexpectedRowsExpectation(
-                    unexpected_rows_query=(
-                        f"with b as (select {key_list}, {sums} from {base_table} where {where} group by {key_list}), "
-                        f"c as (select {key_list}, {sums} from {{batch}} as candidate_rows where {where} "
-                        f"group by {key_list}) "
-                        f"select b.*, {', '.join(f'c.{f} as candidate_{f}' for f in figures)} "
-                        f"from b left join c using ({key_list}) where c.{keys[0]} is null or {differs}"
-                    ),
-                    description=f"closed past periods unchanged (within {tol:.1%}) vs baseline "
-                    f"#{baseline.baseline_no}{restated}",
-                    meta=meta("closed periods"),
-                )
-            )
-        for column, where in VANISHING_CHECKS.get(mart.name, []):
-            values = baseline.present_values.get((mart.name, column))
-            if not values:
-                continue
-            listed = ", ".join(f"({_literal(v)})" for v in values)
-            exps.append(
-                gxe.UnexpectedRowsExpectation(
-                    unexpected_rows_query=(
-                        f"select v.value as vanished_{column} from (values {listed}) as v(value) where v.value not in "
-                        f"(select {column}::text from {{batch}} where {column} is not null and ({where}))"
-                    ),
-                    description=f"no {column} of baseline #{baseline.baseline_no} vanishes",
-                    meta=meta("vanished values", column=column),
-                )
-            )
+    return exps
 
+
+def _closed_period_expectation(
+    mart: MartSpec, config: GuardConfig, baseline: Baseline, baseline_schema: str, restated_from: dt.date | None
+) -> Any:
+    """Closed past periods of a period mart unchanged against the baseline, except the restated ones."""
+    import great_expectations.expectations as gxe
+
+    keys, end_column, where, figures = CLOSED_PERIOD_CHECKS[mart.name]
+    if restated_from is not None:  # asked for: the periods from it on may change
+        where += f" and {end_column} < date '{restated_from.isoformat()}'"
+    key_list = ", ".join(keys)
+    sums = ", ".join(f"sum({f}) as {f}" for f in figures)
+    tol = config.closed_period_tolerance
+    differs = " or ".join(f"abs(coalesce(c.{f}, 0) - b.{f}) > greatest({tol} * abs(b.{f}), 0.01)" for f in figures)
+    base_table = f'"{baseline_schema}"."{mart.name}"'
+    restated = f", restated from {restated_from:%Y-%m}" if restated_from else ""
+    return gxe.UnexpectedRowsExpectation(
+        unexpected_rows_query=(
+            f"with b as (select {key_list}, {sums} from {base_table} where {where} group by {key_list}), "
+            f"c as (select {key_list}, {sums} from {{batch}} as candidate_rows where {where} "
+            f"group by {key_list}) "
+            f"select b.*, {', '.join(f'c.{f} as candidate_{f}' for f in figures)} "
+            f"from b left join c using ({key_list}) where c.{keys[0]} is null or {differs}"
+        ),
+        description=f"closed past periods unchanged (within {tol:.1%}) vs baseline #{baseline.baseline_no}{restated}",
+        meta=_tag("closed periods"),
+    )
+
+
+def _vanishing_expectations(mart: MartSpec, baseline: Baseline) -> list[Any]:
+    """No value of the baseline's current snapshot (a segment, a group) vanishes."""
+    import great_expectations.expectations as gxe
+
+    exps: list[Any] = []
+    for column, where in VANISHING_CHECKS.get(mart.name, []):
+        values = baseline.present_values.get((mart.name, column))
+        if not values:
+            continue
+        listed = ", ".join(f"({_literal(v)})" for v in values)
+        exps.append(
+            gxe.UnexpectedRowsExpectation(
+                unexpected_rows_query=(
+                    f"select v.value as vanished_{column} from (values {listed}) as v(value) where v.value not in "
+                    f"(select {column}::text from {{batch}} where {column} is not null and ({where}))"
+                ),
+                description=f"no {column} of baseline #{baseline.baseline_no} vanishes",
+                meta=_tag("vanished values", column=column),
+            )
+        )
+    return exps
+
+
+def _drift_expectations(
+    mart: MartSpec,
+    config: GuardConfig,
+    baseline: Baseline,
+    baseline_schema: str | None,
+    restated_from: dt.date | None,
+) -> list[Any]:
+    """The mart held against the baseline (which has it): row count, KPIs, closed periods, vanishing values."""
+    import great_expectations.expectations as gxe
+
+    base = baseline.row_counts[mart.name]
+    tol = config.row_count_tolerance
+    exps: list[Any] = [
+        gxe.ExpectTableRowCountToBeBetween(
+            min_value=int(base * (1 - tol)),
+            max_value=int(base * (1 + tol)) + 1,
+            meta=_tag("row count drift", baseline=base, tolerance=tol),
+        )
+    ]
+    exps += _kpi_expectations(mart, config, baseline)
+    if mart.name in CLOSED_PERIOD_CHECKS and baseline_schema:
+        exps.append(_closed_period_expectation(mart, config, baseline, baseline_schema, restated_from))
+    exps += _vanishing_expectations(mart, baseline)
+    return exps
+
+
+def build_suite(
+    mart: MartSpec,
+    *,
+    config: GuardConfig,
+    baseline: Baseline | None,
+    baseline_schema: str | None = None,
+    restated_from: dt.date | None = None,
+) -> Any:
+    """The GX ``ExpectationSuite`` of one mart: default checks, the yml's rules, drift vs baseline."""
+    import great_expectations as gx
+
+    exps = _default_expectations(mart) + _declared_expectations(mart)
+    if baseline is not None and mart.row_count_drift and mart.name in baseline.row_counts:
+        exps += _drift_expectations(mart, config, baseline, baseline_schema, restated_from)
     suite = gx.ExpectationSuite(name=f"lens_{mart.name}")
     for exp in exps:
         suite.add_expectation(exp)
