@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from airflow.sdk import Asset, dag, task
 
+from customer_lens.airflow.assets import MARTS, mart_asset
 from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
-from customer_lens.airflow.transform_dags import MARTS, mart_asset
 
 BASELINE = Asset(name="analytics_baseline", uri="x-lens://analytics/baseline")
 

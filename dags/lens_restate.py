@@ -13,8 +13,9 @@ from __future__ import annotations
 
 from airflow.sdk import Param, dag, task
 
+from customer_lens.airflow.assets import MARTS, mart_asset
 from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
-from customer_lens.airflow.transform_dags import MARTS, LensDbtBuildOperator, mart_asset
+from customer_lens.airflow.transform_dags import LensDbtBuildOperator
 
 
 @dag(

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from airflow.sdk import dag
 
+from customer_lens.airflow.assets import MARTS, mart_asset, raw_assets
 from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, START_DATE, TAG
-from customer_lens.airflow.transform_dags import MARTS, LensDbtBuildOperator, mart_asset, raw_assets
+from customer_lens.airflow.transform_dags import LensDbtBuildOperator
 
 RAW_ASSETS = raw_assets()  # one per source of the sources file: a source you do not have is not waited for
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -83,4 +85,26 @@ bare()
         ("connects.py", "parse_time_work"),
         ("queries.py", "parse_time_work"),
         ("helpers.py", "no_dag"),
+    }
+
+
+def test_only_the_dags_that_run_dbt_load_cosmos_operators_when_parsed() -> None:
+    """Parsing is what the scheduler does every few seconds: Cosmos' operators only where a task builds.
+    (Airflow itself loads Cosmos' plugin and constants, for every DAG file; the operators are what a DAG
+    file adds.)"""
+    probe = "import runpy, sys; runpy.run_path(sys.argv[1]); print('cosmos.operators.local' in sys.modules)"
+    loads_operators = {}
+    for name in ("lens_guard", "lens_extract", "lens_baseline_rollback", "lens_transform"):
+        proc = subprocess.run(
+            [sys.executable, "-c", probe, str(REPO / "dags" / f"{name}.py")],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        loads_operators[name] = proc.stdout.strip().splitlines()[-1] == "True"
+    assert loads_operators == {
+        "lens_guard": False,
+        "lens_extract": False,
+        "lens_baseline_rollback": False,
+        "lens_transform": True,
     }

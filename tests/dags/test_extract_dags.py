@@ -15,7 +15,7 @@ import psycopg
 import pytest
 import yaml
 
-from customer_lens.airflow.dag_defaults import raw_asset_uri
+from customer_lens.airflow.assets import raw_asset_uri
 from customer_lens.local import airflow_cli
 
 DAY1 = dt.datetime(2026, 3, 1, tzinfo=dt.UTC)

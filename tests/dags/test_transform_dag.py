@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 from lens_cli import run_lens
 
-from customer_lens.airflow.transform_dags import MARTS
+from customer_lens.airflow.assets import MARTS
 from customer_lens.config import environment
 from customer_lens.local import airflow_cli
 

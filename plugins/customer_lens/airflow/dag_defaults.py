@@ -23,8 +23,3 @@ DEFAULT_ARGS = {
     # Log always; webhook / e-mail when configured (customer_lens.guard.alerts).
     "on_failure_callback": on_task_failure,
 }
-
-
-def raw_asset_uri(source_name: str) -> str:
-    """URI of the Airflow Asset an extract DAG updates when a source's raw layer has a new batch."""
-    return f"x-lens://raw/{source_name}"

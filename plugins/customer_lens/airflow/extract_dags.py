@@ -11,9 +11,10 @@ from __future__ import annotations
 import logging
 
 import pendulum
-from airflow.sdk import Asset, CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
 
-from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, TAG, raw_asset_uri
+from customer_lens.airflow.assets import raw_asset, raw_asset_uri
+from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, TAG
 from customer_lens.config import source_config
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def build_dag(source: source_config.Source):
             for entity in source.entities
         ]
 
-        @task(outlets=[Asset(name=f"raw_{source.name}", uri=raw_asset_uri(source.name))])
+        @task(outlets=[raw_asset(source.name)])
         def publish() -> None:
             """Mark the source's raw layer as updated for this interval."""
 

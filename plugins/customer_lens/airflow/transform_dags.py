@@ -15,7 +15,6 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from airflow.sdk import Asset
 from cosmos import ProfileConfig
 from cosmos.constants import InvocationMode
 from cosmos.operators.local import DbtBuildLocalOperator
@@ -23,32 +22,6 @@ from cosmos.operators.local import DbtBuildLocalOperator
 from customer_lens.config import settings as settings_mod
 
 log = logging.getLogger(__name__)
-
-# The marts BI reads (the contract of the models issue); each is an Asset the build updates.
-MARTS = (
-    "customers",
-    "customer_segments",
-    "segment_migrations",
-    "customer_lifetime_value",
-    "complaint_trends",
-    "guerrilla_metrics",
-    "renewals_by_reason",
-    "lost_customer_review",
-    "nps_by_segment",
-)
-
-
-def raw_assets() -> list[Asset]:
-    """The raw-layer Asset of every source of the sources file (what the transform waits for)."""
-    from customer_lens.airflow.dag_defaults import raw_asset_uri
-    from customer_lens.config import source_config
-
-    return [Asset(name=f"raw_{name}", uri=raw_asset_uri(name)) for name in source_config.load()]
-
-
-def mart_asset(name: str) -> Asset:
-    """The Asset of a mart in the candidate schema."""
-    return Asset(name=f"candidate_{name}", uri=f"x-lens://candidate/{name}")
 
 
 def _log_node_finished(event: Any) -> None:
