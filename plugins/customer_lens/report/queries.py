@@ -7,6 +7,7 @@ yet"), or returns nothing where its part of a section is optional.
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 from typing import Any
 
@@ -84,7 +85,7 @@ def current_baseline(db: Db) -> Row | None:
     return None
 
 
-def as_of(db: Db) -> Any:
+def as_of(db: Db) -> dt.date | None:
     """The date the data of the baseline is as of (None before the first)."""
     if db.missing("analytics.customers"):
         return None
@@ -271,7 +272,7 @@ def lost_period(db: Db) -> Row | None:
     )
 
 
-def lost_top(db: Db, period_start) -> list[Row]:
+def lost_top(db: Db, period_start: dt.date) -> list[Row]:
     """The ten most valuable customers lost in a month (by id: the views hold no names)."""
     return db.rows(
         "select value_rank, customer_id, region, country_code, industry, company_size, lost_date, loss_type, "
@@ -331,7 +332,7 @@ def restatements_pending(db: Db) -> list[Row] | None:
 
 def validation_runs(db: Db) -> list[Row]:
     """The last ten validation runs, newest first, each with what became of its snapshot: its baseline
-    (also after an override), else its state. None yet before the audit tables exist."""
+    (also after an override), else its state; none before the audit tables exist."""
     if db.missing("lens_audit.validation_runs", "lens_audit.snapshots", "lens_audit.baselines"):
         return []
     return db.rows(
@@ -343,7 +344,7 @@ def validation_runs(db: Db) -> list[Row]:
     )
 
 
-def validation_failures(db: Db, run_id) -> list[Row] | None:
+def validation_failures(db: Db, run_id: str) -> list[Row] | None:
     """The first 50 failed expectations of a run (None before ``lens_audit.validation_failures`` exists)."""
     if db.missing("lens_audit.validation_failures"):
         return None

@@ -20,7 +20,7 @@ from customer_lens.report.queries import Db, NoData, Row
 LOSS_TYPES = {"no_purchase": "No purchase", "contract_expired": "Expired", "contract_cancelled": "Cancelled"}
 
 
-def pivot(rows: Iterable[Row], outer: str, inner: str) -> dict[Any, dict[Any, Row]]:
+def _pivot(rows: Iterable[Row], outer: str, inner: str) -> dict[Any, dict[Any, Row]]:
     """``rows`` by the value of column ``outer``, then by that of ``inner`` (the last row wins)."""
     found: dict[Any, dict[Any, Row]] = {}
     for r in rows:
@@ -28,7 +28,7 @@ def pivot(rows: Iterable[Row], outer: str, inner: str) -> dict[Any, dict[Any, Ro
     return found
 
 
-def reason_order(by_reason: dict[str, dict[Any, Row]], weight: Callable[[Row], float]) -> list[str]:
+def _reason_order(by_reason: dict[str, dict[Any, Row]], weight: Callable[[Row], float]) -> list[str]:
     """Stated reasons, the heaviest first (summing ``weight`` over their rows), ``not_stated`` last."""
     return sorted(by_reason, key=lambda k: (k == "not_stated", -sum(weight(v) for v in by_reason[k].values())))
 
@@ -222,8 +222,8 @@ def guerrilla(db: Db) -> list[Block]:
     ]
     reasons = queries.renewal_reasons(db)
     if reasons:
-        by_reason = pivot(reasons, "renewal_reason", "period_start_date")
-        order = reason_order(by_reason, lambda v: v["renewals"])
+        by_reason = _pivot(reasons, "renewal_reason", "period_start_date")
+        order = _reason_order(by_reason, lambda v: v["renewals"])
         values = {k: [by_reason[k].get(q, {}).get("renewals", 0) for q in quarters] for k in order}
         fig = charts.reason_bars(labels, values, hover="%{x}: %{y:,} renewals", y_title="renewals")
         blocks.append(Note("3 · Why customers renew: contract renewals per quarter by the reason they gave."))
@@ -372,8 +372,8 @@ def _loss_reasons(reasons: list[Row]) -> list[Block]:
     if not reasons:
         return []
     quarters = sorted({r["period_start_date"] for r in reasons})
-    by_reason = pivot(reasons, "reason", "period_start_date")
-    order = reason_order(by_reason, lambda v: fmt.as_float(v["value"]) or 0)
+    by_reason = _pivot(reasons, "reason", "period_start_date")
+    order = _reason_order(by_reason, lambda v: fmt.as_float(v["value"]) or 0)
     values = {k: [fmt.as_float(by_reason[k].get(q, {}).get("value")) or 0 for q in quarters] for k in order}
     losses = {
         k: [[by_reason[k].get(q, {}).get("losses", 0), fmt.money(v)] for q, v in zip(quarters, values[k], strict=True)]
@@ -456,7 +456,7 @@ def _promotions_table(promotions: list[Row]) -> Table:
 # --- 8. latest validation ---------------------------------------------------------------------------
 
 
-def restatements(db: Db) -> list[Block]:
+def _restatements(db: Db) -> list[Block]:
     """A note on what has arrived for closed periods since they were built (analytics.restatements_pending)."""
     pending = queries.restatements_pending(db)
     if pending is None:
@@ -487,7 +487,7 @@ def validation(db: Db) -> list[Block]:
     if not runs:
         raise NoData("No snapshot has been validated yet.")
     last = runs[0]
-    blocks: list[Block] = [_verdict(last), *restatements(db)]
+    blocks: list[Block] = [_verdict(last), *_restatements(db)]
     if last["report_path"]:
         blocks.append(_report_link(Path(last["report_path"]), db.base))
     if not last["passed"]:
