@@ -10,7 +10,7 @@ One folder per stage of the pipeline, in the order data flows through it:
 - ``transform``: the dbt build of the candidate marts (``builds``);
 - ``guard``: freeze, validate with Great Expectations (``quality``), promote or quarantine (``baseline``),
   the ``lens_audit`` history (``audit``), ``alerts``;
-- ``report``: the offline HTML report of a baseline;
+- ``report``: the offline HTML report of a baseline (``queries``, ``sections``, ``charts``, ``document``);
 - ``airflow``: what the DAG files use (DAG factories, shared defaults, assets, the integrity check, the
   Customer Lens page);
 - ``local``: services on this machine (the embedded warehouse, Airflow's CLI, a local Airflow with its UI).
