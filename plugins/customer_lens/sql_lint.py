@@ -58,10 +58,19 @@ def lint_env(server: warehouse.EmbeddedServer, dbt_dir: Path) -> dict[str, str]:
     }
 
 
-def sqlfluff_args(args: Sequence[str], cwd: Path) -> list[str]:
-    """``args`` with every existing path made absolute: sqlfluff runs in ``dbt_project/``, the caller
-    (pre-commit, a shell) names files relative to its own directory."""
-    return [str((cwd / arg).resolve()) if not arg.startswith("-") and (cwd / arg).exists() else arg for arg in args]
+def sqlfluff_args(args: Sequence[str], cwd: Path, dbt_dir: Path) -> list[str]:
+    """``args`` with every existing path after the sqlfluff command made relative to ``dbt_dir`` (absolute
+    when outside it): sqlfluff runs there, the caller (pre-commit, a shell) names files from ``cwd``."""
+    result: list[str] = []
+    project = dbt_dir.resolve()
+    for arg in args:
+        path = (cwd / arg).resolve()
+        command_seen = any(not earlier.startswith("-") for earlier in result)
+        if arg.startswith("-") or not command_seen or not path.exists():
+            result.append(arg)
+        else:
+            result.append(str(path.relative_to(project)) if path.is_relative_to(project) else str(path))
+    return result
 
 
 def _terminate(signum, frame):  # SIGTERM: unwind through the finally blocks that stop the server
@@ -74,7 +83,7 @@ def run(args: Sequence[str], cfg: settings_mod.Settings | None = None) -> int:
     Paths in ``args`` are relative to the current directory; with none, sqlfluff lints ``dbt_project/``.
     """
     cfg = cfg or settings_mod.load()
-    args = sqlfluff_args(args, Path.cwd())
+    args = sqlfluff_args(args, Path.cwd(), cfg.dbt_dir)
     main_thread = threading.current_thread() is threading.main_thread()  # signal handlers live there
     previous = signal.signal(signal.SIGTERM, _terminate) if main_thread else None
     scratch = Path(tempfile.mkdtemp(prefix="sqlfluff-", dir=settings_mod.private_directory(cfg.state_dir)))
