@@ -320,6 +320,23 @@ def dbt_cmd(ctx: typer.Context) -> None:
         typer.echo(f"dbt         {len(result.node_statuses)} node(s) in schema {result.schema}")
 
 
+@app.command("sqlfluff", context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@_friendly_errors
+def sqlfluff_cmd(ctx: typer.Context) -> None:
+    """sqlfluff (dbt templater) on the dbt project: `lens sqlfluff lint dbt_project` (what `make lint` runs).
+
+    dbt compiles the models against a throwaway embedded warehouse, started for this command and stopped
+    after it; your own warehouse is not used. Exits with sqlfluff's code.
+    """
+    from customer_lens import sql_lint
+
+    if not ctx.args:
+        _fail("give a sqlfluff command, e.g. `lens sqlfluff lint dbt_project` or `lens sqlfluff fix FILE`")
+    code = sql_lint.run(list(ctx.args))
+    if code:
+        raise typer.Exit(code)
+
+
 @app.command("backfill")
 @_friendly_errors
 def backfill_cmd(

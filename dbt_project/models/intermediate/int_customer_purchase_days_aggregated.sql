@@ -39,10 +39,8 @@ orders as (
     from {{ ref('orders') }}
     where is_revenue_order
         and is_customer_matched
-        and order_date <= {{ as_of_date() }}
-        {%- if customers_listed %}
-        and customer_id in (select customer_id from {{ changed_customers_table() }})
-        {%- endif %}
+        and order_date <= {{ as_of_date() }}{% if customers_listed %}
+        and customer_id in (select customer_id from {{ changed_customers_table() }}){% endif %}
 
 ),
 

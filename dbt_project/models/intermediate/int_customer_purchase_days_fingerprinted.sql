@@ -24,8 +24,9 @@ fingerprinted as (
 
     select
         purchase_date,
-        {{ rows_fingerprint('purchase_days.customer_id, purchase_days.orders, purchase_days.revenue, purchase_days.cost') }}
-            as fingerprint
+        {{ rows_fingerprint(
+            'purchase_days.customer_id, purchase_days.orders, purchase_days.revenue, purchase_days.cost'
+        ) }} as fingerprint
     from purchase_days
     group by purchase_date
 

@@ -56,10 +56,8 @@ snapshots as (
         period_start_date,
         snapshot_date
     from {{ ref('int_periods_generated') }}
-    where is_snapshot_period
-        {% if recompute_from_date -%}
-        and period_start_date >= {{ window_start }}
-        {%- endif %}
+    where is_snapshot_period{% if recompute_from_date %}
+        and period_start_date >= {{ window_start }}{% endif %}
 
 ),
 

@@ -69,6 +69,7 @@ events_aggregated_to_customer_periods as (
     {{ guerrilla_events_to_periods(ref('int_customer_events_aggregated_to_months')) }}
 
 ),
+
 memberships_aggregated as (
 
     -- the memberships per combination of groups: narrow rows, most customer periods have no events
@@ -96,7 +97,7 @@ events_attributed as (
         memberships.customer_id is null as is_without_membership,
         coalesce(memberships.is_new_in_period, false) as is_new_in_period,
         {%- for column in event_measures %}
-        events.{{ column }}{{ ',' if not loop.last }}
+        events.{{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from events_aggregated_to_customer_periods as events
     left join memberships
@@ -117,7 +118,7 @@ events_aggregated as (
         count(*) filter (where is_without_membership) as contributing_customers,
         sum(case when is_new_in_period then revenue else 0 end) as new_customer_revenue,
         {%- for column in event_measures %}
-        sum({{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        sum({{ column }}) as {{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from events_attributed
     group by period_type, period_start_date, rfm_segment, value_tier, attribute_value
@@ -136,11 +137,11 @@ combinations_aggregated as (
         coalesce(memberships_aggregated.value_tier, events_aggregated.value_tier) as value_tier,
         coalesce(memberships_aggregated.attribute_value, events_aggregated.attribute_value) as attribute_value,
         coalesce(memberships_aggregated.contributing_customers, 0)
-            + coalesce(events_aggregated.contributing_customers, 0) as contributing_customers,
+        + coalesce(events_aggregated.contributing_customers, 0) as contributing_customers,
         coalesce(memberships_aggregated.active_customers, 0) as active_customers,
         coalesce(events_aggregated.new_customer_revenue, 0) as new_customer_revenue,
         {%- for column in event_measures %}
-        coalesce(events_aggregated.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
+        coalesce(events_aggregated.{{ column }}, 0) as {{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from memberships_aggregated
     full outer join events_aggregated
@@ -228,7 +229,7 @@ event_months_before as (
         customer_id,
         month_start_date,
         {%- for column in event_measures %}
-        {{ column }}{{ ',' if not loop.last }}
+        {{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from event_months_logged
     where change_kind = 'deleted'
@@ -239,7 +240,7 @@ event_months_before as (
         stored.customer_id,
         stored.month_start_date,
         {%- for column in event_measures %}
-        stored.{{ column }}{{ ',' if not loop.last }}
+        stored.{{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from event_months_after as stored
     where not exists (
@@ -271,7 +272,7 @@ contributions_{{ state }} as (
         case when memberships.is_new_in_period then coalesce(events.revenue, 0) else 0 end
             as new_customer_revenue,
         {%- for column in event_measures %}
-        coalesce(events.{{ column }}, 0) as {{ column }}{{ ',' if not loop.last }}
+        coalesce(events.{{ column }}, 0) as {{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from changed_customer_periods as changed
     {#- the memberships joined to the changed periods one by one, the stored ones through the table's key
@@ -301,7 +302,7 @@ contributions_{{ state }} as (
             {%- for column in ['customer_id', 'rfm_segment', 'value_tier', 'attribute_value', 'is_active_in_period', 'is_new_in_period'] %}
             {%- set before = 'case when logged.customer_id is null then stored.' ~ column ~ ' else logged.' ~ column ~ ' end' %}
             {{ 'coalesce(recorded_attributes.attribute_value, ' ~ before ~ ')' if column == 'attribute_value' else before }}
-                as {{ column }}{{ ',' if not loop.last }}
+                as {{ column }}{% if not loop.last %},{% endif %}
             {%- endfor %}
         where logged.change_kind = 'deleted'
             or (logged.customer_id is null and stored.customer_id is not null)
@@ -327,7 +328,7 @@ combinations_aggregated as (
         value_tier,
         attribute_value,
         {%- for column, data_type in guerrilla_measure_columns() %}
-        sum(sign * {{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        sum(sign * {{ column }}) as {{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from (
         select -1 as sign, * from contributions_before
@@ -358,7 +359,7 @@ groups_aggregated as (
             else 'all'
         end as group_value,
         {%- for column, data_type in guerrilla_measure_columns() %}
-        sum({{ column }}) as {{ column }}{{ ',' if not loop.last }}
+        sum({{ column }}) as {{ column }}{% if not loop.last %},{% endif %}
         {%- endfor %}
     from combinations_aggregated
     group by grouping sets (
@@ -382,8 +383,11 @@ final as (
         -- period
         (
             period_start_date
-            + case period_type when 'month' then interval '1 month' when 'quarter' then interval '3 months'
-                else interval '1 year' end
+            + case period_type
+                when 'month' then interval '1 month'
+                when 'quarter' then interval '3 months'
+                else interval '1 year'
+            end
             - interval '1 day'
         )::date as period_end_date,
 

@@ -177,7 +177,7 @@ matched as (
         on references_parsed.referenced_email = customer_emails.email
     left join rated_orders
         on references_parsed.reference_kind = 'order'
-        and references_parsed.rated_order_id = rated_orders.order_id
+            and references_parsed.rated_order_id = rated_orders.order_id
 
 )
 

@@ -109,7 +109,7 @@ matched as (
         on tickets.requester_customer_id = customers.customer_id
     left join customer_emails
         on tickets.requester_customer_id is null
-        and tickets.requester_email = customer_emails.email
+            and tickets.requester_email = customer_emails.email
 
 )
 

@@ -79,13 +79,16 @@ statuses_unioned as (
     select
         'sales' as source_name,
         'order_lines' as entity_name,
-        lines.match_status,
-        lines.records
+        line_statuses.match_status,
+        line_statuses.records
     from order_lines_matched
-    cross join lateral (
-        values ('matched', order_lines_matched.matched_lines), ('unknown_order_id', order_lines_matched.unmatched_lines)
-    ) as lines (match_status, records)
-    where lines.records > 0
+    cross join
+        lateral (
+            values
+            ('matched', order_lines_matched.matched_lines),
+            ('unknown_order_id', order_lines_matched.unmatched_lines)
+        ) as line_statuses (match_status, records)
+    where line_statuses.records > 0
 
     union all
 

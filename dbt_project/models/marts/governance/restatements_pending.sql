@@ -26,14 +26,15 @@ published_guerrilla as (
         figures.figure,
         figures.figure_value
     from {{ ref('guerrilla_metrics') }} as guerrilla
-    cross join lateral (
-        values
+    cross join
+        lateral (
+            values
             ('orders', guerrilla.orders::numeric),
             ('revenue', guerrilla.revenue::numeric),
             ('new_customers', guerrilla.new_customers::numeric),
             ('renewals', guerrilla.renewals::numeric),
             ('referrals', guerrilla.referrals::numeric)
-    ) as figures (figure, figure_value)
+        ) as figures (figure, figure_value)
     where guerrilla.group_type = 'all'
 
 ),
@@ -48,14 +49,15 @@ published_nps as (
         figures.figure,
         figures.figure_value
     from {{ ref('nps_by_segment') }} as nps
-    cross join lateral (
-        values
+    cross join
+        lateral (
+            values
             ('nps_responses', nps.nps_responses::numeric),
             ('promoters', nps.promoters::numeric),
             ('detractors', nps.detractors::numeric),
             ('csat_responses', nps.csat_responses::numeric),
             ('csat_satisfied_responses', nps.csat_satisfied_responses::numeric)
-    ) as figures (figure, figure_value)
+        ) as figures (figure, figure_value)
     where nps.rfm_segment = 'all'
 
 ),
@@ -118,8 +120,9 @@ current_figures as (
         figures.figure,
         figures.figure_value
     from sums
-    cross join lateral (
-        values
+    cross join
+        lateral (
+            values
             ('guerrilla_metrics', 'orders', sums.orders::numeric),
             ('guerrilla_metrics', 'revenue', sums.revenue::numeric),
             ('guerrilla_metrics', 'new_customers', sums.new_customers::numeric),
@@ -131,7 +134,7 @@ current_figures as (
             ('nps_by_segment', 'csat_responses', sums.csat_responses::numeric),
             ('nps_by_segment', 'csat_satisfied_responses', sums.csat_satisfied_responses::numeric),
             ('complaint_trends', 'complaints', sums.complaints::numeric)
-    ) as figures (mart_name, figure, figure_value)
+        ) as figures (mart_name, figure, figure_value)
     -- (the NPS and complaint marts have months only)
     where sums.period_type = 'month' or figures.mart_name = 'guerrilla_metrics'
 
@@ -172,8 +175,9 @@ final as (
         compared.published_value::numeric(18, 6) as published_value,
         compared.current_value::numeric(18, 6) as current_value,
         (compared.current_value - compared.published_value)::numeric(18, 6) as difference,
-        {{ ratio('compared.current_value - compared.published_value', 'compared.published_value', 100, 2) }}::numeric(9, 2)
-            as difference_pct
+        {{ ratio(
+            'compared.current_value - compared.published_value', 'compared.published_value', 100, 2
+        ) }}::numeric(9, 2) as difference_pct
 
     from compared
     cross join closing

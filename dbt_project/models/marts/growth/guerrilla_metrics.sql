@@ -46,7 +46,9 @@ group_values as (
 
     {{ guerrilla_group_values() }}
     union
-    select group_type, group_value
+    select
+        group_type,
+        group_value
     from groups_aggregated
 
 ),

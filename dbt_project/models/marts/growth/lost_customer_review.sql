@@ -41,10 +41,8 @@ periods as (
         period_end_date,
         is_complete_period
     from {{ ref('int_periods_generated') }}
-    where period_type in ('month', 'quarter')
-        {%- if recompute_from_date %}
-        and period_start_date >= '{{ recompute_from_date }}'
-        {%- endif %}
+    where period_type in ('month', 'quarter'){% if recompute_from_date %}
+        and period_start_date >= '{{ recompute_from_date }}'{% endif %}
 
 ),
 
