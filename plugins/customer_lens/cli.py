@@ -328,7 +328,7 @@ def sqlfluff_cmd(ctx: typer.Context) -> None:
     dbt compiles the models against a throwaway embedded warehouse, started for this command and stopped
     after it; your own warehouse is not used. Exits with sqlfluff's code.
     """
-    from customer_lens import sql_lint
+    from customer_lens.transform import sql_lint
 
     if not ctx.args:
         _fail("give a sqlfluff command, e.g. `lens sqlfluff lint dbt_project` or `lens sqlfluff fix FILE`")

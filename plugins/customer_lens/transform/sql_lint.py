@@ -12,7 +12,7 @@ The server is empty, so every model renders as on its first build (the non-incre
 the answer is the same on every machine: it does not depend on what the user's warehouse holds, and
 that warehouse (``LENS_WAREHOUSE_URL`` or ``.lens/warehouse``) is neither needed nor touched. Starting
 it costs about a second. As root the server runs in a user namespace, like the project's own
-(:mod:`customer_lens.warehouse`).
+(:mod:`customer_lens.local.warehouse`).
 """
 
 from __future__ import annotations
@@ -27,8 +27,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from customer_lens import settings as settings_mod
-from customer_lens import transform, warehouse
+from customer_lens.config import settings as settings_mod
+from customer_lens.local import warehouse
+from customer_lens.transform import builds
 
 
 def lint_env(server: warehouse.EmbeddedServer, dbt_dir: Path) -> dict[str, str]:
@@ -45,7 +46,7 @@ def lint_env(server: warehouse.EmbeddedServer, dbt_dir: Path) -> dict[str, str]:
         "PGPASSFILE": str(server.passfile),
         "LENS_DB_NAME": server.database,
         "LENS_DB_SSLMODE": "disable",  # loopback
-        "LENS_DBT_SCHEMA": transform.DEFAULT_SCHEMA,
+        "LENS_DBT_SCHEMA": builds.DEFAULT_SCHEMA,
         # A fresh server has no lens_transformer role, and needs none: compiling creates nothing.
         "LENS_TRANSFORMER_ROLE": "",
         # The SQL as written, not as one user's sources file maps it.
