@@ -32,11 +32,47 @@ PHASES = {"raw layer": "load", "marts": "build", "dbt docs": "docs", "guard": "g
 GUARD_STEPS = re.compile(r"^\s+((?:freeze|validate|compare|promote) [0-9.]+ s(?:, )?)+$")
 
 
+def _follow(child: subprocess.Popen, began: float) -> dict[str, float]:
+    """Echo the progress lines on stderr as they come ("raw layer   0/266 batches ...", "... in 12.3s") and
+    note when each phase started and ended."""
+    marks: dict[str, float] = {}
+    for line in child.stderr:
+        now = time.monotonic() - began
+        for label, stage in PHASES.items():
+            if line.startswith(f"{label:<12}"):
+                key = "end" if re.search(r" in [0-9.]+s$", line.strip()) else "start"
+                marks.setdefault(f"{stage}_{key}", now)
+        sys.stderr.write(line)
+    return marks
+
+
+def _guard_steps(stdout: list[str]) -> dict[str, float]:
+    """The guard's own step times from its summary line ("freeze 6.1 s, validate 14.2 s, ...")."""
+    steps = {}
+    for line in stdout:
+        if GUARD_STEPS.match(line.rstrip()):
+            for part in line.strip().split(", "):
+                step, seconds, _ = part.split()
+                steps[step] = float(seconds)
+    return steps
+
+
+def _stages(marks: dict[str, float], guard_steps: dict[str, float], total: float) -> dict[str, float]:
+    stages = {"start-up and demo generation": marks["load_start"]}
+    for stage in ("load", "build", "docs"):
+        stages[stage] = marks[f"{stage}_end"] - marks[f"{stage}_start"]
+    for step in ("freeze", "validate", "compare", "promote"):
+        if step in guard_steps:
+            stages[f"guard: {step}"] = guard_steps[step]
+    stages["guard: the rest"] = marks["guard_end"] - marks["guard_start"] - sum(guard_steps.values())
+    stages["KPIs and report"] = total - marks["guard_end"]
+    return stages
+
+
 def _run(scale: str, seed: int, state: Path) -> dict:
     env = os.environ | {"LENS_STATE_DIR": str(state)}
     env.pop("LENS_WAREHOUSE_URL", None)
     began = time.monotonic()
-    marks: dict[str, float] = {}
     child = subprocess.Popen(
         [str(LENS), "run", "--scale", scale, "--seed", str(seed)],
         env=env,
@@ -47,34 +83,14 @@ def _run(scale: str, seed: int, state: Path) -> dict:
     stdout: list[str] = []
     reader = threading.Thread(target=lambda: stdout.extend(child.stdout), daemon=True)
     reader.start()
-    for line in child.stderr:  # the progress lines, as they come: "raw layer   0/266 batches ...", "... in 12.3s"
-        now = time.monotonic() - began
-        for label, stage in PHASES.items():
-            if line.startswith(f"{label:<12}"):
-                key = "end" if re.search(r" in [0-9.]+s$", line.strip()) else "start"
-                marks.setdefault(f"{stage}_{key}", now)
-        sys.stderr.write(line)
+    marks = _follow(child, began)
     child.wait()
     reader.join()
     total = time.monotonic() - began
     if child.returncode:
         raise RuntimeError(f"lens run --scale {scale} failed:\n{''.join(stdout)[-3000:]}")
-    guard_steps = {}
-    for line in stdout:
-        if GUARD_STEPS.match(line.rstrip()):
-            for part in line.strip().split(", "):
-                step, seconds, _ = part.split()
-                guard_steps[step] = float(seconds)
-    stages = {"start-up and demo generation": marks["load_start"]}
-    for stage in ("load", "build", "docs"):
-        stages[stage] = marks[f"{stage}_end"] - marks[f"{stage}_start"]
-    guard = marks["guard_end"] - marks["guard_start"]
-    for step in ("freeze", "validate", "compare", "promote"):
-        if step in guard_steps:
-            stages[f"guard: {step}"] = guard_steps[step]
-    stages["guard: the rest"] = guard - sum(guard_steps.values())
-    stages["KPIs and report"] = total - marks["guard_end"]
     rows = next((line.strip() for line in stdout if line.startswith("raw layer")), "")
+    stages = _stages(marks, _guard_steps(stdout), total)
     return {"total_s": total, "stages_s": stages, "raw_layer": rows, "stdout": "".join(stdout)}
 
 

@@ -350,6 +350,33 @@ def _yardstick(url: str, as_of: dt.date) -> None:
         conn.execute(YARDSTICK_SQL, {"as_of": as_of}).fetchone()
 
 
+def _measure_orchestration(scale: str, tmp: Path) -> dict[str, float]:
+    """Plain ``dbt build`` against ``lens_transform`` under ``airflow dags test`` and under a scheduler, twice."""
+    figures = {}
+    env = os.environ | builds.dbt_env()
+    af_env = airflow_cli.environment(home=tmp / scale / "airflow")
+    airflow_cli.airflow("db", "migrate", env=af_env)
+    plain, dags_test, scheduler, idle_cpu = [], [], [], []
+    with _SchedulerStack(scale) as stack:
+        figures["scheduler_stack_startup_s"] = stack.startup_s
+        for _ in range(2):
+            cpu_before = stack.cpu_seconds()
+            plain.append(_timed("plain dbt build", lambda: _plain_dbt_build(env)))
+            idle_cpu.append(stack.cpu_seconds() - cpu_before)
+            print(f"  (the idle scheduler stack used {idle_cpu[-1]:.1f} CPU-s meanwhile)", flush=True)
+            dags_test.append(_timed("airflow dags test lens_transform", lambda: _dags_test(af_env)))
+            scheduler.append(stack.run_transform())
+        stack.check_only_transform_ran(expected_runs=2)
+    figures["plain_dbt_build_s"] = min(plain)
+    figures["orchestrated_dags_test_s"] = min(dags_test)
+    figures["orchestrated_scheduler_s"] = min(run["client_s"] for run in scheduler)
+    figures["orchestrated_scheduler_dag_run_s"] = min(run["dag_run_s"] for run in scheduler)
+    figures["scheduler_queued_s"] = min(run["queued_s"] for run in scheduler)
+    figures["scheduler_task_s"] = min(run["task_s"] for run in scheduler)
+    figures["stack_idle_cpu_per_plain_build_s"] = max(idle_cpu)
+    return figures
+
+
 def _measure_scale(scale: str, args: argparse.Namespace, tmp: Path, orchestrate: bool) -> dict:
     """Full vs one-day incremental build at one scale (and plain vs orchestrated when asked)."""
     os.environ["LENS_STATE_DIR"] = str(tmp / scale / "state")
@@ -395,27 +422,7 @@ def _measure_scale(scale: str, args: argparse.Namespace, tmp: Path, orchestrate:
             figures["order_lines"] = conn.execute("select count(*) from raw_sales.order_lines").fetchone()[0]
 
         if orchestrate:
-            env = os.environ | builds.dbt_env()
-            af_env = airflow_cli.environment(home=tmp / scale / "airflow")
-            airflow_cli.airflow("db", "migrate", env=af_env)
-            plain, dags_test, scheduler, idle_cpu = [], [], [], []
-            with _SchedulerStack(scale) as stack:
-                figures["scheduler_stack_startup_s"] = stack.startup_s
-                for _ in range(2):
-                    cpu_before = stack.cpu_seconds()
-                    plain.append(_timed("plain dbt build", lambda: _plain_dbt_build(env)))
-                    idle_cpu.append(stack.cpu_seconds() - cpu_before)
-                    print(f"  (the idle scheduler stack used {idle_cpu[-1]:.1f} CPU-s meanwhile)", flush=True)
-                    dags_test.append(_timed("airflow dags test lens_transform", lambda: _dags_test(af_env)))
-                    scheduler.append(stack.run_transform())
-                stack.check_only_transform_ran(expected_runs=2)
-            figures["plain_dbt_build_s"] = min(plain)
-            figures["orchestrated_dags_test_s"] = min(dags_test)
-            figures["orchestrated_scheduler_s"] = min(run["client_s"] for run in scheduler)
-            figures["orchestrated_scheduler_dag_run_s"] = min(run["dag_run_s"] for run in scheduler)
-            figures["scheduler_queued_s"] = min(run["queued_s"] for run in scheduler)
-            figures["scheduler_task_s"] = min(run["task_s"] for run in scheduler)
-            figures["stack_idle_cpu_per_plain_build_s"] = max(idle_cpu)
+            figures |= _measure_orchestration(scale, tmp)
     finally:
         if server:
             server.stop()
@@ -497,6 +504,49 @@ def _measure_against(scale: str, args: argparse.Namespace, tmp: Path) -> dict:
     return figures
 
 
+def _print_scale(scale: str, result: dict) -> dict[str, dict]:
+    """Print one scale's figures, slowest nodes and yardstick units; returns its checks against the targets."""
+    figures = result["figures"]
+    print(f"\n{scale} scale, {figures['order_lines']:,} order lines")
+    for name, value in figures.items():
+        if name.endswith("_s"):
+            print(f"  {name:<34}{value:>9.1f}s")
+    for build_name, nodes in result["slowest_nodes"].items():
+        print(
+            f"  slowest nodes of the {build_name} build: "
+            + ", ".join(f"{n['node'].split('.')[-1]} {n['seconds']}s" for n in nodes)
+        )
+    large = scale == "large"
+    yardstick = figures["yardstick_s"]
+    print(
+        f"  in yardsticks ({yardstick:.1f}s): full build {figures['full_build_s'] / yardstick:.2f}, "
+        f"one-day build {figures['incremental_build_s'] / yardstick:.2f}"
+    )
+    checks: dict[str, dict] = {
+        f"incremental_vs_full_{scale}": {
+            "ratio": figures["incremental_build_s"] / figures["full_build_s"],
+            "target": 0.10 if large else None,
+        },
+        f"full_build_in_yardsticks_{scale}": {
+            "ratio": figures["full_build_s"] / yardstick,
+            "target": 12.0 if large else None,
+        },
+        f"one_day_build_in_yardsticks_{scale}": {
+            "ratio": figures["incremental_build_s"] / yardstick,
+            "target": 1.0 if large else None,
+        },
+    }
+    if "plain_dbt_build_s" in figures:
+        plain = figures["plain_dbt_build_s"]
+        checks[f"orchestrated_vs_plain_{scale}"] = {"ratio": figures["orchestrated_dags_test_s"] / plain, "target": 1.5}
+        checks[f"orchestrated_scheduler_vs_plain_{scale}"] = {
+            "ratio": figures["orchestrated_scheduler_s"] / plain,
+            "target": 1.5,
+            "dag_run_ratio": figures["orchestrated_scheduler_dag_run_s"] / plain,
+        }
+    return checks
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scales", default="medium,large", help="comma-separated, e.g. small,medium")
@@ -528,42 +578,7 @@ def main() -> int:
 
     checks: dict[str, dict] = {}
     for scale, result in measured.items():
-        figures = result["figures"]
-        print(f"\n{scale} scale, {figures['order_lines']:,} order lines")
-        for name, value in figures.items():
-            if name.endswith("_s"):
-                print(f"  {name:<34}{value:>9.1f}s")
-        for build_name, nodes in result["slowest_nodes"].items():
-            print(
-                f"  slowest nodes of the {build_name} build: "
-                + ", ".join(f"{n['node'].split('.')[-1]} {n['seconds']}s" for n in nodes)
-            )
-        ratio = figures["incremental_build_s"] / figures["full_build_s"]
-        checks[f"incremental_vs_full_{scale}"] = {"ratio": ratio, "target": 0.10 if scale == "large" else None}
-        yardstick = figures["yardstick_s"]
-        print(
-            f"  in yardsticks ({yardstick:.1f}s): full build {figures['full_build_s'] / yardstick:.2f}, "
-            f"one-day build {figures['incremental_build_s'] / yardstick:.2f}"
-        )
-        large = scale == "large"
-        checks[f"full_build_in_yardsticks_{scale}"] = {
-            "ratio": figures["full_build_s"] / yardstick,
-            "target": 12.0 if large else None,
-        }
-        checks[f"one_day_build_in_yardsticks_{scale}"] = {
-            "ratio": figures["incremental_build_s"] / yardstick,
-            "target": 1.0 if large else None,
-        }
-        if "plain_dbt_build_s" in figures:
-            ratio = figures["orchestrated_dags_test_s"] / figures["plain_dbt_build_s"]
-            checks[f"orchestrated_vs_plain_{scale}"] = {"ratio": ratio, "target": 1.5}
-            ratio = figures["orchestrated_scheduler_s"] / figures["plain_dbt_build_s"]
-            dag_run_ratio = figures["orchestrated_scheduler_dag_run_s"] / figures["plain_dbt_build_s"]
-            checks[f"orchestrated_scheduler_vs_plain_{scale}"] = {
-                "ratio": ratio,
-                "target": 1.5,
-                "dag_run_ratio": dag_run_ratio,
-            }
+        checks |= _print_scale(scale, result)
     print()
     for name, check in checks.items():
         if check["target"] is None:

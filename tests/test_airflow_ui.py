@@ -31,7 +31,7 @@ from lens_cli import run_lens
 from customer_lens.airflow.plugin_page import queries, render, routes
 from customer_lens.config import settings
 from customer_lens.guard import audit
-from customer_lens.local import airflow_cli, airflow_ui
+from customer_lens.local import airflow_cli, airflow_ui, warehouse
 from customer_lens.local.airflow_ui import ApiClient
 
 UTC = dt.UTC
@@ -198,6 +198,88 @@ def _http(url: str, token: str | None = None, accept: str = "text/html") -> tupl
         return exc.code, exc.read().decode(errors="replace"), {k.lower(): v for k, v in exc.headers.items()}
 
 
+def _check_dags_and_plugin(api: ApiClient) -> None:
+    """The project's DAGs, parsed without errors; Customer Lens' plugin registered without errors."""
+    dag_ids = {d["dag_id"] for d in api.get("/api/v2/dags?limit=100")["dags"]}
+    assert {"lens_demo_sources", "lens_transform", "extract_sales", "extract_service", "extract_survey"} <= dag_ids
+    assert api.get("/api/v2/importErrors")["total_entries"] == 0
+    plugins = {p["name"]: p for p in api.get("/api/v2/plugins?limit=100")["plugins"]}
+    lens = plugins["customer_lens"]
+    assert [a["url_prefix"] for a in lens["fastapi_apps"]] == ["/customer-lens"]
+    assert lens["external_views"][0]["url_route"] == "customer-lens"
+    assert lens["external_views"][0]["nav_top_level"] is True
+    assert api.get("/api/v2/plugins/importErrors")["total_entries"] == 0
+
+
+def _check_connections(api: ApiClient, state: Path) -> None:
+    """Connections to the warehouse and the sources, pointing where lens itself reads."""
+    wh = api.get("/api/v2/connections/lens_warehouse")
+    assert (wh["conn_type"], wh["host"], wh["port"], wh["schema"]) == (
+        "postgres",
+        "127.0.0.1",
+        warehouse.embedded().port,
+        "lens",
+    )
+    assert api.get("/api/v2/connections/lens_source_sales")["schema"] == "sales_src"
+    assert json.loads(api.get("/api/v2/connections/lens_source_survey")["extra"])["path"] == str(
+        state / "sources" / "survey"
+    )
+
+
+def _check_page(url: str, api: ApiClient, state: Path, password: str) -> None:
+    """The page: login required (a browser is sent to the login page), then empty, then the audit."""
+    status, _body, headers = _http(f"{url}/customer-lens/")
+    assert status == 303 and "/auth/login" in headers["location"]
+    assert _http(f"{url}/customer-lens/", accept="application/json")[0] == 401
+    status, body, _ = _http(f"{url}/customer-lens/", api.token)
+    assert status == 200 and "Customer Lens" in body and "No baseline yet" in body
+
+    reports = state / "reports"
+    with audit.connect() as conn:
+        seed_audit(conn, reports)
+    write_reports(reports)
+    status, body, _ = _http(f"{url}/customer-lens/", api.token)
+    assert status == 200 and "Current baseline: #2" in body and "+10 (+10.0 %)" in body
+    assert RUN_BAD in body and "expect_revenue_within_drift" in body
+
+    status, body, _ = _http(f"{url}/customer-lens/reports/customer_lens.html", api.token)
+    assert status == 200 and "the customer lens report" in body
+    status, body, _ = _http(f"{url}/customer-lens/reports/validation/{RUN_BAD}.html", api.token)
+    assert status == 200 and "docs of the failed run" in body
+    for bad in ("../airflow/passwords.json", "%2e%2e/airflow/passwords.json", "..%2fairflow%2fpasswords.json"):
+        status, body, _ = _http(f"{url}/customer-lens/reports/{bad}", api.token)
+        assert status == 404 and password not in body, bad
+    assert _http(f"{url}/customer-lens/reports/customer_lens.html", accept="*/*")[0] == 401
+
+
+def _trigger_demo_sources(api: ApiClient, state: Path) -> None:
+    """The pipeline can be triggered: a real run of the demo-sources DAG on the LocalExecutor."""
+    api.request("PATCH", "/api/v2/dags/lens_demo_sources", {"is_paused": False})
+    run = api.request(
+        "POST",
+        "/api/v2/dags/lens_demo_sources/dagRuns",
+        {"logical_date": None, "conf": {"scale": "tiny", "seed": 5, "end_date": "2026-03-31"}},
+    )
+    assert wait_for_run(api, "lens_demo_sources", run["dag_run_id"], timeout=300) == "success"
+    assert json.loads((state / "sources" / "demo_generation.json").read_text())["scale"] == "tiny"
+
+
+def _stop(proc: subprocess.Popen, state: Path) -> list[psutil.Process]:
+    """SIGINT, as Ctrl-C does; whatever is left after it is killed (and returned, for the assertion)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=120)
+    finally:
+        deadline = time.monotonic() + 30
+        while lens_processes(state) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        leftovers = lens_processes(state)
+        for leftover in leftovers:  # never leave them running, even when the test fails
+            leftover.kill()
+    return leftovers
+
+
 @pytest.mark.slow
 def test_lens_airflow_serves_the_project_and_leaves_no_process(tmp_path: Path, monkeypatch) -> None:
     state = tmp_path / "state"
@@ -224,82 +306,17 @@ def test_lens_airflow_serves_the_project_and_leaves_no_process(tmp_path: Path, m
         assert f"Airflow is ready: {url}" in text and "log: " in text
         api = ApiClient.login(url, "admin", password)
 
-        # The project's DAGs, parsed without errors; Customer Lens' plugin registered without errors.
-        dag_ids = {d["dag_id"] for d in api.get("/api/v2/dags?limit=100")["dags"]}
-        assert {"lens_demo_sources", "lens_transform", "extract_sales", "extract_service", "extract_survey"} <= dag_ids
-        assert api.get("/api/v2/importErrors")["total_entries"] == 0
-        plugins = {p["name"]: p for p in api.get("/api/v2/plugins?limit=100")["plugins"]}
-        lens = plugins["customer_lens"]
-        assert [a["url_prefix"] for a in lens["fastapi_apps"]] == ["/customer-lens"]
-        assert lens["external_views"][0]["url_route"] == "customer-lens"
-        assert lens["external_views"][0]["nav_top_level"] is True
-        assert api.get("/api/v2/plugins/importErrors")["total_entries"] == 0
-
-        # Connections to the warehouse and the sources, pointing where lens itself reads.
-        from customer_lens.local import warehouse
-
-        wh = api.get("/api/v2/connections/lens_warehouse")
-        assert (wh["conn_type"], wh["host"], wh["port"], wh["schema"]) == (
-            "postgres",
-            "127.0.0.1",
-            warehouse.embedded().port,
-            "lens",
-        )
-        assert api.get("/api/v2/connections/lens_source_sales")["schema"] == "sales_src"
-        assert json.loads(api.get("/api/v2/connections/lens_source_survey")["extra"])["path"] == str(
-            state / "sources" / "survey"
-        )
-
-        # The page: login required (a browser is sent to the login page), then empty, then the audit.
-        status, _body, headers = _http(f"{url}/customer-lens/")
-        assert status == 303 and "/auth/login" in headers["location"]
-        assert _http(f"{url}/customer-lens/", accept="application/json")[0] == 401
-        status, body, _ = _http(f"{url}/customer-lens/", api.token)
-        assert status == 200 and "Customer Lens" in body and "No baseline yet" in body
-
-        reports = state / "reports"
-        with audit.connect() as conn:
-            seed_audit(conn, reports)
-        write_reports(reports)
-        status, body, _ = _http(f"{url}/customer-lens/", api.token)
-        assert status == 200 and "Current baseline: #2" in body and "+10 (+10.0 %)" in body
-        assert RUN_BAD in body and "expect_revenue_within_drift" in body
-
-        status, body, _ = _http(f"{url}/customer-lens/reports/customer_lens.html", api.token)
-        assert status == 200 and "the customer lens report" in body
-        status, body, _ = _http(f"{url}/customer-lens/reports/validation/{RUN_BAD}.html", api.token)
-        assert status == 200 and "docs of the failed run" in body
-        for bad in ("../airflow/passwords.json", "%2e%2e/airflow/passwords.json", "..%2fairflow%2fpasswords.json"):
-            status, body, _ = _http(f"{url}/customer-lens/reports/{bad}", api.token)
-            assert status == 404 and password not in body, bad
-        assert _http(f"{url}/customer-lens/reports/customer_lens.html", accept="*/*")[0] == 401
-
-        # The pipeline can be triggered: a real run of the demo-sources DAG on the LocalExecutor.
-        api.request("PATCH", "/api/v2/dags/lens_demo_sources", {"is_paused": False})
-        run = api.request(
-            "POST",
-            "/api/v2/dags/lens_demo_sources/dagRuns",
-            {"logical_date": None, "conf": {"scale": "tiny", "seed": 5, "end_date": "2026-03-31"}},
-        )
-        assert wait_for_run(api, "lens_demo_sources", run["dag_run_id"], timeout=300) == "success"
-        assert json.loads((state / "sources" / "demo_generation.json").read_text())["scale"] == "tiny"
+        _check_dags_and_plugin(api)
+        _check_connections(api, state)
+        _check_page(url, api, state, password)
+        _trigger_demo_sources(api, state)
 
         proc_info = psutil.Process(proc.pid)
         tree = [proc_info, *proc_info.children(recursive=True)]
         assert len(tree) >= 5  # lens, standalone, scheduler, DAG processor, triggerer, API server, ...
     finally:
         stop_started = time.monotonic()
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=120)
-        finally:
-            deadline = time.monotonic() + 30
-            while lens_processes(state) and time.monotonic() < deadline:
-                time.sleep(0.5)
-            leftovers = lens_processes(state)
-            for leftover in leftovers:  # never leave them running, even when the test fails
-                leftover.kill()
+        leftovers = _stop(proc, state)
     stop_took = time.monotonic() - stop_started
     print(f"lens airflow: ready after {ready_after:.0f} s, stopped in {stop_took:.0f} s")
 

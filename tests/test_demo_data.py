@@ -381,54 +381,43 @@ def test_comments_are_multilingual(run_a: Run) -> None:
 
 
 # --- bad records ---------------------------------------------------------------------------------------------
-def _check_fault(entry: dict, run: Run, customers: dict) -> None:
+def _check_sales_fault(fault: str, key: object, run: Run) -> None:
+    if fault == "order_unknown_customer":
+        assert _scalar(run.url, "select count(*) from orders o where order_id = %s and not exists "
+                       "(select 1 from customers c where c.customer_id = o.customer_id)", (key,)) == 1  # fmt: skip
+    elif fault == "orphan_order_line":
+        assert _scalar(run.url, "select count(*) from order_lines l where order_line_id = %s and not exists "
+                       "(select 1 from orders o where o.order_id = l.order_id)", (key,)) == 1  # fmt: skip
+    elif fault == "negative_quantity":
+        assert _scalar(run.url, "select quantity from order_lines where order_line_id = %s", (key,)) < 0
+    else:
+        assert fault == "discount_out_of_range"
+        assert _scalar(run.url, "select discount_pct from order_lines where order_line_id = %s", (key,)) > 1
+
+
+def _check_ticket_fault(entry: dict, text: str, lines: list[bytes], customers: dict) -> None:
     fault, key = entry["fault"], entry["key"]
-    if entry["source"] == "sales":
-        if fault == "order_unknown_customer":
-            assert _scalar(run.url, "select count(*) from orders o where order_id = %s and not exists "
-                           "(select 1 from customers c where c.customer_id = o.customer_id)", (key,)) == 1  # fmt: skip
-        elif fault == "orphan_order_line":
-            assert _scalar(run.url, "select count(*) from order_lines l where order_line_id = %s and not exists "
-                           "(select 1 from orders o where o.order_id = l.order_id)", (key,)) == 1  # fmt: skip
-        elif fault == "negative_quantity":
-            assert _scalar(run.url, "select quantity from order_lines where order_line_id = %s", (key,)) < 0
-        else:
-            assert fault == "discount_out_of_range"
-            assert _scalar(run.url, "select discount_pct from order_lines where order_line_id = %s", (key,)) > 1
+    if fault == "malformed_json":
+        with pytest.raises(json.JSONDecodeError):
+            json.loads(text)
         return
+    record = json.loads(text)
+    assert record.get("ticket_id") == key
+    if fault == "missing_required_field":
+        assert "ticket_id" not in record or "created_at" not in record
+    elif fault == "bad_timestamp":
+        with pytest.raises(ValueError):
+            dt.datetime.fromisoformat(record["updated_at"])
+    elif fault == "duplicate_id":
+        assert lines[entry["line"] - 1] in lines[: entry["line"] - 1]
+    elif fault == "unknown_customer":
+        assert record["requester_email"].lower() not in customers["emails"]
+    else:
+        assert fault == "unexpected_field" and set(record) - set(TICKET_FIELDS) == {"sla_policy"}
 
-    lines = (run.files / entry["file"]).read_bytes().splitlines()
-    if fault == "missing_optional_column":
-        header = lines[0].decode().split(",")
-        assert "language" not in header and header == [c for c in SURVEY_COLUMNS if c != "language"]
-        assert len(lines) > 1
-        return
-    line = lines[entry["line"] - 1]
-    if fault == "invalid_utf8":
-        with pytest.raises(UnicodeDecodeError):
-            line.decode("utf-8")
-        return
-    text = line.decode("utf-8")
-    if entry["source"] == "service":
-        if fault == "malformed_json":
-            with pytest.raises(json.JSONDecodeError):
-                json.loads(text)
-            return
-        record = json.loads(text)
-        assert record.get("ticket_id") == key
-        if fault == "missing_required_field":
-            assert "ticket_id" not in record or "created_at" not in record
-        elif fault == "bad_timestamp":
-            with pytest.raises(ValueError):
-                dt.datetime.fromisoformat(record["updated_at"])
-        elif fault == "duplicate_id":
-            assert line in lines[: entry["line"] - 1]
-        elif fault == "unknown_customer":
-            assert record["requester_email"].lower() not in customers["emails"]
-        else:
-            assert fault == "unexpected_field" and set(record) - set(TICKET_FIELDS) == {"sla_policy"}
-        return
 
+def _check_survey_fault(entry: dict, text: str, lines: list[bytes], customers: dict) -> None:
+    fault, key = entry["fault"], entry["key"]
     row = next(csv.reader([text]))
     if fault == "malformed_row":
         assert len(row) != len(SURVEY_COLUMNS)
@@ -446,6 +435,28 @@ def _check_fault(entry: dict, run: Run, customers: dict) -> None:
         assert any(r[0] == str(key) and r != row for r in earlier)
     else:
         assert fault == "unknown_customer" and _resolve(values["customer_ref"], customers) is None
+
+
+def _check_fault(entry: dict, run: Run, customers: dict) -> None:
+    fault = entry["fault"]
+    if entry["source"] == "sales":
+        _check_sales_fault(fault, entry["key"], run)
+        return
+    lines = (run.files / entry["file"]).read_bytes().splitlines()
+    if fault == "missing_optional_column":
+        header = lines[0].decode().split(",")
+        assert "language" not in header and header == [c for c in SURVEY_COLUMNS if c != "language"]
+        assert len(lines) > 1
+        return
+    line = lines[entry["line"] - 1]
+    if fault == "invalid_utf8":
+        with pytest.raises(UnicodeDecodeError):
+            line.decode("utf-8")
+        return
+    if entry["source"] == "service":
+        _check_ticket_fault(entry, line.decode("utf-8"), lines, customers)
+    else:
+        _check_survey_fault(entry, line.decode("utf-8"), lines, customers)
 
 
 def test_every_manifest_entry_is_where_it_says(run_bad: Run) -> None:

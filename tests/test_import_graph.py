@@ -48,6 +48,17 @@ def import_graph(package_dir: Path = PACKAGE_DIR) -> dict[str, set[str]]:
     return graph
 
 
+def _pop_component(stack: list[str], on_stack: set[str], root: str) -> list[str]:
+    """Tarjan's step: the members above ``root`` on the stack (``root`` included) form one component."""
+    component = []
+    while True:
+        member = stack.pop()
+        on_stack.discard(member)
+        component.append(member)
+        if member == root:
+            return component
+
+
 def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components of more than one module (Tarjan), each sorted."""
     index: dict[str, int] = {}
@@ -67,13 +78,7 @@ def cycles(graph: dict[str, set[str]]) -> list[list[str]]:
             elif target in on_stack:
                 low[node] = min(low[node], index[target])
         if low[node] == index[node]:
-            component = []
-            while True:
-                member = stack.pop()
-                on_stack.discard(member)
-                component.append(member)
-                if member == node:
-                    break
+            component = _pop_component(stack, on_stack, node)
             if len(component) > 1:
                 found.append(sorted(component))
 
@@ -87,34 +92,39 @@ def _is_private(name: str) -> bool:
     return name.startswith("_") and not name.startswith("__")
 
 
+def _bindings(tree: ast.AST, files: dict[str, Path], name: str) -> tuple[dict[str, str], list[str]]:
+    """The local names bound to the package's modules, and the private names imported from one."""
+    modules: dict[str, str] = {}
+    private_imports = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            modules |= {alias.asname: alias.name for alias in node.names if alias.name in files and alias.asname}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("customer_lens"):
+            for alias in node.names:
+                submodule = f"{node.module}.{alias.name}"
+                if submodule in files:
+                    modules[alias.asname or alias.name] = submodule
+                elif _is_private(alias.name) and node.module != name:
+                    private_imports.append(f"{name}:{node.lineno} imports {node.module}.{alias.name}")
+    return modules, private_imports
+
+
 def private_uses(package_dir: Path = PACKAGE_DIR) -> list[str]:
     """Every place a module of the package imports or reads another module's private name."""
     files = {_module_name(path, package_dir): path for path in package_dir.rglob("*.py")}
     found = []
     for name, path in files.items():
         tree = ast.parse(path.read_text(), filename=str(path))
-        modules: dict[str, str] = {}  # local name -> the package's module it is bound to
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                for alias in node.names:
-                    if alias.name in files and alias.asname:
-                        modules[alias.asname] = alias.name
-            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("customer_lens"):
-                for alias in node.names:
-                    submodule = f"{node.module}.{alias.name}"
-                    if submodule in files:
-                        modules[alias.asname or alias.name] = submodule
-                    elif _is_private(alias.name) and node.module != name:
-                        found.append(f"{name}:{node.lineno} imports {node.module}.{alias.name}")
-        for node in ast.walk(tree):
-            if (
-                isinstance(node, ast.Attribute)
-                and isinstance(node.value, ast.Name)
-                and node.value.id in modules
-                and _is_private(node.attr)
-                and modules[node.value.id] != name
-            ):
-                found.append(f"{name}:{node.lineno} uses {modules[node.value.id]}.{node.attr}")
+        modules, private_imports = _bindings(tree, files, name)
+        found += private_imports
+        found += [
+            f"{name}:{node.lineno} uses {modules[node.value.id]}.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and modules.get(node.value.id, name) != name
+            and _is_private(node.attr)
+        ]
     return sorted(found)
 
 

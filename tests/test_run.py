@@ -31,11 +31,8 @@ def _project_copy(home: Path) -> Path:
     return home
 
 
-def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_database, tmp_path: Path) -> None:
-    wh = make_database("run_wh")
-    home = _project_copy(tmp_path / "home")
-    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh, "LENS_HOME": str(home)}
-
+def _first_run(env: dict[str, str], wh: str) -> tuple[subprocess.CompletedProcess, tuple]:
+    """The first run: demo sources, raw layer as lens_loader, marts as lens_transformer."""
     first = run_lens("run", "--scale", "tiny", "--seed", "5", env=env)
     assert "demo data generated" in first.stdout
     assert "raw layer" in first.stdout and "0 rejected" in first.stdout
@@ -71,7 +68,11 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
     sales_src = warehouse.with_database(wh, "sales_src")
     with psycopg.connect(sales_src) as conn:
         assert conn.execute("select count(*) from public.order_lines").fetchone()[0] == counts[0]
+    return first, counts
 
+
+def _rerun_changes_nothing(env: dict[str, str], wh: str, first: subprocess.CompletedProcess, counts: tuple) -> None:
+    """A rerun on the same data: nothing loaded or built again; the baseline, its report and docs kept."""
     second = run_lens("run", "--scale", "tiny", "--seed", "5", env=env)
     assert "demo data unchanged" in second.stdout
     assert "raw layer   up to date" in second.stdout
@@ -95,7 +96,9 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
     with psycopg.connect(wh) as conn:
         assert conn.execute("select count(*) from lens_audit.baselines").fetchone()[0] == 1
 
-    # The analyst's loop from a shell: lens dbt builds as the pipeline does (role, schema, .lens/dbt).
+
+def _analyst_runs_dbt(env: dict[str, str], wh: str, home: Path, tmp_path: Path) -> None:
+    """The analyst's loop from a shell: lens dbt builds as the pipeline does (role, schema, .lens/dbt)."""
     state = tmp_path / "state"
     (state / "dbt" / "target" / "run_results.json").unlink()
     run_lens("dbt", "run", "--select", "stg_sales__orders", env=env)
@@ -107,7 +110,9 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
         ).fetchone() == ("lens_transformer",)
     assert not (home / "dbt_project" / "target").exists()  # nothing written into the project
 
-    # An analyst adds a mart: the next run builds it (same data, new project), guards and promotes it.
+
+def _analyst_adds_a_table_mart(env: dict[str, str], wh: str, home: Path, tmp_path: Path) -> None:
+    """An analyst adds a mart: the next run builds it (same data, new project), guards and promotes it."""
     core = home / "dbt_project" / "models" / "marts" / "core"
     (core / "customers_by_country.sql").write_text(
         "select country_code, count(*) as customers from {{ ref('customers') }} group by country_code\n"
@@ -133,7 +138,10 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
         by_country = conn.execute("select sum(customers) from analytics.customers_by_country").fetchone()[0]
         assert by_country == conn.execute("select count(*) from analytics.customers").fetchone()[0] > 0
 
-    # ... and a period mart, as dbt_project/README.md shows it: incremental on open periods, and guarded.
+
+def _analyst_adds_a_period_mart(env: dict[str, str], wh: str, home: Path) -> None:
+    """... and a period mart, as dbt_project/README.md shows it: incremental on open periods, and guarded."""
+    core = home / "dbt_project" / "models" / "marts" / "core"
     (core / "monthly_revenue.sql").write_text(PERIOD_MART)
     with (core / "_core__models.yml").open("a") as yml:
         yml.write(
@@ -166,6 +174,18 @@ def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_datab
     with psycopg.connect(wh) as conn:
         kept = dict(conn.execute("select month_start_date, revenue from analytics_candidate.monthly_revenue"))
     assert kept[closed] == -1 and kept[opened] > 0
+
+
+def test_run_builds_sources_and_raw_layer_and_a_rerun_changes_nothing(make_database, tmp_path: Path) -> None:
+    wh = make_database("run_wh")
+    home = _project_copy(tmp_path / "home")
+    env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh, "LENS_HOME": str(home)}
+
+    first, counts = _first_run(env, wh)
+    _rerun_changes_nothing(env, wh, first, counts)
+    _analyst_runs_dbt(env, wh, home, tmp_path)
+    _analyst_adds_a_table_mart(env, wh, home, tmp_path)
+    _analyst_adds_a_period_mart(env, wh, home)
 
 
 def _readme_period_mart() -> str:

@@ -30,6 +30,78 @@ MONTH_BEFORE = dt.date(2026, 9, 30)
 COUNTS = "select (select count(*) from raw_sales.order_lines), (select count(*) from raw_survey.responses)"
 
 
+def _first_run(config: Path, env: dict[str, str], sales_url: str, wh: str, start_date: str, answers: list) -> tuple:
+    """The whole job on a company's own sources: loaded over their range, built in full, guarded, promoted."""
+    first = run_lens("run", "--config", str(config), env=env)
+    assert "demo data" not in first.stdout
+    assert f"sales (postgres): {start_date} to {END}" in first.stdout
+    assert "sales.customers: derived from sales.orders" in first.stdout
+    assert "service.tickets: not configured (empty)" in first.stdout
+    assert "marts       built in full" in first.stdout
+    assert "promoted to baseline #1" in first.stdout
+    assert "may be empty:" in first.stdout and "(no service.tickets configured)" in first.stdout
+    with psycopg.connect(wh) as conn:
+        counts = conn.execute(COUNTS).fetchone()
+        (as_of,) = conn.execute("select as_of_date from analytics_candidate.int_as_of_date").fetchone()
+        staged = conn.execute("select count(*) from analytics_candidate.stg_survey__responses").fetchone()[0]
+        (nps_rows,) = conn.execute("select count(*) from analytics.nps_by_segment where nps is not null").fetchone()
+    with psycopg.connect(sales_url) as conn:
+        assert conn.execute("select count(*) from public.order_lines").fetchone()[0] == counts[0]
+    assert counts[1] == staged == len(answers)
+    assert as_of == END  # reported as of the history's last day, not today
+    assert nps_rows > 0
+    return counts
+
+
+def _second_run_keeps_the_baseline(config: Path, env: dict[str, str], wh: str, counts: tuple) -> None:
+    """Same data, same baseline: validated, found equal, not promoted again (no +0.00% baseline #2)."""
+    second = run_lens("run", "--config", str(config), env=env)
+    assert "marts       built in full" in second.stdout
+    assert "baseline    #1 unchanged: validated, and equal to it" in second.stdout
+    with psycopg.connect(wh) as conn:
+        assert conn.execute(COUNTS).fetchone() == counts
+        assert conn.execute("select count(*) from lens_audit.baselines").fetchone() == (1,)
+        assert conn.execute(r"select count(*) from pg_namespace where nspname like 'lens\_snapshot\_%'").fetchone() == (
+            1,
+        )  # the equal snapshot was dropped
+
+
+def _another_sources_file_is_refused(tmp_path: Path, env: dict[str, str], wh: str, counts: tuple) -> None:
+    """Another sources file on this warehouse (a transaction file: orders, lines and customers derived, no
+    survey) would build on this one's loaded rows: refused before anything moves, in one line."""
+    exports = tmp_path / "other_exports"
+    exports.mkdir()
+    (exports / "sales.csv").write_text("Customer,Date,Qty,Amount\n1,01/10/2026 10:00,1,9.99\n")
+    other = tmp_path / "other.yml"
+    sales_only = _example(
+        "transactions_csv.yml", "sales", location=str(exports), start_date="2026-10-01", end_date=str(END)
+    )
+    other.write_text(yaml.safe_dump({"sources": {"sales": sales_only}}))
+    refused = run_lens("run", "--config", str(other), env=env, check=False)
+    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
+    assert refused.stderr.startswith("error: the warehouse holds loaded rows of ")
+    for stale in ('"raw_sales"."orders"', '"raw_sales"."order_lines"', '"raw_survey"."responses"'):
+        assert stale in refused.stderr
+    assert "its own warehouse (LENS_STATE_DIR=" in refused.stderr
+    with psycopg.connect(wh) as conn:
+        assert conn.execute("select to_regclass('raw_sales.transactions')").fetchone() == (None,)  # nothing loaded
+        assert conn.execute(COUNTS).fetchone() == counts
+
+
+def _demo_options_and_a_file_without_orders_are_refused(
+    config: Path, document: dict, survey: dict, env: dict[str, str]
+) -> None:
+    """The demo's options do not apply to a user's sources, and a file without orders is refused up front."""
+    refused = run_lens("run", "--config", str(config), "--anomaly", "duplicate-orders", env=env, check=False)
+    assert refused.returncode == 1 and "does not apply to your own sources" in refused.stderr
+    document["sources"] = {"survey": survey}
+    config.write_text(yaml.safe_dump(document))
+    refused = run_lens("run", "--config", str(config), env=env, check=False)
+    assert refused.returncode == 1
+    assert "the marts need at least sales.orders and sales.order_lines" in refused.stderr
+    assert "Traceback" not in refused.stderr
+
+
 def test_run_on_own_sources(make_database, tmp_path: Path) -> None:
     sales_url, wh = make_database("configured_sales_src"), make_database("configured_wh")
     files = tmp_path / "demo"
@@ -49,65 +121,10 @@ def test_run_on_own_sources(make_database, tmp_path: Path) -> None:
     config.write_text(yaml.safe_dump(document))
     env = {"LENS_STATE_DIR": str(tmp_path / "state"), "LENS_WAREHOUSE_URL": wh}
 
-    first = run_lens("run", "--config", str(config), env=env)
-    assert "demo data" not in first.stdout
-    assert f"sales (postgres): {start_date} to {END}" in first.stdout
-    assert "sales.customers: derived from sales.orders" in first.stdout
-    assert "service.tickets: not configured (empty)" in first.stdout
-    assert "marts       built in full" in first.stdout
-    assert "promoted to baseline #1" in first.stdout
-    assert "may be empty:" in first.stdout and "(no service.tickets configured)" in first.stdout
-    with psycopg.connect(wh) as conn:
-        counts = conn.execute(COUNTS).fetchone()
-        (as_of,) = conn.execute("select as_of_date from analytics_candidate.int_as_of_date").fetchone()
-        staged = conn.execute("select count(*) from analytics_candidate.stg_survey__responses").fetchone()[0]
-        (nps_rows,) = conn.execute("select count(*) from analytics.nps_by_segment where nps is not null").fetchone()
-    with psycopg.connect(sales_url) as conn:
-        assert conn.execute("select count(*) from public.order_lines").fetchone()[0] == counts[0]
-    assert counts[1] == staged == len(answers)
-    assert as_of == END  # reported as of the history's last day, not today
-    assert nps_rows > 0
-
-    second = run_lens("run", "--config", str(config), env=env)
-    assert "marts       built in full" in second.stdout
-    # Same data, same baseline: validated, found equal, not promoted again (no +0.00% baseline #2).
-    assert "baseline    #1 unchanged: validated, and equal to it" in second.stdout
-    with psycopg.connect(wh) as conn:
-        assert conn.execute(COUNTS).fetchone() == counts
-        assert conn.execute("select count(*) from lens_audit.baselines").fetchone() == (1,)
-        assert conn.execute(r"select count(*) from pg_namespace where nspname like 'lens\_snapshot\_%'").fetchone() == (
-            1,
-        )  # the equal snapshot was dropped
-
-    # Another sources file on this warehouse (a transaction file: orders, lines and customers derived, no
-    # survey) would build on this one's loaded rows: refused before anything moves, in one line.
-    exports = tmp_path / "other_exports"
-    exports.mkdir()
-    (exports / "sales.csv").write_text("Customer,Date,Qty,Amount\n1,01/10/2026 10:00,1,9.99\n")
-    other = tmp_path / "other.yml"
-    sales_only = _example(
-        "transactions_csv.yml", "sales", location=str(exports), start_date="2026-10-01", end_date=str(END)
-    )
-    other.write_text(yaml.safe_dump({"sources": {"sales": sales_only}}))
-    refused = run_lens("run", "--config", str(other), env=env, check=False)
-    assert refused.returncode == 1 and "Traceback" not in refused.stderr, refused.stderr
-    assert refused.stderr.startswith("error: the warehouse holds loaded rows of ")
-    for stale in ('"raw_sales"."orders"', '"raw_sales"."order_lines"', '"raw_survey"."responses"'):
-        assert stale in refused.stderr
-    assert "its own warehouse (LENS_STATE_DIR=" in refused.stderr
-    with psycopg.connect(wh) as conn:
-        assert conn.execute("select to_regclass('raw_sales.transactions')").fetchone() == (None,)  # nothing loaded
-        assert conn.execute(COUNTS).fetchone() == counts
-
-    # The demo's options do not apply to a user's sources, and a file without orders is refused up front.
-    refused = run_lens("run", "--config", str(config), "--anomaly", "duplicate-orders", env=env, check=False)
-    assert refused.returncode == 1 and "does not apply to your own sources" in refused.stderr
-    document["sources"] = {"survey": survey}
-    config.write_text(yaml.safe_dump(document))
-    refused = run_lens("run", "--config", str(config), env=env, check=False)
-    assert refused.returncode == 1
-    assert "the marts need at least sales.orders and sales.order_lines" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    counts = _first_run(config, env, sales_url, wh, start_date, answers)
+    _second_run_keeps_the_baseline(config, env, wh, counts)
+    _another_sources_file_is_refused(tmp_path, env, wh, counts)
+    _demo_options_and_a_file_without_orders_are_refused(config, document, survey, env)
 
 
 def test_a_bare_transaction_file_reaches_the_marts(make_database, tmp_path: Path) -> None:

@@ -36,15 +36,15 @@ def _expected(conn, snapshot_id: str) -> tuple[int, int, int]:
     ).fetchone()
 
 
-def test_readers_see_whole_baselines_during_20_promotions(guard_world) -> None:
-    guard_world.restore_candidate()
+def _freeze_two_shapes(guard_world) -> tuple[dict[str, tuple[int, int, int]], list[str]]:
+    """20 snapshots in two alternating shapes (every other one lacks a tenth of the customers), and what each
+    holds, the current baseline's too."""
     expected: dict[str, tuple[int, int, int]] = {}
     with guard_world.connect() as conn:
         current = guard_world.current()[1]
         expected[current] = _expected(conn, current)
         with guard_world.env():
             marts = quality.load_marts(parse=False)
-        # 20 snapshots in two alternating shapes: every other one lacks a tenth of the customers
         snapshots = []
         for i in range(20):
             guard_world.restore_candidate()
@@ -55,58 +55,73 @@ def test_readers_see_whole_baselines_during_20_promotions(guard_world) -> None:
             expected[snapshot.snapshot_id] = _expected(conn, snapshot.snapshot_id)
             snapshots.append(snapshot.snapshot_id)
         guard_world.restore_candidate()
-    assert len(set(expected.values())) == 2  # the two shapes really differ
+    return expected, snapshots
 
-    stop = threading.Event()
-    seen: list[str] = []
-    errors: list[str] = []
-    mixed: list[tuple] = []
 
-    def single_statement_reader() -> None:
-        with psycopg.connect(guard_world.url, autocommit=True) as conn:
-            while not stop.is_set():
+class _Readers:
+    """BI readers running while promotions happen: what they saw, their errors, and any mixed read."""
+
+    def __init__(self, url: str, expected: dict[str, tuple[int, int, int]]) -> None:
+        self.url, self.expected = url, expected
+        self.stop = threading.Event()
+        self.seen: list[str] = []
+        self.errors: list[str] = []
+        self.mixed: list[tuple] = []
+        self.threads = [threading.Thread(target=self.single_statement) for _ in range(2)]
+        self.threads.append(threading.Thread(target=self.transaction))
+
+    def single_statement(self) -> None:
+        with psycopg.connect(self.url, autocommit=True) as conn:
+            while not self.stop.is_set():
                 try:
                     row = conn.execute(READ).fetchone()
                 except psycopg.Error as exc:
-                    errors.append(str(exc))
+                    self.errors.append(str(exc))
                     continue
-                seen.append(row[0])
-                if expected.get(row[0]) != row[1:]:
-                    mixed.append(row)
+                self.seen.append(row[0])
+                if self.expected.get(row[0]) != row[1:]:
+                    self.mixed.append(row)
 
-    def transaction_reader() -> None:
+    def transaction(self) -> None:
         """Several statements in one repeatable-read transaction: all of them on the same baseline."""
-        with psycopg.connect(guard_world.url) as conn:
+        with psycopg.connect(self.url) as conn:
             conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
-            while not stop.is_set():
+            while not self.stop.is_set():
                 try:
                     with conn.transaction():
                         first = conn.execute("select snapshot_id from analytics.baseline_info").fetchone()
                         n = conn.execute("select count(*) from analytics.customers").fetchone()[0]
                         again = conn.execute("select snapshot_id from analytics.baseline_info").fetchone()
                 except psycopg.Error as exc:
-                    errors.append(str(exc))
+                    self.errors.append(str(exc))
                     continue
-                if first is None or first != again or expected[first[0]][0] != n:
-                    mixed.append((first, again, n))
+                if first is None or first != again or self.expected[first[0]][0] != n:
+                    self.mixed.append((first, again, n))
                 time.sleep(0.01)
 
-    readers = [threading.Thread(target=single_statement_reader) for _ in range(2)]
-    readers.append(threading.Thread(target=transaction_reader))
-    for reader in readers:
-        reader.start()
-    try:
-        with guard_world.connect() as conn, guard_world.env():
-            numbers = [baseline.promote(conn, s, actor="atomicity-test", reason="test") for s in snapshots]
-    finally:
+    def __enter__(self) -> _Readers:
+        for thread in self.threads:
+            thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
         time.sleep(0.3)
-        stop.set()
-        for reader in readers:
-            reader.join(timeout=30)
+        self.stop.set()
+        for thread in self.threads:
+            thread.join(timeout=30)
+
+
+def test_readers_see_whole_baselines_during_20_promotions(guard_world) -> None:
+    guard_world.restore_candidate()
+    expected, snapshots = _freeze_two_shapes(guard_world)
+    assert len(set(expected.values())) == 2  # the two shapes really differ
+
+    with _Readers(guard_world.url, expected) as readers, guard_world.connect() as conn, guard_world.env():
+        numbers = [baseline.promote(conn, s, actor="atomicity-test", reason="test") for s in snapshots]
     assert numbers == list(range(numbers[0], numbers[0] + 20))
-    assert errors == []
-    assert mixed == []
-    assert len(seen) > 40 and len(set(seen)) >= 3
+    assert readers.errors == []
+    assert readers.mixed == []
+    assert len(readers.seen) > 40 and len(set(readers.seen)) >= 3
     assert guard_world.current()[1] == snapshots[-1]
 
 

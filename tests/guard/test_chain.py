@@ -55,6 +55,55 @@ def _wait_for_chain(api: ApiClient, timeout: float) -> dict[str, list[dict]]:
     return runs
 
 
+def _start_lens_airflow(tmp_path: Path) -> tuple[subprocess.Popen, ApiClient]:
+    """``lens airflow`` in the background, and a client logged in to its API."""
+    port = airflow_cli.free_port()
+    out = tmp_path / "lens-airflow.out"
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "customer_lens.local.airflow_ui", "--port", str(port)],
+            env=dict(os.environ),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    text = wait_for_output(out, proc, "Press Ctrl-C to stop.", timeout=300)
+    password = re.search(r"login\s+admin / (\S+)", text).group(1)
+    api = ApiClient.login(f"http://127.0.0.1:{port}", "admin", password)
+    return proc, api
+
+
+def _backfill_a_week(api: ApiClient, url: str, last_day: dt.datetime, before: int) -> None:
+    """The README's backfill of a past week, from a plain shell, run by the same scheduler."""
+    week = [(last_day - dt.timedelta(days=d)).date() for d in range(8, 1, -1)]
+    done = subprocess.run(
+        [
+            str(Path(sys.executable).with_name("lens")),
+            "backfill",
+            "extract_sales",
+            "--start",
+            str(week[0]),
+            "--end",
+            str(week[-1]),
+        ],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    deadline = time.monotonic() + 600
+    while time.monotonic() < deadline:
+        backfilled = [r for r in _runs(api, "extract_sales") if r["run_type"] == "backfill"]
+        if len(backfilled) == 7 and all(r["state"] in ("success", "failed") for r in backfilled):
+            break
+        time.sleep(3)
+    assert sorted(r["state"] for r in backfilled) == ["success"] * 7, backfilled
+    with psycopg.connect(url) as conn:  # seven days reloaded inside their months: the same rows
+        assert conn.execute("select count(*) from raw_sales.order_lines").fetchone()[0] == before
+
+
 @pytest.mark.slow
 def test_the_scheduler_runs_extract_transform_guard_on_assets(tmp_path: Path, monkeypatch) -> None:
     state = tmp_path / "state"
@@ -75,19 +124,7 @@ def test_the_scheduler_runs_extract_transform_guard_on_assets(tmp_path: Path, mo
         with psycopg.connect(url) as conn:
             before = conn.execute("select count(*) from raw_sales.order_lines").fetchone()[0]
 
-        port = airflow_cli.free_port()
-        out = tmp_path / "lens-airflow.out"
-        with open(out, "wb") as fh:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "customer_lens.local.airflow_ui", "--port", str(port)],
-                env=dict(os.environ),
-                stdout=fh,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        text = wait_for_output(out, proc, "Press Ctrl-C to stop.", timeout=300)
-        password = re.search(r"login\s+admin / (\S+)", text).group(1)
-        api = ApiClient.login(f"http://127.0.0.1:{port}", "admin", password)
+        proc, api = _start_lens_airflow(tmp_path)
         for dag_id in CHAIN:
             api.request("PATCH", f"/api/v2/dags/{dag_id}", {"is_paused": False})
 
@@ -108,34 +145,7 @@ def test_the_scheduler_runs_extract_transform_guard_on_assets(tmp_path: Path, mo
         with psycopg.connect(url) as conn:  # yesterday reloaded inside its month: nothing doubled, nothing lost
             assert conn.execute("select count(*) from raw_sales.order_lines").fetchone()[0] == before
 
-        # The README's backfill of a past week, from a plain shell, run by the same scheduler.
-        week = [(last_day - dt.timedelta(days=d)).date() for d in range(8, 1, -1)]
-        done = subprocess.run(
-            [
-                str(Path(sys.executable).with_name("lens")),
-                "backfill",
-                "extract_sales",
-                "--start",
-                str(week[0]),
-                "--end",
-                str(week[-1]),
-            ],
-            env=dict(os.environ),
-            capture_output=True,
-            text=True,
-            check=False,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stderr
-        deadline = time.monotonic() + 600
-        while time.monotonic() < deadline:
-            backfilled = [r for r in _runs(api, "extract_sales") if r["run_type"] == "backfill"]
-            if len(backfilled) == 7 and all(r["state"] in ("success", "failed") for r in backfilled):
-                break
-            time.sleep(3)
-        assert sorted(r["state"] for r in backfilled) == ["success"] * 7, backfilled
-        with psycopg.connect(url) as conn:  # seven days reloaded inside their months: the same rows
-            assert conn.execute("select count(*) from raw_sales.order_lines").fetchone()[0] == before
+        _backfill_a_week(api, url, last_day, before)
     finally:
         if proc is not None and proc.poll() is None:
             proc.send_signal(signal.SIGINT)
