@@ -3,8 +3,8 @@
 
     dbt replaces a view by renaming it and dropping the old one with CASCADE, which drops the views that
     depend on it. With two threads, two such cascades can reach the same dependent view at once and
-    PostgreSQL aborts one of them with a deadlock (seen on staging views that share dependants, e.g.
-    stg_sales__customers and stg_sales__contracts → int_contracts_matched). Dropping the selected views
+    PostgreSQL aborts one of them with a deadlock (views that share a dependant view, as staging views
+    do). Dropping the selected views
     up front, sequentially, leaves the threads nothing to cascade into. It removes nothing dbt would not
     have removed itself: the cascade drops the same dependants (which the run rebuilds when selected).
     adapter.drop_relation keeps dbt's relation cache in step.

@@ -1,5 +1,5 @@
 {#-
-    A column of the data contract (customer_lens.contract, docs/data-contract.md) as a staging model reads
+    A column of the data contract (customer_lens.config.contract, docs/data-contract.md) as a staging model reads
     it from a raw table: the source's mapping when config/sources.yml gives one (an expression over the raw
     table's columns, cast to the contract's type), else the raw column itself. For columns every source has
     (a missing one is an error, named by the config check before any load).

@@ -2,7 +2,7 @@
 
 Rendering choice (measured, see DECISIONS.md): **one Cosmos ``dbt build`` task** for the whole
 project, not a task per model. A task per model costs 1.5-2.5 s of Airflow overhead each, which for
-a ~40-node project is several times the build itself; Cosmos' watcher mode cannot run under
+this project (about 50 models and 350 tests) is several times the build itself; Cosmos' watcher mode cannot run under
 ``airflow dags test``. One build task costs a plain ``dbt build`` plus one task's overhead under the
 scheduler and under ``dags test`` alike, and still surfaces every model's result: each node's
 outcome is logged as dbt finishes it, the task returns the per-node statuses and timings (XCom),
