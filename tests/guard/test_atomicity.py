@@ -186,7 +186,7 @@ def _long_reader(url: str, seconds: int, outcome: list) -> threading.Thread:
     return thread
 
 
-def test_a_long_reader_neither_strands_nor_starves_a_promotion(guard_world, tmp_path) -> None:
+def test_a_long_reader_neither_strands_nor_starves_a_promotion(guard_world, tmp_path, monkeypatch) -> None:
     """Waited out: the validated snapshot stays promotable; with cancel_blocking_readers: promoted at once."""
     from customer_lens.config import environment
 
@@ -199,7 +199,15 @@ def test_a_long_reader_neither_strands_nor_starves_a_promotion(guard_world, tmp_
         )
     before = guard_world.current()
     outcome: list[str] = []
-    reader = _long_reader(guard_world.url, 25, outcome)
+    readers: list[threading.Thread] = []
+    validate = quality.validate
+
+    def validate_then_read(*args, **kwargs):  # the BI query starts as validation ends, however long it took
+        result = validate(*args, **kwargs)
+        readers.append(_long_reader(guard_world.url, 12, outcome))
+        return result
+
+    monkeypatch.setattr(quality, "validate", validate_then_read)
     try:
         with (
             guard_world.env(),
@@ -208,7 +216,9 @@ def test_a_long_reader_neither_strands_nor_starves_a_promotion(guard_world, tmp_
         ):
             baseline.guard()
     finally:
-        reader.join(timeout=60)
+        for reader in readers:
+            reader.join(timeout=60)
+    monkeypatch.undo()
     message = str(raised.value)
     assert "readers held them for 3 s in the lock queue" in message and "stays promotable" in message
     snapshot_id = re.search(r"lens baseline promote (\S+)", message).group(1)
