@@ -426,3 +426,107 @@ def test_a_file_added_after_a_listing_is_loaded_by_the_next_batch(tmp_path: Path
     second = extract.extract(service, "tickets", DAY1, DAY1 + dt.timedelta(days=2), warehouse_url=wh)
     assert second.files == ["tickets_2026-03-01.ndjson", "tickets_2026-03-02.ndjson"]
     assert _rows(wh, "select ticket_id from raw_service.tickets order by 1") == [(1,), (2,)]
+
+
+# -- NDJSON read by pyarrow, with the exact (SQL) path for what pyarrow does not read ---------------------
+_AT = '"created_at": "2026-03-01T08:00:00Z", "updated_at": "2026-03-01T08:00:00Z"'
+_TRICKY_LINES = [
+    _ticket(20, "2026-03-01T08:00:00Z", description='caf\u00e9 \U0001f600 "quoted"\nsecond line', reopen_count=2),
+    _ticket(21, "2026-03-01T08:00:00Z", status=None, description=""),  # null and empty text stay apart
+    f'{{"ticket_id": 22, {_AT}, "status": 5}}',
+    f'{{"ticket_id": "23", {_AT}}}',
+    f'{{"ticket_id": 24, {_AT}, "reopen_count": 1.0}}',
+    f'{{"ticket_id": 25, {_AT}, "reopen_count": 1e2}}',
+    f'{{"ticket_id": 26, {_AT}}}{{"ticket_id": 27, {_AT}}}',
+    f'{{"ticket_id": 28, "ticket_id": 29, {_AT}}}',
+    _ticket(30, "2026-03-01T08:00:00Z", sla={"tier": "gold", "hours": 4.50}),  # nested drift, kept as is
+    _ticket(31, "2026-03-01T08:00:00Z", subject="nul\u0000byte"),
+    f'{{"ticket_id": 32, {_AT}, "status": "\\ud800"}}',
+    "  " + _ticket(33, "2026-03-01T08:00:00Z") + "  ",
+    _ticket(34, "2026-03-01T08:00:00Z", status=True),
+    _ticket(35, "2026-03-01T08:00:00Z", reopen_count=99999999999999999999),
+    _ticket(36, "2026-03-01T08:00:00Z", reopen_count=3_000_000_000),  # an int64, not an integer
+    _ticket(37, "2026-03-01T08:00:00Z", requester_email="?"),
+]
+
+
+def _load_both_ways(tmp_path: Path, wh: str, monkeypatch, files: dict[str, bytes]):
+    """Load the files with pyarrow reading what it can, then with the exact path only: both results."""
+    from customer_lens.extract import files as files_mod
+
+    service = _sources(tmp_path)["service"]
+    for name, content in files.items():
+        _write(tmp_path / "service" / name, content)
+    outcomes = []
+    typed_rows = []
+    real_add = files_mod._TypedRows.add
+
+    def counting_add(self, table):
+        typed_rows.append(table.num_rows)
+        real_add(self, table)
+
+    for fast in (True, False):
+        with monkeypatch.context() as patch:
+            patch.setattr(files_mod._TypedRows, "add", counting_add)
+            if not fast:
+                patch.setattr(files_mod, "_json_read_schema", lambda source, entity: None)
+            result = extract.extract(service, "tickets", DAY1, DAY1 + dt.timedelta(days=31), warehouse_url=wh)
+        rows = _rows(
+            wh,
+            "select _source_file, _source_line, ticket_id, requester_email, created_at, updated_at, status, "
+            "reopen_count, description, _extra from raw_service.tickets order by 1, 2",
+        )
+        rejects = _rows(
+            wh,
+            "select _source_file, _source_line, record_key, raw_text, reason, detail "
+            "from raw_service._rejects order by 1, 2",
+        )
+        outcomes.append((result.rows_loaded, result.rows_rejected, result.extra_fields, rows, rejects))
+        typed_rows.append(None)  # separates the two loads
+    return outcomes, typed_rows
+
+
+def test_pyarrow_reads_clean_lines_and_the_exact_path_the_rest_with_the_same_outcome(
+    tmp_path: Path, wh: str, monkeypatch
+) -> None:
+    """Each odd line in a day file of its own: pyarrow reads the clean ones (one read for the batch, then each
+    file alone when one is refused), SQL the others; loaded with the exact path only, the outcome is the same."""
+    clean = [_ticket(n, f"2026-03-01T{n % 24:02d}:00:00Z", reopen_count=n % 3) for n in range(1, 11)]
+    files = {"tickets_2026-03-01.ndjson": ("\n".join(clean) + "\n").encode()}
+    for day, line in enumerate(_TRICKY_LINES, start=2):
+        files[f"tickets_2026-03-{day:02d}.ndjson"] = line.encode()  # no line end at the end of the file
+    # a byte-order mark, a blank line, CR line ends: line numbers as the exact path counts them
+    files["tickets_2026-03-31.ndjson"] = (
+        b"\xef\xbb\xbf"
+        + _ticket(40, "2026-03-03T08:00:00Z").encode()
+        + b"\n\n"
+        + _ticket(41, "2026-03-03T08:00:00Z").encode()
+        + b"\r\n"
+        + _ticket(41, "2026-03-03T08:00:00Z", status="other").encode()
+        + b"\r"
+        + _ticket(43, "2026-03-03T08:00:00Z").encode()
+    )
+    (fast, exact), typed_rows = _load_both_ways(tmp_path, wh, monkeypatch, files)
+    assert fast == exact
+    # read by pyarrow: the clean file, and the lines of tickets 20, 21, 33, 36 and 37; none when it is off
+    assert typed_rows == [10, 1, 1, 1, 1, 1, None, None]
+    loaded, rejected, extra_fields, rows, rejects = fast
+    assert (loaded, rejected) == (10 + 9 + 2, 9)
+    assert extra_fields == ["sla"]
+    by_id = {row[2]: row for row in rows}
+    assert by_id[20][8] == 'café 😀 "quoted"\nsecond line' and by_id[20][7] == 2
+    assert (by_id[21][6], by_id[21][8]) == (None, "")  # null and empty text stay apart
+    assert (by_id[22][6], by_id[23][1], by_id[25][7], by_id[34][6], by_id[37][3]) == ("5", 1, 100, "true", "?")
+    assert by_id[30][9] == {"sla": {"tier": "gold", "hours": 4.50}}
+    assert sorted(by_id) == [*range(1, 11), 20, 21, 22, 23, 25, 30, 33, 34, 37, 41, 43]
+    assert [(r[0][-9:], r[1], r[4]) for r in rejects] == [
+        ("06.ndjson", 1, "invalid_value"),  # 1.0 for an integer
+        ("08.ndjson", 1, "malformed_json"),  # two objects on a line
+        ("09.ndjson", 1, "duplicate_json_key"),
+        ("11.ndjson", 1, "malformed_json"),  # an escaped NUL
+        ("12.ndjson", 1, "malformed_json"),  # half a surrogate pair
+        ("15.ndjson", 1, "invalid_value"),  # beyond bigint
+        ("16.ndjson", 1, "invalid_value"),  # beyond integer (read by pyarrow, judged by SQL)
+        ("31.ndjson", 1, "malformed_json"),  # the byte-order mark
+        ("31.ndjson", 4, "duplicate_key"),
+    ]

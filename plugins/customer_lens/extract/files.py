@@ -15,7 +15,9 @@ import functools
 import io
 import json
 import logging
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from psycopg import Connection, sql
@@ -141,23 +143,240 @@ def _landing_columns(source: Source, entity: Entity) -> list[str]:
 
 
 def _create_landing(conn: Connection, source: Source, entity: Entity) -> None:
-    text_cols = "".join(f", {sql.Identifier(c).as_string(conn)} text" for c in _landing_columns(source, entity))
+    # JSON rows land as raw text (parsed in SQL), or, when pyarrow read them (:func:`_land_ndjson_fast`),
+    # already split into the columns' text (``_typed``): the SQL JSON parsing is skipped for them.
+    names = [c.name for c in entity.columns]
+    text_cols = "".join(f", {sql.Identifier(c).as_string(conn)} text" for c in names)
     conn.execute("drop table if exists _lens_landing")
     conn.execute(
         f"""create temp table _lens_landing (
-            _ord bigserial, _source_file text, _source_line bigint, _raw text, _parse_error text, _extra jsonb
+            _ord bigserial, _source_file text, _source_line bigint, _raw text, _parse_error text, _extra jsonb,
+            _typed boolean not null default false
             {text_cols})"""
     )
 
 
 def _land_ndjson(copy, rel: str, path: Path, encoding: str) -> None:
-    for number, text, data in _decoded_lines(path, encoding):
+    _land_json_lines(copy, rel, _decoded_lines(path, encoding), encoding)
+
+
+def _land_json_lines(copy, rel: str, lines, encoding: str) -> None:
+    """Land (line number, text or None, raw bytes) lines as raw text, for SQL to parse (the exact path)."""
+    for number, text, data in lines:
         if text is None:
             copy.write_row((rel, number, data.decode(encoding, errors="backslashreplace"), "invalid_utf8", None))
         elif "\x00" in text:  # PostgreSQL text cannot hold it: a reject, shown escaped
             copy.write_row((rel, number, text.replace("\x00", "\\x00"), "nul_byte", None))
         elif text.strip():
             copy.write_row((rel, number, text, None, None))
+
+
+# -- NDJSON through pyarrow ---------------------------------------------------------------------------
+# A file is read in chunks of whole lines. pyarrow parses a chunk (in C++) into the configured columns, whose
+# text lands directly; the SQL JSON parsing is then skipped for those rows. pyarrow reads only what is
+# unambiguous: a chunk it refuses, or one where its reading could differ from PostgreSQL's (below), lands line
+# by line as raw text, as before, and SQL parses and judges each line (same rejects, reasons, numbers).
+JSON_CHUNK_BYTES = 8 << 20
+# A JSON number lands as pyarrow writes an int64 (as PostgreSQL's ->> would: no fraction, no exponent, or
+# pyarrow refuses it); booleans as true/false. Every other column reads JSON strings only (a number there
+# would be refused, so the exact path keeps its text).
+_ARROW_JSON_INTEGERS = frozenset({"bigint", "integer"})
+_BOM = b"\xef\xbb\xbf"
+
+
+def _json_read_schema(source: Source, entity: Entity):
+    """The pyarrow schema a clean NDJSON line of the entity reads with, or None (no fast path: the exact one)."""
+    import codecs
+
+    import pyarrow as pa
+
+    sources = [c.source for c in entity.columns]
+    if len(set(sources)) != len(sources) or codecs.lookup(source.encoding).name != "utf-8":
+        return None
+    return pa.schema(
+        [
+            (
+                c.source,
+                pa.int64() if c.type in _ARROW_JSON_INTEGERS else pa.bool_() if c.type == "boolean" else pa.string(),
+            )
+            for c in entity.columns
+        ]
+    )
+
+
+def _json_chunks(path: Path):
+    """The file as chunks of whole lines (ending at a LF, the last one maybe not) of about JSON_CHUNK_BYTES."""
+    size = JSON_CHUNK_BYTES
+    with open(path, "rb") as fh:
+        rest = b""
+        while block := fh.read(size):
+            data = rest + block
+            cut = data.rfind(b"\n") + 1
+            if cut:
+                yield data[:cut]
+                rest = data[cut:]
+            else:  # one line longer than the chunk so far
+                rest = data
+        if rest:
+            yield rest
+
+
+# A blank line after the first (searched from a line end: much faster than from every position), and the first.
+_BLANK_LINE = re.compile(rb"\n[ \t\x0b\x0c]*(?:\n|\Z)")
+_BLANK_FIRST_LINE = re.compile(rb"[ \t\x0b\x0c]*(?:\n|\Z)")
+
+
+def _plain_lines(chunk: bytes) -> int | None:
+    """How many lines the chunk has, or None when pyarrow may read it differently from PostgreSQL (a
+    byte-order mark, an escaped NUL) or number its lines differently (blank lines, CR line ends, a NUL byte)."""
+    if b"\r" in chunk or b"\x00" in chunk or b"\\u0000" in chunk or chunk.startswith(_BOM):
+        return None
+    body = chunk[:-1] if chunk.endswith(b"\n") else chunk
+    if _BLANK_FIRST_LINE.match(body) or _BLANK_LINE.search(body):
+        return None
+    return body.count(b"\n") + 1
+
+
+def _read_json(chunk: bytes, lines: int, schema):
+    """``chunk`` read by pyarrow, one row per line; None when pyarrow refuses it (bad JSON, a key given twice,
+    an unknown field, a value of another JSON type, ...) or reads another number of rows (two objects on
+    a line)."""
+    import pyarrow as pa
+    import pyarrow.json as pajson
+
+    try:
+        table = pajson.read_json(
+            pa.py_buffer(chunk),
+            read_options=pajson.ReadOptions(block_size=1 << 20),
+            parse_options=pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
+        )
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    return table if table.num_rows == lines else None
+
+
+@dataclass
+class _JsonPiece:
+    """A chunk of one file, its first line's number, and how many lines it has (None: only the exact path
+    reads it)."""
+
+    rel: str
+    number: int
+    chunk: bytes
+    lines: int | None
+
+
+def _json_pieces(path: Path, rel: str):
+    number = 1
+    for chunk in _json_chunks(path):
+        lines = _plain_lines(chunk)
+        yield _JsonPiece(rel, number, chunk, lines)
+        number += lines if lines is not None else sum(1 for _ in _physical_lines(io.BytesIO(chunk)))
+
+
+class _TypedRows:
+    """Landing rows pyarrow read, as CSV text sent in one COPY per few megabytes (not one per file)."""
+
+    FLUSH_BYTES = 16 << 20
+
+    def __init__(self, conn: Connection, entity: Entity):
+        self.conn = conn
+        self.names = ["_source_file", "_source_line", "_raw", "_typed", *(c.name for c in entity.columns)]
+        self.parts: list[bytes] = []
+        self.size = 0
+
+    def add(self, table) -> None:
+        import pyarrow.csv as pacsv
+
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+        self.parts.append(buffer.getvalue())
+        self.size += len(self.parts[-1])
+        if self.size >= self.FLUSH_BYTES:
+            self.flush()
+
+    def flush(self) -> None:
+        if not self.parts:
+            return
+        target = ", ".join(sql.Identifier(c).as_string(self.conn) for c in self.names)
+        with self.conn.cursor().copy(f"copy _lens_landing ({target}) from stdin (format csv)") as copy:
+            for part in self.parts:
+                copy.write(part)
+        self.parts, self.size = [], 0
+
+
+class _JsonLanding:
+    """Lands a batch's NDJSON files in order: consecutive pieces read together by pyarrow (a thousand small
+    day files are a few reads, not a thousand), a piece pyarrow does not read line by line as raw text
+    (:func:`_land_json_lines`), exactly as before."""
+
+    def __init__(self, conn: Connection, source: Source, entity: Entity, schema):
+        self.conn, self.source, self.entity, self.schema = conn, source, entity, schema
+        self.typed = _TypedRows(conn, entity)
+        self.group: list[_JsonPiece] = []
+        self.size = 0
+
+    def add(self, piece: _JsonPiece) -> None:
+        if piece.lines is None:
+            self._exact(piece)
+            return
+        self.group.append(piece)
+        self.size += len(piece.chunk)
+        if self.size >= JSON_CHUNK_BYTES:
+            self._read_group()
+
+    def close(self) -> None:
+        self._read_group()
+        self.typed.flush()
+
+    def _read_group(self) -> None:
+        group, self.group, self.size = self.group, [], 0
+        if not group:
+            return
+        data = b"".join(p.chunk if p.chunk.endswith(b"\n") else p.chunk + b"\n" for p in group)
+        table = _read_json(data, sum(p.lines for p in group), self.schema)
+        if table is not None:
+            self._typed(group, table, data)
+            return
+        for piece in group:  # one of them is refused: read each alone
+            table = _read_json(piece.chunk, piece.lines, self.schema) if len(group) > 1 else None
+            if table is None:
+                self._exact(piece)
+            else:
+                self._typed([piece], table, piece.chunk)
+
+    def _typed(self, group: list[_JsonPiece], table, data: bytes) -> None:
+        import pyarrow as pa
+        import pyarrow.compute as pc
+
+        files = pa.concat_arrays([pa.repeat(p.rel, p.lines) for p in group])
+        numbers = pa.concat_arrays([pa.arange(p.number, p.number + p.lines) for p in group])
+        lines = pc.split_pattern(pa.array([data.removesuffix(b"\n")], pa.large_binary()), b"\n").flatten()
+        try:
+            raw = lines.cast(pa.large_string())
+        except pa.ArrowInvalid:  # not UTF-8 (pyarrow has refused such a value already): line by line
+            for piece in group:
+                self._exact(piece)
+            return
+        arrays = [files, numbers, raw, pa.repeat(True, table.num_rows)]
+        arrays += [table.column(c.source).cast(pa.string()) for c in self.entity.columns]
+        self.typed.add(pa.Table.from_arrays(arrays, names=self.typed.names))
+
+    def _exact(self, piece: _JsonPiece) -> None:
+        self._read_group()
+        self.typed.flush()  # the landing keeps the files' order
+        encoding = self.source.encoding
+        with landing_copy(self.conn, self.source, self.entity) as copy:
+            _land_json_lines(copy, piece.rel, _decoded_chunk_lines(piece, encoding), encoding)
+
+
+def _decoded_chunk_lines(piece: _JsonPiece, encoding: str):
+    """:func:`_decoded_lines` of a piece of a file."""
+    for number, data in enumerate(_physical_lines(io.BytesIO(piece.chunk)), start=piece.number):
+        try:
+            yield number, data.decode(encoding), data
+        except UnicodeDecodeError:
+            yield number, None, data
 
 
 def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result: BatchResult) -> None:
@@ -262,6 +481,7 @@ def _parsed_rows(source: Source, entity: Entity) -> sql.Composable:
             for c in entity.columns
         )
         known = sql.SQL(", ").join(sql.Literal(c.source) for c in entity.columns)
+        typed = sql.SQL(", ").join(_nulled(ident(c.name), source) for c in entity.columns)
         query = sql.SQL(
             """
             select l._ord, l._source_file, l._source_line, l._raw,
@@ -280,8 +500,13 @@ def _parsed_rows(source: Source, entity: Entity) -> sql.Composable:
                     offset 0
                 ) v
                 -- (offset 0: each line parsed once; inlined, every column's ->> would parse it again)
-                offset 0) d"""
-        ).format(known=known, values=values)
+                offset 0) d
+            where not l._typed
+            union all
+            -- lines pyarrow read (files.py, _land_ndjson_fast): their columns' text is what ->> gives
+            select _ord, _source_file, _source_line, _raw, null::text, null::jsonb, {typed}
+            from _lens_landing where _typed"""
+        ).format(known=known, values=values, typed=typed)
     else:
         values = sql.SQL(", ").join(
             sql.SQL("{} as {}").format(_nulled(ident(c.name), source), ident(f"v_{c.name}")) for c in entity.columns
@@ -354,6 +579,14 @@ def extract_files(conn: Connection, source: Source, entity: Entity, result: Batc
                 _land_parquet(conn, str(path.relative_to(source.location)), path, entity, result)
             return
         if not paths:
+            return
+        schema = _json_read_schema(source, entity) if source.format == "ndjson" else None
+        if schema is not None:
+            landing = _JsonLanding(conn, source, entity, schema)
+            for path in paths:
+                for piece in _json_pieces(path, str(path.relative_to(source.location))):
+                    landing.add(piece)
+            landing.close()
             return
         with landing_copy(conn, source, entity) as copy:  # one COPY for all of the batch's files
             for path in paths:
