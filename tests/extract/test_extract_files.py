@@ -530,3 +530,65 @@ def test_pyarrow_reads_clean_lines_and_the_exact_path_the_rest_with_the_same_out
         ("31.ndjson", 1, "malformed_json"),  # the byte-order mark
         ("31.ndjson", 4, "duplicate_key"),
     ]
+
+
+def test_parquet_day_files_of_a_batch_land_together_with_their_line_numbers(tmp_path: Path, wh: str) -> None:
+    """Several small parquet files in one batch (one COPY): each row keeps its file and row number, a file
+    without an optional column loads nulls, a bad value is a reject, a file without a required column fails."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    document = {
+        "sources": {
+            "survey": {
+                "kind": "files",
+                "format": "parquet",
+                "location": str(tmp_path / "survey"),
+                "max_reject_ratio": 0.9,
+                "entities": {
+                    "responses": {
+                        "glob": "responses_*.parquet",
+                        "file_date": "responses_%Y-%m-%d.parquet",
+                        "primary_key": ["response_id"],
+                        "columns": RESPONSE_COLUMNS,
+                    }
+                },
+            }
+        }
+    }
+    survey = source_config.parse(document)["survey"]
+    folder = tmp_path / "survey"
+    folder.mkdir()
+    day1 = {
+        "response_id": ["a1", "a2", "a3"],
+        "customer_ref": ["1", "2", "3"],
+        "submitted_at": ["2026-03-01T10:00:00Z", "2026-03-01T11:00:00Z", "2026-03-01T12:00:00Z"],
+        "nps_score": [9, 11, 0],  # 11: out of range
+        "comment": ["fine", None, ""],
+        "language": ["en", "pt", None],
+    }
+    pq.write_table(pa.table(day1), folder / "responses_2026-03-01.parquet")
+    day2 = {k: v[:2] for k, v in day1.items() if k != "language"} | {"response_id": ["b1", "b2"]}
+    pq.write_table(pa.table(day2), folder / "responses_2026-03-02.parquet", row_group_size=1)
+
+    result = extract.extract(survey, "responses", DAY1, DAY3, warehouse_url=wh)
+
+    assert (result.rows_loaded, result.rows_rejected) == (3, 2)
+    assert result.missing_columns == ["language"]
+    assert _rows(
+        wh,
+        "select _source_file, _source_line, response_id, nps_score, comment, language "
+        "from raw_survey.responses order by 1, 2",
+    ) == [
+        ("responses_2026-03-01.parquet", 1, "a1", 9, "fine", "en"),
+        ("responses_2026-03-01.parquet", 3, "a3", 0, "", None),
+        ("responses_2026-03-02.parquet", 1, "b1", 9, "fine", None),
+    ]
+    assert _rows(wh, "select _source_file, _source_line, reason from raw_survey._rejects order by 1") == [
+        ("responses_2026-03-01.parquet", 2, "out_of_range"),
+        ("responses_2026-03-02.parquet", 2, "out_of_range"),
+    ]
+    pq.write_table(pa.table({"response_id": ["c1"]}), folder / "responses_2026-03-02.parquet")
+    with pytest.raises(extract.SourceSchemaError, match=r"responses_2026-03-02\.parquet: required column"):
+        extract.extract(survey, "responses", DAY1, DAY3, warehouse_url=wh)
+    assert _rows(wh, "select count(*) from raw_survey.responses") == [(3,)]

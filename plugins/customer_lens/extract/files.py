@@ -429,10 +429,38 @@ def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result
         copy.write_row((rel, number, text, None, extra, *values))
 
 
-def _land_parquet(conn: Connection, rel: str, path: Path, entity: Entity, result: BatchResult) -> None:
+class _ParquetRows:
+    """Landing rows of a batch's parquet files as CSV text into one COPY, written a few thousand rows at a
+    time (not a COPY, a table and a CSV text per small day file)."""
+
+    def __init__(self, copy, entity: Entity):
+        self.copy = copy
+        self.names = ["_source_file", "_source_line", *(c.name for c in entity.columns)]
+        self.tables: list = []
+        self.rows = 0
+
+    def add(self, table) -> None:
+        self.tables.append(table)
+        self.rows += table.num_rows
+        if self.rows >= CHUNK_ROWS:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+
+        if not self.tables:
+            return
+        table = pa.concat_tables(self.tables)
+        self.tables, self.rows = [], 0
+        buffer = io.BytesIO()
+        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+        self.copy.write(buffer.getbuffer())
+
+
+def _land_parquet(rel: str, path: Path, entity: Entity, result: BatchResult, rows: _ParquetRows) -> None:
     import pyarrow as pa
     import pyarrow.compute as pc
-    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
@@ -444,23 +472,21 @@ def _land_parquet(conn: Connection, rel: str, path: Path, entity: Entity, result
                 raise SourceSchemaError(f"{rel}: required column {column.source!r} is missing")
             result.missing_columns.append(column.name)
     result.extra_fields.extend(n for n in names if n not in {c.source for c in entity.columns})
-    target = ", ".join(["_source_file", "_source_line"] + [sql.Identifier(c.name).as_string(conn) for c in present])
     line = 0
     cursor = entity.column(entity.cursor) if entity.cursor else None
-    with conn.cursor().copy(f"copy _lens_landing ({target}) from stdin (format csv)") as copy:
-        for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=[c.source for c in present]):
-            numbers = pa.array(range(line + 1, line + 1 + batch.num_rows), pa.int64())
-            line += batch.num_rows
-            arrays = [pa.array([rel] * batch.num_rows, pa.string()), numbers]
-            for column in present:
-                values = batch.column(column.source)
-                if pa.types.is_timestamp(values.type) and values.type.tz is None and cursor is not None:
-                    values = pc.assume_timezone(values, "UTC")
-                arrays.append(pc.cast(values, pa.string()))
-            table = pa.table(arrays, names=["_source_file", "_source_line"] + [c.name for c in present])
-            buffer = io.BytesIO()
-            pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
-            copy.write(buffer.getvalue())
+    for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=[c.source for c in present]):
+        count = batch.num_rows
+        arrays = [pa.repeat(rel, count).cast(pa.string()), pa.arange(line + 1, line + 1 + count)]
+        line += count
+        for column in entity.columns:
+            if column not in present:  # a missing optional column: null
+                arrays.append(pa.nulls(count, pa.string()))
+                continue
+            values = batch.column(column.source)
+            if pa.types.is_timestamp(values.type) and values.type.tz is None and cursor is not None:
+                values = pc.assume_timezone(values, "UTC")
+            arrays.append(pc.cast(values, pa.string()))
+        rows.add(pa.Table.from_arrays(arrays, names=rows.names))
 
 
 def _nulled(value: sql.Composable, source: Source) -> sql.Composable:
@@ -575,8 +601,17 @@ def extract_files(conn: Connection, source: Source, entity: Entity, result: Batc
 
     def land() -> None:
         if source.format == "parquet":
-            for path in paths:
-                _land_parquet(conn, str(path.relative_to(source.location)), path, entity, result)
+            if not paths:
+                return
+            target = ", ".join(
+                sql.Identifier(c).as_string(conn)
+                for c in ["_source_file", "_source_line"] + [c.name for c in entity.columns]
+            )
+            with conn.cursor().copy(f"copy _lens_landing ({target}) from stdin (format csv)") as copy:
+                rows = _ParquetRows(copy, entity)
+                for path in paths:
+                    _land_parquet(str(path.relative_to(source.location)), path, entity, result, rows)
+                rows.flush()
             return
         if not paths:
             return
