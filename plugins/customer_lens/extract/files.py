@@ -13,6 +13,7 @@ import csv
 import datetime as dt
 import functools
 import io
+import itertools
 import json
 import logging
 import re
@@ -143,15 +144,16 @@ def _landing_columns(source: Source, entity: Entity) -> list[str]:
 
 
 def _create_landing(conn: Connection, source: Source, entity: Entity) -> None:
-    # JSON rows land as raw text (parsed in SQL), or, when pyarrow read them (:func:`_land_ndjson_fast`),
-    # already split into the columns' text (``_typed``): the SQL JSON parsing is skipped for them.
+    # JSON rows land as raw text (parsed in SQL), or, when pyarrow read them (:class:`_JsonLanding`),
+    # already split into the columns' text (``_typed``): the SQL JSON parsing is skipped for them, and their
+    # raw text is read again from the file (at ``_offset``) only if it is needed (:func:`_fill_raw`).
     names = [c.name for c in entity.columns]
     text_cols = "".join(f", {sql.Identifier(c).as_string(conn)} text" for c in names)
     conn.execute("drop table if exists _lens_landing")
     conn.execute(
         f"""create temp table _lens_landing (
             _ord bigserial, _source_file text, _source_line bigint, _raw text, _parse_error text, _extra jsonb,
-            _typed boolean not null default false
+            _typed boolean not null default false, _offset bigint
             {text_cols})"""
     )
 
@@ -205,20 +207,23 @@ def _json_read_schema(source: Source, entity: Entity):
 
 
 def _json_chunks(path: Path):
-    """The file as chunks of whole lines (ending at a LF, the last one maybe not) of about JSON_CHUNK_BYTES."""
+    """(byte offset, chunk): the file as chunks of whole lines (ending at a LF, the last one maybe not) of
+    about JSON_CHUNK_BYTES."""
     size = JSON_CHUNK_BYTES
+    offset = 0
     with open(path, "rb") as fh:
         rest = b""
         while block := fh.read(size):
             data = rest + block
             cut = data.rfind(b"\n") + 1
             if cut:
-                yield data[:cut]
+                yield offset, data[:cut]
+                offset += cut
                 rest = data[cut:]
             else:  # one line longer than the chunk so far
                 rest = data
         if rest:
-            yield rest
+            yield offset, rest
 
 
 # A blank line after the first (searched from a line end: much faster than from every position), and the first.
@@ -245,6 +250,9 @@ def _read_json(chunk: bytes, lines: int, schema):
     import pyarrow.json as pajson
 
     try:
+        # pyarrow.json does not check that strings are UTF-8 (nor would COPY take them): the exact path rejects
+        # such a line as invalid_utf8
+        pa.array([chunk], pa.large_binary()).cast(pa.large_string())
         table = pajson.read_json(
             pa.py_buffer(chunk),
             read_options=pajson.ReadOptions(block_size=1 << 20),
@@ -257,20 +265,21 @@ def _read_json(chunk: bytes, lines: int, schema):
 
 @dataclass
 class _JsonPiece:
-    """A chunk of one file, its first line's number, and how many lines it has (None: only the exact path
-    reads it)."""
+    """A chunk of one file, its first line's number, how many lines it has (None: only the exact path reads
+    it) and where it starts in the file."""
 
     rel: str
     number: int
     chunk: bytes
     lines: int | None
+    offset: int
 
 
 def _json_pieces(path: Path, rel: str):
     number = 1
-    for chunk in _json_chunks(path):
+    for offset, chunk in _json_chunks(path):
         lines = _plain_lines(chunk)
-        yield _JsonPiece(rel, number, chunk, lines)
+        yield _JsonPiece(rel, number, chunk, lines, offset)
         number += lines if lines is not None else sum(1 for _ in _physical_lines(io.BytesIO(chunk)))
 
 
@@ -281,7 +290,7 @@ class _TypedRows:
 
     def __init__(self, conn: Connection, entity: Entity):
         self.conn = conn
-        self.names = ["_source_file", "_source_line", "_raw", "_typed", *(c.name for c in entity.columns)]
+        self.names = ["_source_file", "_source_line", "_offset", "_typed", *(c.name for c in entity.columns)]
         self.parts: list[bytes] = []
         self.size = 0
 
@@ -351,14 +360,16 @@ class _JsonLanding:
 
         files = pa.concat_arrays([pa.repeat(p.rel, p.lines) for p in group])
         numbers = pa.concat_arrays([pa.arange(p.number, p.number + p.lines) for p in group])
+        # each line's byte offset in its file: where it starts in ``data``, moved to where its piece starts
         lines = pc.split_pattern(pa.array([data.removesuffix(b"\n")], pa.large_binary()), b"\n").flatten()
-        try:
-            raw = lines.cast(pa.large_string())
-        except pa.ArrowInvalid:  # not UTF-8 (pyarrow has refused such a value already): line by line
-            for piece in group:
-                self._exact(piece)
-            return
-        arrays = [files, numbers, raw, pa.repeat(True, table.num_rows)]
+        sizes = pc.add(pc.binary_length(lines).cast(pa.int64()), 1)
+        starts = pc.subtract(pc.cumulative_sum(sizes), sizes)
+        moves, at = [], 0
+        for piece in group:
+            moves.append(pa.repeat(piece.offset - at, piece.lines))
+            at += len(piece.chunk) + (0 if piece.chunk.endswith(b"\n") else 1)
+        offsets = pc.add(starts, pa.concat_arrays(moves).cast(pa.int64()))
+        arrays = [files, numbers, offsets, pa.repeat(True, table.num_rows)]
         arrays += [table.column(c.source).cast(pa.string()) for c in self.entity.columns]
         self.typed.add(pa.Table.from_arrays(arrays, names=self.typed.names))
 
@@ -510,7 +521,7 @@ def _parsed_rows(source: Source, entity: Entity) -> sql.Composable:
         typed = sql.SQL(", ").join(_nulled(ident(c.name), source) for c in entity.columns)
         query = sql.SQL(
             """
-            select l._ord, l._source_file, l._source_line, l._raw,
+            select l._ord, l._source_file, l._source_line, l._raw, null::bigint as _offset,
                    coalesce(l._parse_error, case when d._doc is null then 'malformed_json'
                        -- a key given twice: jsonb would keep the last silently; the record is rejected
                        when (select count(*) from json_object_keys(l._raw::json))
@@ -529,8 +540,8 @@ def _parsed_rows(source: Source, entity: Entity) -> sql.Composable:
                 offset 0) d
             where not l._typed
             union all
-            -- lines pyarrow read (files.py, _land_ndjson_fast): their columns' text is what ->> gives
-            select _ord, _source_file, _source_line, _raw, null::text, null::jsonb, {typed}
+            -- lines pyarrow read (files.py, _JsonLanding): their columns' text is what ->> gives
+            select _ord, _source_file, _source_line, _raw, _offset, null::text, null::jsonb, {typed}
             from _lens_landing where _typed"""
         ).format(known=known, values=values, typed=typed)
     else:
@@ -543,7 +554,7 @@ def _parsed_rows(source: Source, entity: Entity) -> sql.Composable:
         )
         query = sql.SQL(
             "select _ord, _source_file, _source_line, coalesce(_raw, json_build_object({as_json})::text) as _raw, "
-            "_parse_error, _extra as _drift, {values} from _lens_landing"
+            "_offset, _parse_error, _extra as _drift, {values} from _lens_landing"
         ).format(values=values, as_json=as_json)
     return query
 
@@ -599,7 +610,7 @@ def extract_files(conn: Connection, source: Source, entity: Entity, result: Batc
     paths = files_for_interval(source, entity, result.interval_start, result.interval_end)
     result.files = [str(p.relative_to(source.location)) for p in paths]
 
-    def land() -> None:
+    def land() -> Path | None:
         if source.format == "parquet":
             if not paths:
                 return
@@ -622,7 +633,7 @@ def extract_files(conn: Connection, source: Source, entity: Entity, result: Batc
                 for piece in _json_pieces(path, str(path.relative_to(source.location))):
                     landing.add(piece)
             landing.close()
-            return
+            return source.location  # typed rows' raw text is read from there when needed
         with landing_copy(conn, source, entity) as copy:  # one COPY for all of the batch's files
             for path in paths:
                 rel = str(path.relative_to(source.location))
@@ -647,11 +658,15 @@ def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchR
     with conn.transaction():
         create_temp_rejects(conn)
         _create_landing(conn, source, entity)
-        land()
+        raw_files = land()
         # A file source without dated names (one big file) and an API are filtered on the cursor here.
         by_cursor = entity.cursor and not entity.file_date and source.kind == "files"
         _check_landing(conn, source, entity, (start, end) if by_cursor else None)
+        if raw_files is not None:  # the raw text of rejects and of repeated keys (duplicate or other content)
+            _fill_raw(conn, source, raw_files, _rejected_or_repeated(entity))
         _classify_duplicates(conn, source, entity, start, end, files=result.files)
+        if raw_files is not None:  # and of rows already loaded in another interval
+            _fill_raw(conn, source, raw_files, sql.SQL("_reason is not null"))
         if _is_json(source):
             drift = conn.execute(
                 "select distinct jsonb_object_keys(_drift) from _lens_checked where _drift is not null order by 1"
@@ -689,6 +704,45 @@ def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchR
         ).rowcount
 
     apply_batch(conn, source, entity, result, load_good_rows, ratio=source.max_reject_ratio)
+
+
+def _rejected_or_repeated(entity: Entity) -> sql.Composable:
+    """Rows :func:`_classify_duplicates` compares by raw text, and rejected rows."""
+    key = raw.version_key(entity)
+    if not key:
+        return sql.SQL("_reason is not null")
+    cols = sql.SQL(", ").join(ident(k) for k in key)
+    null_part = sql.SQL(" or ").join(sql.SQL("{} is null").format(ident(k)) for k in key)
+    return sql.SQL(
+        "_reason is not null or {null_part} or ({cols}) in "
+        "(select {cols} from _lens_checked where _reason is null group by {cols} having count(*) > 1)"
+    ).format(cols=cols, null_part=null_part)
+
+
+def _fill_raw(conn: Connection, source: Source, location: Path, which: sql.Composable) -> None:
+    """Read again, from their files, the raw text of the typed rows ``which`` selects (pyarrow read them,
+    their text was not landed). A typed line is a LF-terminated line of a chunk without CR (_plain_lines):
+    its text is the bytes from its offset to the LF."""
+    rows = conn.execute(
+        sql.SQL(
+            "select _ord, _source_file, _offset from _lens_checked where _raw is null and _offset is not null "
+            "and ({}) order by _source_file, _offset"
+        ).format(which)
+    ).fetchall()
+    if not rows:
+        return
+    texts = []
+    for rel, group in itertools.groupby(rows, key=lambda row: row[1]):
+        with open(location / rel, "rb") as fh:
+            for ord_, _, offset in group:
+                fh.seek(offset)
+                texts.append((ord_, fh.readline().removesuffix(b"\n").decode(source.encoding)))
+    conn.execute("create temp table if not exists _lens_raw (_ord bigint primary key, _raw text)")
+    conn.execute("truncate _lens_raw")
+    with conn.cursor().copy("copy _lens_raw (_ord, _raw) from stdin") as copy:
+        for row in texts:
+            copy.write_row(row)
+    conn.execute("update _lens_checked c set _raw = r._raw from _lens_raw r where r._ord = c._ord")
 
 
 def _classify_duplicates(
