@@ -32,6 +32,7 @@ from customer_lens.extract.batch import (
     ident,
     key_text,
     range_check,
+    staging_transaction,
 )
 from customer_lens.source_config import Entity, Source
 
@@ -655,7 +656,7 @@ def landing_copy(conn: Connection, source: Source, entity: Entity):
 def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchResult, land) -> None:
     """Land rows with ``land()``, then type, check and de-duplicate them in SQL and apply the batch."""
     start, end = result.interval_start, result.interval_end
-    with conn.transaction():
+    with staging_transaction(conn):
         create_temp_rejects(conn)
         _create_landing(conn, source, entity)
         raw_files = land()
