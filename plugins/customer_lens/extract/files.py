@@ -663,10 +663,8 @@ def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchR
         # A file source without dated names (one big file) and an API are filtered on the cursor here.
         by_cursor = entity.cursor and not entity.file_date and source.kind == "files"
         _check_landing(conn, source, entity, (start, end) if by_cursor else None)
-        if raw_files is not None:  # the raw text of rejects and of repeated keys (duplicate or other content)
-            _fill_raw(conn, source, raw_files, _rejected_or_repeated(entity))
-        _classify_duplicates(conn, source, entity, start, end, files=result.files)
-        if raw_files is not None:  # and of rows already loaded in another interval
+        _classify_duplicates(conn, source, entity, start, end, files=result.files, raw_files=raw_files)
+        if raw_files is not None:  # the raw text of the rejects
             _fill_raw(conn, source, raw_files, sql.SQL("_reason is not null"))
         if _is_json(source):
             drift = conn.execute(
@@ -707,19 +705,6 @@ def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchR
     apply_batch(conn, source, entity, result, load_good_rows, ratio=source.max_reject_ratio)
 
 
-def _rejected_or_repeated(entity: Entity) -> sql.Composable:
-    """Rows :func:`_classify_duplicates` compares by raw text, and rejected rows."""
-    key = raw.version_key(entity)
-    if not key:
-        return sql.SQL("_reason is not null")
-    cols = sql.SQL(", ").join(ident(k) for k in key)
-    null_part = sql.SQL(" or ").join(sql.SQL("{} is null").format(ident(k)) for k in key)
-    return sql.SQL(
-        "_reason is not null or {null_part} or ({cols}) in "
-        "(select {cols} from _lens_checked where _reason is null group by {cols} having count(*) > 1)"
-    ).format(cols=cols, null_part=null_part)
-
-
 def _fill_raw(conn: Connection, source: Source, location: Path, which: sql.Composable) -> None:
     """Read again, from their files, the raw text of the typed rows ``which`` selects (pyarrow read them,
     their text was not landed). A typed line is a LF-terminated line of a chunk without CR (_plain_lines):
@@ -732,22 +717,26 @@ def _fill_raw(conn: Connection, source: Source, location: Path, which: sql.Compo
     ).fetchall()
     if not rows:
         return
-    texts = []
-    for rel, group in itertools.groupby(rows, key=lambda row: row[1]):
-        with open(location / rel, "rb") as fh:
-            for ord_, _, offset in group:
-                fh.seek(offset)
-                texts.append((ord_, fh.readline().removesuffix(b"\n").decode(source.encoding)))
     conn.execute("create temp table if not exists _lens_raw (_ord bigint primary key, _raw text)")
     conn.execute("truncate _lens_raw")
     with conn.cursor().copy("copy _lens_raw (_ord, _raw) from stdin") as copy:
-        for row in texts:
-            copy.write_row(row)
+        for rel, group in itertools.groupby(rows, key=lambda row: row[1]):
+            with open(location / rel, "rb") as fh:
+                for ord_, _, offset in group:
+                    fh.seek(offset)
+                    copy.write_row((ord_, fh.readline().removesuffix(b"\n").decode(source.encoding)))
     conn.execute("update _lens_checked c set _raw = r._raw from _lens_raw r where r._ord = c._ord")
 
 
 def _classify_duplicates(
-    conn: Connection, source: Source, entity: Entity, start, end, *, files: list[str] | None = None
+    conn: Connection,
+    source: Source,
+    entity: Entity,
+    start,
+    end,
+    *,
+    files: list[str] | None = None,
+    raw_files: Path | None = None,
 ) -> None:
     """Mark repeats of a record version: in this batch (after the first) or already in other intervals.
 
@@ -759,20 +748,36 @@ def _classify_duplicates(
     if not key:
         return
     cols = sql.SQL(", ").join(ident(k) for k in key)
-    conn.execute(
+    # Each later row of a key is compared with the first: the same raw text is a duplicate. The pairs are
+    # found first (usually none), so only their raw text is compared (and read again from the file when
+    # pyarrow read the line, see _fill_raw).
+    conn.execute("drop table if exists _lens_repeats")
+    repeats = conn.execute(
         sql.SQL(
             """
-            with ranked as (
-                select _ord, _raw,
-                       row_number() over (partition by {cols} order by _ord) as n,
-                       first_value(_raw) over (partition by {cols} order by _ord) as first_raw
+            create temp table _lens_repeats as
+            select _ord, first_ord from (
+                select _ord, row_number() over w as n, first_value(_ord) over w as first_ord
                 from _lens_checked where _reason is null
-            )
-            update _lens_checked c
-            set _reason = case when r.first_raw = r._raw then 'duplicate' else 'duplicate_key' end
-            from ranked r where r._ord = c._ord and r.n > 1"""
+                window w as (partition by {cols} order by _ord)
+            ) r where n > 1"""
         ).format(cols=cols)
-    )
+    ).rowcount
+    if repeats:
+        if raw_files is not None:
+            _fill_raw(
+                conn,
+                source,
+                raw_files,
+                sql.SQL("_ord in (select _ord from _lens_repeats union all select first_ord from _lens_repeats)"),
+            )
+        conn.execute(
+            """
+            update _lens_checked c
+            set _reason = case when f._raw = c._raw then 'duplicate' else 'duplicate_key' end
+            from _lens_repeats r join _lens_checked f on f._ord = r.first_ord
+            where r._ord = c._ord"""
+        )
     conn.execute(
         sql.SQL(
             """
