@@ -146,15 +146,15 @@ def _landing_columns(source: Source, entity: Entity) -> list[str]:
 
 def _create_landing(conn: Connection, source: Source, entity: Entity) -> None:
     # JSON rows land as raw text (parsed in SQL), or, when pyarrow read them (:class:`_JsonLanding`),
-    # already split into the columns' text (``_typed``): the SQL JSON parsing is skipped for them, and their
-    # raw text is read again from the file (at ``_offset``) only if it is needed (:func:`_fill_raw`).
+    # already split into the columns' text, with the line's byte offset in its file (``_offset``): the SQL
+    # JSON parsing is skipped for them, and their raw text is read again only if needed (:func:`_fill_raw`).
     names = [c.name for c in entity.columns]
     text_cols = "".join(f", {sql.Identifier(c).as_string(conn)} text" for c in names)
     conn.execute("drop table if exists _lens_landing")
     conn.execute(
         f"""create temp table _lens_landing (
             _ord bigserial, _source_file text, _source_line bigint, _raw text, _parse_error text, _extra jsonb,
-            _typed boolean not null default false, _offset bigint
+            _offset bigint
             {text_cols})"""
     )
 
@@ -185,6 +185,26 @@ JSON_CHUNK_BYTES = 8 << 20
 # would be refused, so the exact path keeps its text).
 _ARROW_JSON_INTEGERS = frozenset({"bigint", "integer"})
 _BOM = b"\xef\xbb\xbf"
+
+
+def _text_array(text: str, count: int):
+    """``text`` ``count`` times as a pyarrow string array, built from buffers. (Any conversion of Python
+    objects, e.g. ``pa.repeat(text, count)``, makes pyarrow import pandas: up to a second per process.)"""
+    import numpy as np
+    import pyarrow as pa
+
+    data = text.encode()
+    offsets = np.arange(count + 1, dtype=np.int64) * len(data)
+    return pa.Array.from_buffers(pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data * count)])
+
+
+def _binary_array(data: bytes):
+    """``data`` as a one-value pyarrow binary array, without copying it (see :func:`_text_array`)."""
+    import numpy as np
+    import pyarrow as pa
+
+    offsets = np.array([0, len(data)], np.int64)
+    return pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
 def _json_read_schema(source: Source, entity: Entity):
@@ -253,7 +273,7 @@ def _read_json(chunk: bytes, lines: int, schema):
     try:
         # pyarrow.json does not check that strings are UTF-8 (nor would COPY take them): the exact path rejects
         # such a line as invalid_utf8
-        pa.array([chunk], pa.large_binary()).cast(pa.large_string())
+        _binary_array(chunk).cast(pa.large_string())
         table = pajson.read_json(
             pa.py_buffer(chunk),
             read_options=pajson.ReadOptions(block_size=1 << 20),
@@ -291,7 +311,7 @@ class _TypedRows:
 
     def __init__(self, conn: Connection, entity: Entity):
         self.conn = conn
-        self.names = ["_source_file", "_source_line", "_offset", "_typed", *(c.name for c in entity.columns)]
+        self.names = ["_source_file", "_source_line", "_offset", *(c.name for c in entity.columns)]
         self.parts: list[bytes] = []
         self.size = 0
 
@@ -346,31 +366,30 @@ class _JsonLanding:
         data = b"".join(p.chunk if p.chunk.endswith(b"\n") else p.chunk + b"\n" for p in group)
         table = _read_json(data, sum(p.lines for p in group), self.schema)
         if table is not None:
-            self._typed(group, table, data)
+            self._typed(group, table)
             return
         for piece in group:  # one of them is refused: read each alone
             table = _read_json(piece.chunk, piece.lines, self.schema) if len(group) > 1 else None
             if table is None:
                 self._exact(piece)
             else:
-                self._typed([piece], table, piece.chunk)
+                self._typed([piece], table)
 
-    def _typed(self, group: list[_JsonPiece], table, data: bytes) -> None:
+    def _typed(self, group: list[_JsonPiece], table) -> None:
+        import numpy as np
         import pyarrow as pa
-        import pyarrow.compute as pc
 
-        files = pa.concat_arrays([pa.repeat(p.rel, p.lines) for p in group])
+        files = pa.concat_arrays([_text_array(p.rel, p.lines) for p in group])
         numbers = pa.concat_arrays([pa.arange(p.number, p.number + p.lines) for p in group])
-        # each line's byte offset in its file: where it starts in ``data``, moved to where its piece starts
-        lines = pc.split_pattern(pa.array([data.removesuffix(b"\n")], pa.large_binary()), b"\n").flatten()
-        sizes = pc.add(pc.binary_length(lines).cast(pa.int64()), 1)
-        starts = pc.subtract(pc.cumulative_sum(sizes), sizes)
-        moves, at = [], 0
+        starts = []  # each line's byte offset in its file
         for piece in group:
-            moves.append(pa.repeat(piece.offset - at, piece.lines))
-            at += len(piece.chunk) + (0 if piece.chunk.endswith(b"\n") else 1)
-        offsets = pc.add(starts, pa.concat_arrays(moves).cast(pa.int64()))
-        arrays = [files, numbers, offsets, pa.repeat(True, table.num_rows)]
+            ends = np.flatnonzero(np.frombuffer(piece.chunk, np.uint8) == ord("\n"))
+            starts += [
+                np.array([piece.offset], np.int64),
+                (ends[: piece.lines - 1] + 1 + piece.offset).astype(np.int64),
+            ]
+        offsets = np.concatenate(starts)
+        arrays = [files, numbers, pa.Array.from_buffers(pa.int64(), len(offsets), [None, pa.py_buffer(offsets)])]
         arrays += [table.column(c.source).cast(pa.string()) for c in self.entity.columns]
         self.typed.add(pa.Table.from_arrays(arrays, names=self.typed.names))
 
@@ -488,7 +507,7 @@ def _land_parquet(rel: str, path: Path, entity: Entity, result: BatchResult, row
     cursor = entity.column(entity.cursor) if entity.cursor else None
     for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=[c.source for c in present]):
         count = batch.num_rows
-        arrays = [pa.repeat(rel, count).cast(pa.string()), pa.arange(line + 1, line + 1 + count)]
+        arrays = [_text_array(rel, count), pa.arange(line + 1, line + 1 + count)]
         line += count
         for column in entity.columns:
             if column not in present:  # a missing optional column: null
@@ -539,11 +558,11 @@ def _parsed_rows(source: Source, entity: Entity) -> sql.Composable:
                 ) v
                 -- (offset 0: each line parsed once; inlined, every column's ->> would parse it again)
                 offset 0) d
-            where not l._typed
+            where l._offset is null
             union all
             -- lines pyarrow read (files.py, _JsonLanding): their columns' text is what ->> gives
             select _ord, _source_file, _source_line, _raw, _offset, null::text, null::jsonb, {typed}
-            from _lens_landing where _typed"""
+            from _lens_landing where _offset is not null"""
         ).format(known=known, values=values, typed=typed)
     else:
         values = sql.SQL(", ").join(
