@@ -461,37 +461,56 @@ def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result
 
 
 class _ParquetRows:
-    """Landing rows of a batch's parquet files as CSV text into one COPY, written a few thousand rows at a
-    time (not a COPY, a table and a CSV text per small day file)."""
+    """Landing rows of a batch's parquet files as CSV text into one COPY: the files' tables (as read) are put
+    together, then cast to text a column at a time and written every few thousand rows (not a cast per
+    column, a table, a CSV text and a COPY per small day file)."""
 
     def __init__(self, copy, entity: Entity):
-        self.copy = copy
+        self.copy, self.entity = copy, entity
         self.names = ["_source_file", "_source_line", *(c.name for c in entity.columns)]
-        self.tables: list = []
+        self.parts: list = []  # (file, its first row's number, table as read)
         self.rows = 0
 
-    def add(self, table) -> None:
-        self.tables.append(table)
+    def add(self, rel: str, line: int, table) -> None:
+        if self.parts and not table.schema.equals(self.parts[0][2].schema):
+            self.flush()  # put together only tables of the same columns and types
+        self.parts.append((rel, line, table))
         self.rows += table.num_rows
         if self.rows >= CHUNK_ROWS:
             self.flush()
 
     def flush(self) -> None:
         import pyarrow as pa
+        import pyarrow.compute as pc
         import pyarrow.csv as pacsv
 
-        if not self.tables:
+        if not self.parts:
             return
-        table = pa.concat_tables(self.tables)
-        self.tables, self.rows = [], 0
+        parts, self.parts, self.rows = self.parts, [], 0
+        table = pa.concat_tables([t for _, _, t in parts])
+        count = table.num_rows
+        arrays = [
+            pa.concat_arrays([_text_array(rel, t.num_rows) for rel, _, t in parts]),
+            pa.concat_arrays([pa.arange(line, line + t.num_rows) for _, line, t in parts]),
+        ]
+        cursor = self.entity.column(self.entity.cursor) if self.entity.cursor else None
+        for column in self.entity.columns:
+            if column.source not in table.column_names:  # a missing optional column: null
+                arrays.append(pa.nulls(count, pa.string()))
+                continue
+            values = table.column(column.source)
+            if pa.types.is_timestamp(values.type) and values.type.tz is None and cursor is not None:
+                values = pc.assume_timezone(values, "UTC")
+            arrays.append(pc.cast(values, pa.string()))
         buffer = io.BytesIO()
-        pacsv.write_csv(table, buffer, pacsv.WriteOptions(include_header=False))
+        pacsv.write_csv(
+            pa.Table.from_arrays(arrays, names=self.names), buffer, pacsv.WriteOptions(include_header=False)
+        )
         self.copy.write(buffer.getbuffer())
 
 
 def _land_parquet(rel: str, path: Path, entity: Entity, result: BatchResult, rows: _ParquetRows) -> None:
     import pyarrow as pa
-    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     parquet = pq.ParquetFile(path)
@@ -503,21 +522,16 @@ def _land_parquet(rel: str, path: Path, entity: Entity, result: BatchResult, row
                 raise SourceSchemaError(f"{rel}: required column {column.source!r} is missing")
             result.missing_columns.append(column.name)
     result.extra_fields.extend(n for n in names if n not in {c.source for c in entity.columns})
-    line = 0
-    cursor = entity.column(entity.cursor) if entity.cursor else None
-    for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=[c.source for c in present]):
-        count = batch.num_rows
-        arrays = [_text_array(rel, count), pa.arange(line + 1, line + 1 + count)]
-        line += count
-        for column in entity.columns:
-            if column not in present:  # a missing optional column: null
-                arrays.append(pa.nulls(count, pa.string()))
-                continue
-            values = batch.column(column.source)
-            if pa.types.is_timestamp(values.type) and values.type.tz is None and cursor is not None:
-                values = pc.assume_timezone(values, "UTC")
-            arrays.append(pc.cast(values, pa.string()))
-        rows.add(pa.Table.from_arrays(arrays, names=rows.names))
+    columns = [c.source for c in present]
+    if columns and parquet.metadata.num_rows <= CHUNK_ROWS:  # a small file at once (quicker than in batches)
+        tables = [parquet.read(columns=columns, use_threads=False)]
+    else:
+        tables = (pa.Table.from_batches([b]) for b in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=columns))
+    line = 1
+    for table in tables:
+        if table.num_rows:
+            rows.add(rel, line, table)
+        line += table.num_rows
 
 
 def _nulled(value: sql.Composable, source: Source) -> sql.Composable:
