@@ -631,12 +631,21 @@ def _check_landing(conn: Connection, source: Source, entity: Entity, window: tup
         sql.SQL(
             """
             create temp table _lens_checked as
-            select q.*, {casts}
+            -- the typed values, not their text as well (half the width to write and read again): of the
+            -- text, only the key shown with a reject is kept
+            select q._ord, q._source_file, q._source_line, q._raw, q._offset, q._parse_error, q._drift, q._reason,
+                   {key} as _key, {casts}
             from (
                 select p.*, coalesce(p._parse_error, {reason}) as _reason from ({parsed}) p where {window}
                 offset 0  -- the reason computed once per row, not again in each column's case
             ) q"""
-        ).format(casts=casts, reason=reason, window=window_sql, parsed=_parsed_rows(source, entity))
+        ).format(
+            casts=casts,
+            reason=reason,
+            window=window_sql,
+            parsed=_parsed_rows(source, entity),
+            key=key_text([f"v_{k}" for k in entity.primary_key]),
+        )
     )
 
 
@@ -708,9 +717,9 @@ def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchR
             sql.SQL(
                 """
                 insert into _lens_rejects (_source_file, _source_line, record_key, raw_text, reason, detail)
-                select _source_file, _source_line, {key}, _raw, split_part(_reason, ':', 1), _reason
+                select _source_file, _source_line, _key, _raw, split_part(_reason, ':', 1), _reason
                 from _lens_checked where _reason is not null order by _ord"""
-            ).format(key=key_text([f"v_{k}" for k in entity.primary_key]))
+            )
         )
 
     columns = [c.name for c in entity.columns]
