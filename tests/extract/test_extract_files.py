@@ -660,3 +660,17 @@ def test_a_large_ndjson_file_is_read_in_chunks_with_the_same_outcome(tmp_path: P
         ("1.ndjson", 300, 300),
         ("2.ndjson", 2, 500),
     ]
+
+
+def test_an_interval_whose_file_is_gone_is_emptied_and_recorded(tmp_path: Path, wh: str) -> None:
+    service = _sources(tmp_path)["service"]
+    path = tmp_path / "service" / "tickets_2026-03-01.ndjson"
+    _write(path, [_ticket(1, "2026-03-01T08:00:00Z"), "{bad"])
+    first = extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    assert (first.rows_loaded, first.rows_rejected) == (1, 1)
+    path.unlink()  # the export of that day was withdrawn
+    again = extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    assert (again.status, again.rows_loaded, again.rows_rejected, again.files) == ("loaded", 0, 0, [])
+    assert _rows(wh, "select count(*) from raw_service.tickets") == [(0,)]
+    assert _rows(wh, "select count(*) from raw_service._rejects") == [(0,)]
+    assert _rows(wh, "select rows_in, files from raw_service._batches") == [(0, None)]

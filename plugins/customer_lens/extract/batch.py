@@ -107,13 +107,13 @@ def staging_transaction(conn: Connection):
 
 
 def create_temp_rejects(conn: Connection) -> None:
-    conn.execute(
+    conn.execute(  # one round trip
         """
         create temp table if not exists _lens_rejects (
             _source_file text, _source_line bigint, record_key text, raw_text text, reason text, detail text
-        )"""
+        );
+        truncate _lens_rejects"""
     )
-    conn.execute("truncate _lens_rejects")
 
 
 def too_many_rejects(rows_in: int, rows_rejected: int, ratio: float, min_rows: int) -> bool:

@@ -652,6 +652,17 @@ def _check_landing(conn: Connection, source: Source, entity: Entity, window: tup
 def extract_files(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
     paths = files_for_interval(source, entity, result.interval_start, result.interval_end)
     result.files = [str(p.relative_to(source.location)) for p in paths]
+    if not paths:  # an empty interval: its earlier rows go and the batch is recorded, in one transaction
+        apply_batch(
+            conn,
+            source,
+            entity,
+            result,
+            lambda: 0,
+            ratio=source.max_reject_ratio,
+            stage_rejects=lambda: create_temp_rejects(conn),
+        )
+        return
 
     def land() -> Path | None:
         if source.format == "parquet":
