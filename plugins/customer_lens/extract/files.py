@@ -1,8 +1,11 @@
 """Extraction from ``files`` sources (CSV, NDJSON, parquet) — and the landing path APIs share.
 
-Files are read in a streaming way (line by line; parquet in record batches), so memory stays
-bounded whatever their size. Each line lands as text in a temporary table (an undecodable line is
-kept as a reject with its number); then SQL parses JSON and types every value with
+Files are read in a streaming way (line by line; NDJSON in chunks of whole lines; parquet a small file
+at once, a big one in record batches), so memory stays bounded whatever their size. Each record lands
+as text in a temporary table, all of a batch's files in one COPY (an undecodable line is kept as a
+reject with its number). NDJSON chunks are parsed by pyarrow into their columns' text; a chunk pyarrow
+refuses, or could read differently from PostgreSQL, lands line by line as raw text and SQL parses its
+JSON (:class:`_JsonLanding`): the outcome is the same either way. Then SQL types every value with
 ``pg_input_is_valid`` and the range rules (one statement), finds repeated record versions and applies
 the batch. :func:`load_landed` is that second half, reused by the ``http`` kind.
 """
