@@ -427,3 +427,251 @@ def test_a_file_added_after_a_listing_is_loaded_by_the_next_batch(tmp_path: Path
     second = extract.extract(service, "tickets", DAY1, DAY1 + dt.timedelta(days=2), warehouse_url=wh)
     assert second.files == ["tickets_2026-03-01.ndjson", "tickets_2026-03-02.ndjson"]
     assert _rows(wh, "select ticket_id from raw_service.tickets order by 1") == [(1,), (2,)]
+
+
+# -- NDJSON read by pyarrow, with the exact (SQL) path for what pyarrow does not read ---------------------
+_AT = '"created_at": "2026-03-01T08:00:00Z", "updated_at": "2026-03-01T08:00:00Z"'
+_TRICKY_LINES = [
+    _ticket(20, "2026-03-01T08:00:00Z", description='caf\u00e9 \U0001f600 "quoted"\nsecond line', reopen_count=2),
+    _ticket(21, "2026-03-01T08:00:00Z", status=None, description=""),  # null and empty text stay apart
+    f'{{"ticket_id": 22, {_AT}, "status": 5}}',
+    f'{{"ticket_id": "23", {_AT}}}',
+    f'{{"ticket_id": 24, {_AT}, "reopen_count": 1.0}}',
+    f'{{"ticket_id": 25, {_AT}, "reopen_count": 1e2}}',
+    f'{{"ticket_id": 26, {_AT}}}{{"ticket_id": 27, {_AT}}}',
+    f'{{"ticket_id": 28, "ticket_id": 29, {_AT}}}',
+    _ticket(30, "2026-03-01T08:00:00Z", sla={"tier": "gold", "hours": 4.50}),  # nested drift, kept as is
+    _ticket(31, "2026-03-01T08:00:00Z", subject="nul\u0000byte"),
+    f'{{"ticket_id": 32, {_AT}, "status": "\\ud800"}}',
+    "  " + _ticket(33, "2026-03-01T08:00:00Z") + "  ",
+    _ticket(34, "2026-03-01T08:00:00Z", status=True),
+    _ticket(35, "2026-03-01T08:00:00Z", reopen_count=99999999999999999999),
+    _ticket(36, "2026-03-01T08:00:00Z", reopen_count=3_000_000_000),  # an int64, not an integer
+    _ticket(37, "2026-03-01T08:00:00Z", requester_email="?"),
+]
+
+
+def _load_both_ways(tmp_path: Path, wh: str, monkeypatch, files: dict[str, bytes], days: tuple[int, ...] = (31,)):
+    """Load the files (in batches of ``days``) with pyarrow reading what it can, then with the exact path only:
+    both results (the last batch's, and the raw layer's)."""
+    from customer_lens.extract import files as files_mod
+
+    service = _sources(tmp_path)["service"]
+    for name, content in files.items():
+        _write(tmp_path / "service" / name, content)
+    outcomes = []
+    typed_rows = []
+    real_add = files_mod._TypedRows.add
+
+    def counting_add(self, table):
+        typed_rows.append(table.num_rows)
+        real_add(self, table)
+
+    for fast in (True, False):
+        with monkeypatch.context() as patch:
+            patch.setattr(files_mod._TypedRows, "add", counting_add)
+            if not fast:
+                patch.setattr(files_mod, "_json_read_schema", lambda source, entity: None)
+            start = DAY1
+            for length in days:
+                end = start + dt.timedelta(days=length)
+                result = extract.extract(service, "tickets", start, end, warehouse_url=wh)
+                start = end
+        rows = _rows(
+            wh,
+            "select _source_file, _source_line, ticket_id, requester_email, created_at, updated_at, status, "
+            "reopen_count, description, _extra from raw_service.tickets order by 1, 2",
+        )
+        rejects = _rows(
+            wh,
+            "select _source_file, _source_line, record_key, raw_text, reason, detail "
+            "from raw_service._rejects order by 1, 2",
+        )
+        outcomes.append((result.rows_loaded, result.rows_rejected, result.extra_fields, rows, rejects))
+        typed_rows.append(None)  # separates the two loads
+    return outcomes, typed_rows
+
+
+def test_pyarrow_reads_clean_lines_and_the_exact_path_the_rest_with_the_same_outcome(
+    tmp_path: Path, wh: str, monkeypatch
+) -> None:
+    """Each odd line in a day file of its own: pyarrow reads the clean ones (one read for the batch, then each
+    file alone when one is refused), SQL the others; loaded with the exact path only, the outcome is the same."""
+    clean = [_ticket(n, f"2026-03-01T{n % 24:02d}:00:00Z", reopen_count=n % 3) for n in range(1, 11)]
+    clean += [clean[2], _ticket(3, "2026-03-01T03:00:00Z", status="other")]  # a repeat, then other content
+    files = {"tickets_2026-03-01.ndjson": ("\n".join(clean) + "\n").encode()}
+    for day, line in enumerate(_TRICKY_LINES, start=2):
+        files[f"tickets_2026-03-{day:02d}.ndjson"] = line.encode()  # no line end at the end of the file
+    # not UTF-8 inside a string (pyarrow.json would take it)
+    files["tickets_2026-03-30.ndjson"] = (
+        _ticket(38, "2026-03-01T08:00:00Z", subject="XX").encode().replace(b"XX", b"\xc3\x28")
+    )
+    # a byte-order mark, a blank line, CR line ends: line numbers as the exact path counts them
+    files["tickets_2026-03-31.ndjson"] = (
+        b"\xef\xbb\xbf"
+        + _ticket(40, "2026-03-03T08:00:00Z").encode()
+        + b"\n\n"
+        + _ticket(41, "2026-03-03T08:00:00Z").encode()
+        + b"\r\n"
+        + _ticket(41, "2026-03-03T08:00:00Z", status="other").encode()
+        + b"\r"
+        + _ticket(43, "2026-03-03T08:00:00Z").encode()
+    )
+    (fast, exact), typed_rows = _load_both_ways(tmp_path, wh, monkeypatch, files)
+    assert fast == exact
+    # read by pyarrow: the clean file, and the lines of tickets 20, 21, 33, 36 and 37; none when it is off
+    assert typed_rows == [12, 1, 1, 1, 1, 1, None, None]
+    loaded, rejected, extra_fields, rows, rejects = fast
+    assert (loaded, rejected) == (10 + 9 + 2, 12)
+    assert extra_fields == ["sla"]
+    by_id = {row[2]: row for row in rows}
+    assert by_id[20][8] == 'café 😀 "quoted"\nsecond line' and by_id[20][7] == 2
+    assert (by_id[21][6], by_id[21][8]) == (None, "")  # null and empty text stay apart
+    assert (by_id[22][6], by_id[23][1], by_id[25][7], by_id[34][6], by_id[37][3]) == ("5", 1, 100, "true", "?")
+    assert by_id[30][9] == {"sla": {"tier": "gold", "hours": 4.50}}
+    assert sorted(by_id) == [*range(1, 11), 20, 21, 22, 23, 25, 30, 33, 34, 37, 41, 43]
+    assert [(r[0][-9:], r[1], r[4]) for r in rejects] == [
+        ("01.ndjson", 11, "duplicate"),
+        ("01.ndjson", 12, "duplicate_key"),
+        ("06.ndjson", 1, "invalid_value"),  # 1.0 for an integer
+        ("08.ndjson", 1, "malformed_json"),  # two objects on a line
+        ("09.ndjson", 1, "duplicate_json_key"),
+        ("11.ndjson", 1, "malformed_json"),  # an escaped NUL
+        ("12.ndjson", 1, "malformed_json"),  # half a surrogate pair
+        ("15.ndjson", 1, "invalid_value"),  # beyond bigint
+        ("16.ndjson", 1, "invalid_value"),  # beyond integer (read by pyarrow, judged by SQL)
+        ("30.ndjson", 1, "invalid_utf8"),
+        ("31.ndjson", 1, "malformed_json"),  # the byte-order mark
+        ("31.ndjson", 4, "duplicate_key"),
+    ]
+
+
+def test_parquet_day_files_of_a_batch_land_together_with_their_line_numbers(tmp_path: Path, wh: str) -> None:
+    """Several small parquet files in one batch (one COPY): each row keeps its file and row number, a file
+    without an optional column loads nulls, a bad value is a reject, a file without a required column fails."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    document = {
+        "sources": {
+            "survey": {
+                "kind": "files",
+                "format": "parquet",
+                "location": str(tmp_path / "survey"),
+                "max_reject_ratio": 0.9,
+                "entities": {
+                    "responses": {
+                        "glob": "responses_*.parquet",
+                        "file_date": "responses_%Y-%m-%d.parquet",
+                        "primary_key": ["response_id"],
+                        "columns": RESPONSE_COLUMNS,
+                    }
+                },
+            }
+        }
+    }
+    survey = source_config.parse(document)["survey"]
+    folder = tmp_path / "survey"
+    folder.mkdir()
+    day1 = {
+        "response_id": ["a1", "a2", "a3"],
+        "customer_ref": ["1", "2", "3"],
+        "submitted_at": ["2026-03-01T10:00:00Z", "2026-03-01T11:00:00Z", "2026-03-01T12:00:00Z"],
+        "nps_score": [9, 11, 0],  # 11: out of range
+        "comment": ["fine", None, ""],
+        "language": ["en", "pt", None],
+    }
+    pq.write_table(pa.table(day1), folder / "responses_2026-03-01.parquet")
+    day2 = {k: v[:2] for k, v in day1.items() if k != "language"} | {"response_id": ["b1", "b2"]}
+    pq.write_table(pa.table(day2), folder / "responses_2026-03-02.parquet", row_group_size=1)
+
+    result = extract.extract(survey, "responses", DAY1, DAY3, warehouse_url=wh)
+
+    assert (result.rows_loaded, result.rows_rejected) == (3, 2)
+    assert result.missing_columns == ["language"]
+    assert _rows(
+        wh,
+        "select _source_file, _source_line, response_id, nps_score, comment, language "
+        "from raw_survey.responses order by 1, 2",
+    ) == [
+        ("responses_2026-03-01.parquet", 1, "a1", 9, "fine", "en"),
+        ("responses_2026-03-01.parquet", 3, "a3", 0, "", None),
+        ("responses_2026-03-02.parquet", 1, "b1", 9, "fine", None),
+    ]
+    assert _rows(wh, "select _source_file, _source_line, reason from raw_survey._rejects order by 1") == [
+        ("responses_2026-03-01.parquet", 2, "out_of_range"),
+        ("responses_2026-03-02.parquet", 2, "out_of_range"),
+    ]
+    pq.write_table(pa.table({"response_id": ["c1"]}), folder / "responses_2026-03-02.parquet")
+    with pytest.raises(extract.SourceSchemaError, match=r"responses_2026-03-02\.parquet: required column"):
+        extract.extract(survey, "responses", DAY1, DAY3, warehouse_url=wh)
+    assert _rows(wh, "select count(*) from raw_survey.responses") == [(3,)]
+
+
+def test_a_large_ndjson_file_is_read_in_chunks_with_the_same_outcome(tmp_path: Path, wh: str, monkeypatch) -> None:
+    """A file bigger than a chunk is read a chunk at a time (memory stays bounded); a chunk pyarrow refuses
+    (a broken line, CR line ends) goes the exact way, the others through pyarrow; rows, line numbers and the
+    raw text of rejects (read again from the file for lines pyarrow read) as with the exact path only."""
+    from customer_lens.extract import files as files_mod
+
+    monkeypatch.setattr(files_mod, "JSON_CHUNK_BYTES", 4096)
+    chunks = []
+    real_chunks = files_mod._json_chunks
+
+    def recording_chunks(path):
+        for offset, chunk in real_chunks(path):
+            chunks.append(len(chunk))
+            yield offset, chunk
+
+    monkeypatch.setattr(files_mod, "_json_chunks", recording_chunks)
+    lines = [_ticket(n, "2026-03-01T08:00:00Z", description="x" * (n % 50)) for n in range(1, 301)]
+    lines[120] = '{"ticket_id": 121, "created_at": "2026-03-01T0'  # broken: its chunk goes the exact way
+    lines[200] = _ticket(201, "2026-03-01T08:00:00Z", reopen_count=-1)  # read by pyarrow, rejected by SQL
+    lines[250] = lines[249]  # a repeat, read by pyarrow
+    content = "\n".join(lines[:280]) + "\r\n" + "\n".join(lines[280:])  # one CR LF: another exact chunk
+    day2 = [
+        _ticket(5, "2026-03-01T08:00:00Z", description="x" * 5),
+        _ticket(500, "2026-03-02T08:00:00Z"),
+    ]  # 5: loaded on day 1
+    (fast, exact), typed_rows = _load_both_ways(
+        tmp_path,
+        wh,
+        monkeypatch,
+        {"tickets_2026-03-01.ndjson": content.encode(), "tickets_2026-03-02.ndjson": "\n".join(day2).encode()},
+        days=(1, 1),
+    )
+    assert fast == exact
+    assert len(chunks) > 10 and max(chunks) < 2 * 4096 + 200
+    assert 200 < sum(n for n in typed_rows if n) < 300
+    loaded, rejected, _, rows, rejects = fast
+    assert (loaded, rejected) == (1, 1)  # the second day's batch
+    assert [(r[0][-8:], r[1], r[4], r[5]) for r in rejects] == [
+        ("1.ndjson", 121, "malformed_json", "malformed_json"),
+        ("1.ndjson", 201, "out_of_range", "out_of_range:reopen_count"),
+        ("1.ndjson", 251, "duplicate", "duplicate"),
+        ("2.ndjson", 1, "duplicate_key", "duplicate_key:loaded in another interval"),
+    ]
+    # the raw lines pyarrow read, read again from their files
+    assert [r[3] for r in rejects[1:]] == [lines[200], lines[249], day2[0]]
+    assert [(r[0][-8:], r[1], r[2]) for r in rows if r[1] in (1, 2, 280, 281, 300)] == [
+        ("1.ndjson", 1, 1),
+        ("1.ndjson", 2, 2),
+        ("1.ndjson", 280, 280),
+        ("1.ndjson", 281, 281),
+        ("1.ndjson", 300, 300),
+        ("2.ndjson", 2, 500),
+    ]
+
+
+def test_an_interval_whose_file_is_gone_is_emptied_and_recorded(tmp_path: Path, wh: str) -> None:
+    service = _sources(tmp_path)["service"]
+    path = tmp_path / "service" / "tickets_2026-03-01.ndjson"
+    _write(path, [_ticket(1, "2026-03-01T08:00:00Z"), "{bad"])
+    first = extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    assert (first.rows_loaded, first.rows_rejected) == (1, 1)
+    path.unlink()  # the export of that day was withdrawn
+    again = extract.extract(service, "tickets", DAY1, DAY2, warehouse_url=wh)
+    assert (again.status, again.rows_loaded, again.rows_rejected, again.files) == ("loaded", 0, 0, [])
+    assert _rows(wh, "select count(*) from raw_service.tickets") == [(0,)]
+    assert _rows(wh, "select count(*) from raw_service._rejects") == [(0,)]
+    assert _rows(wh, "select rows_in, files from raw_service._batches") == [(0, None)]

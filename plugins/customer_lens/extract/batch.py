@@ -12,6 +12,7 @@ its rejects are kept for inspection under a batch with status ``failed``.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from dataclasses import dataclass, field
@@ -95,14 +96,24 @@ def key_text(columns: list[str]) -> sql.Composable:
     return sql.SQL(" || '|' || ").join(sql.SQL("coalesce({}::text, '')").format(ident(c)) for c in columns)
 
 
+@contextlib.contextmanager
+def staging_transaction(conn: Connection):
+    """A transaction for work on temporary tables only (landing, checking): its commit does not wait for
+    the WAL to reach the disk (a few milliseconds per batch); nothing in it needs to survive a crash. The
+    batch's changes to the raw layer commit durably in :func:`apply_batch`."""
+    with conn.transaction():
+        conn.execute("set local synchronous_commit to off")
+        yield
+
+
 def create_temp_rejects(conn: Connection) -> None:
-    conn.execute(
+    conn.execute(  # one round trip
         """
         create temp table if not exists _lens_rejects (
             _source_file text, _source_line bigint, record_key text, raw_text text, reason text, detail text
-        )"""
+        );
+        truncate _lens_rejects"""
     )
-    conn.execute("truncate _lens_rejects")
 
 
 def too_many_rejects(rows_in: int, rows_rejected: int, ratio: float, min_rows: int) -> bool:

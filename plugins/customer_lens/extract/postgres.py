@@ -26,6 +26,7 @@ from customer_lens.extract.batch import (
     ident,
     key_text,
     range_check,
+    staging_transaction,
 )
 
 
@@ -151,7 +152,7 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
             "select {key}, row_to_json(t)::text, split_part(r, ':', 1), r from "
             "(select t.*, {reason} as r from {table} t where {window}) t where r is not null"
         ).format(key=key_expr, reason=reason, table=_source_table(entity), window=window)
-        with conn.transaction():
+        with staging_transaction(conn):
             create_temp_rejects(conn)
 
         good_query = sql.SQL(

@@ -51,7 +51,12 @@ def loader_session(source: Source, entities: list[Entity], warehouse_url: str | 
     # Timestamps without an offset in a source are read as UTC, whatever the server's default zone.
     # The load runs as the loader role (LENS_LOADER_ROLE, see customer_lens.roles).
     # A source's date_order (DMY for "13/01/2024") is how its day-first dates parse as dates and timestamps.
-    options = "-c TimeZone=UTC" + (f" -c DateStyle=ISO,{source.date_order}" if source.date_order else "")
+    # A batch's landing and checked rows are temporary tables, read and written several times: with the
+    # default temp_buffers (8 MB) a month of day files no longer fits, and every pass goes through the
+    # kernel. 128 MB (a maximum, taken as used) keeps a medium month in memory.
+    options = "-c TimeZone=UTC -c temp_buffers=128MB" + (
+        f" -c DateStyle=ISO,{source.date_order}" if source.date_order else ""
+    )
     with psycopg.connect(warehouse_url or warehouse.url(), autocommit=True, options=options) as conn:
         _act_as_loader(conn)
         for entity in entities:
