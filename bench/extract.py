@@ -166,6 +166,37 @@ def empty_day_ms(source: source_config.Source, wh_url: str, day: dt.datetime) ->
     return min(runs)
 
 
+def _checks(name: str, m: dict) -> dict[str, dict]:
+    """One source's figures against the targets: speed against psql, peak RSS, an empty day's cost."""
+    lens, psql = m["lens"], m["psql_copy"]
+    ratio = psql["seconds"] / lens["seconds"]  # the loader's speed as a share of psql's
+    return {
+        f"{name}_vs_psql_copy": {"value": ratio, "target": f">= {TARGETS[name]}", "pass": ratio >= TARGETS[name]},
+        f"{name}_peak_rss_mb": {
+            "value": lens["peak_rss_mb"],
+            "target": "<= 300",
+            "pass": lens["peak_rss_mb"] <= 300,
+        },
+        f"{name}_empty_day_batch_ms": {
+            "value": m["empty_day_batch_ms"],
+            "target": "< 50",
+            "pass": m["empty_day_batch_ms"] < 50,
+        },
+    }
+
+
+def _print_row(name: str, m: dict) -> None:
+    lens, psql = m["lens"], m["psql_copy"]
+    ratio = psql["seconds"] / lens["seconds"]
+    print(
+        f"{name:<16}{m['kind']:<9}{lens['rows']:>11,}{lens['batches']:>9}{lens['seconds']:>9.1f}"
+        f"{psql['seconds']:>9.1f}{ratio:>8.2f}{TARGETS[name]:>8}{lens['peak_rss_mb']:>8.0f}"
+        f"{m['empty_day_batch_ms']:>10.1f}"
+    )
+    if psql["rows"] != lens["rows"]:
+        print(f"  (psql copied {psql['rows']:,} rows, the loader wrote {lens['rows']:,})")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scale", default="medium", choices=sorted(demo.SCALES))
@@ -215,30 +246,8 @@ def main() -> int:
     )
     checks = {}
     for name, m in measured.items():
-        lens, psql = m["lens"], m["psql_copy"]
-        ratio = psql["seconds"] / lens["seconds"]  # the loader's speed as a share of psql's
-        checks[f"{name}_vs_psql_copy"] = {
-            "value": ratio,
-            "target": f">= {TARGETS[name]}",
-            "pass": ratio >= TARGETS[name],
-        }
-        checks[f"{name}_peak_rss_mb"] = {
-            "value": lens["peak_rss_mb"],
-            "target": "<= 300",
-            "pass": lens["peak_rss_mb"] <= 300,
-        }
-        checks[f"{name}_empty_day_batch_ms"] = {
-            "value": m["empty_day_batch_ms"],
-            "target": "< 50",
-            "pass": m["empty_day_batch_ms"] < 50,
-        }
-        print(
-            f"{name:<16}{m['kind']:<9}{lens['rows']:>11,}{lens['batches']:>9}{lens['seconds']:>9.1f}"
-            f"{psql['seconds']:>9.1f}{ratio:>8.2f}{TARGETS[name]:>8}{lens['peak_rss_mb']:>8.0f}"
-            f"{m['empty_day_batch_ms']:>10.1f}"
-        )
-        if psql["rows"] != lens["rows"]:
-            print(f"  (psql copied {psql['rows']:,} rows, the loader wrote {lens['rows']:,})")
+        checks |= _checks(name, m)
+        _print_row(name, m)
     print()
     for name, check in checks.items():
         print(f"{name:<36}{check['value']:>10.2f}  target {check['target']:<7} {'PASS' if check['pass'] else 'FAIL'}")

@@ -413,50 +413,62 @@ def _decoded_chunk_lines(piece: _JsonPiece, encoding: str):
             yield number, None, data
 
 
-def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result: BatchResult) -> None:
-    lines = _csv_records(path, source.encoding)
-    header_line = next(lines, None)
-    if header_line is None or header_line[1] is None:
+def _csv_header(rel: str, text: str | None, entity: Entity, result: BatchResult) -> list[str]:
+    """The file's header, checked against the entity: no repeated name, every required column present.
+    Missing optional columns and extra fields are noted on the batch."""
+    if text is None:
         raise SourceSchemaError(f"{rel}: no readable header line")
-    header = next(csv.reader([header_line[1].removeprefix("\ufeff")]))  # a byte-order mark is not a name
+    header = next(csv.reader([text.removeprefix("\ufeff")]))  # a byte-order mark is not a name
     repeated = sorted({name for name in header if header.count(name) > 1})
     if repeated:  # which of the two is the value? Neither is guessed.
         raise SourceSchemaError(f"{rel}: column {repeated[0]!r} appears twice in the header ({', '.join(header)})")
-    position = {name: i for i, name in enumerate(header)}
-    columns = list(entity.columns)
-    for column in columns:
-        if column.source not in position:
-            if column.required:
-                raise SourceSchemaError(
-                    f"{rel}: required column {column.source!r} is missing (header: {', '.join(header)})"
-                )
-            if column.name not in result.missing_columns:
-                result.missing_columns.append(column.name)
-    known = {c.source for c in columns}
-    extras = [name for name in header if name not in known]
-    for name in extras:
-        if name not in result.extra_fields:
-            result.extra_fields.append(name)
-    picks = [position.get(c.source) for c in columns]
-    width = len(header)
-    for number, text, data in lines:
-        if text is None:
-            copy.write_row(
-                (rel, number, data.decode(source.encoding, errors="backslashreplace"), "invalid_utf8", None)
-                + (None,) * len(columns)
+    for column in entity.columns:
+        if column.source in header:
+            continue
+        if column.required:
+            raise SourceSchemaError(
+                f"{rel}: required column {column.source!r} is missing (header: {', '.join(header)})"
             )
+        if column.name not in result.missing_columns:
+            result.missing_columns.append(column.name)
+    known = {c.source for c in entity.columns}
+    for name in header:
+        if name not in known and name not in result.extra_fields:
+            result.extra_fields.append(name)
+    return header
+
+
+def _csv_reject(text: str | None, data: bytes, encoding: str) -> tuple[str, str] | None:
+    """(raw text, reason) when a line cannot be parsed at all; None for a line to parse."""
+    if text is None:
+        return data.decode(encoding, errors="backslashreplace"), "invalid_utf8"
+    if "\x00" in text:  # PostgreSQL text cannot hold it: a reject, shown escaped
+        return text.replace("\x00", "\\x00"), "nul_byte"
+    return None
+
+
+def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result: BatchResult) -> None:
+    lines = _csv_records(path, source.encoding)
+    header_line = next(lines, None)
+    header = _csv_header(rel, header_line[1] if header_line else None, entity, result)
+    position = {name: i for i, name in enumerate(header)}
+    known = {c.source for c in entity.columns}
+    extras = [name for name in header if name not in known]
+    picks = [position.get(c.source) for c in entity.columns]
+    no_values = (None,) * len(picks)
+    for number, text, data in lines:
+        rejected = _csv_reject(text, data, source.encoding)
+        if rejected is not None:
+            copy.write_row((rel, number, rejected[0], rejected[1], None, *no_values))
             continue
         if not text.strip():
-            continue
-        if "\x00" in text:  # PostgreSQL text cannot hold it: a reject, shown escaped
-            copy.write_row((rel, number, text.replace("\x00", "\\x00"), "nul_byte", None) + (None,) * len(columns))
             continue
         try:
             (fields,) = list(csv.reader([text], strict=True))
         except (csv.Error, ValueError):
             fields = None
-        if fields is None or len(fields) != width:
-            copy.write_row((rel, number, text, "malformed_row", None) + (None,) * len(columns))
+        if fields is None or len(fields) != len(header):
+            copy.write_row((rel, number, text, "malformed_row", None, *no_values))
             continue
         extra = json.dumps({h: fields[position[h]] for h in extras}, ensure_ascii=False) if extras else None
         values = tuple(fields[i] if i is not None and fields[i] != "" else None for i in picks)
@@ -652,6 +664,29 @@ def _check_landing(conn: Connection, source: Source, entity: Entity, window: tup
     )
 
 
+def _land_parquet_files(conn: Connection, source: Source, entity: Entity, result: BatchResult, paths) -> None:
+    """A batch's parquet files, in one COPY of their rows as CSV text."""
+    target = ", ".join(
+        sql.Identifier(c).as_string(conn) for c in ["_source_file", "_source_line"] + [c.name for c in entity.columns]
+    )
+    with conn.cursor().copy(f"copy _lens_landing ({target}) from stdin (format csv)") as copy:
+        rows = _ParquetRows(copy, entity)
+        for path in paths:
+            _land_parquet(str(path.relative_to(source.location)), path, entity, result, rows)
+        rows.flush()
+
+
+def _land_text_files(conn: Connection, source: Source, entity: Entity, result: BatchResult, paths) -> None:
+    """A batch's CSV (or NDJSON read line by line) files, in one COPY."""
+    with landing_copy(conn, source, entity) as copy:
+        for path in paths:
+            rel = str(path.relative_to(source.location))
+            if source.format == "ndjson":
+                _land_ndjson(copy, rel, path, source.encoding)
+            else:
+                _land_csv(copy, rel, path, source, entity, result)
+
+
 def extract_files(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
     paths = files_for_interval(source, entity, result.interval_start, result.interval_end)
     result.files = [str(p.relative_to(source.location)) for p in paths]
@@ -669,20 +704,8 @@ def extract_files(conn: Connection, source: Source, entity: Entity, result: Batc
 
     def land() -> Path | None:
         if source.format == "parquet":
-            if not paths:
-                return
-            target = ", ".join(
-                sql.Identifier(c).as_string(conn)
-                for c in ["_source_file", "_source_line"] + [c.name for c in entity.columns]
-            )
-            with conn.cursor().copy(f"copy _lens_landing ({target}) from stdin (format csv)") as copy:
-                rows = _ParquetRows(copy, entity)
-                for path in paths:
-                    _land_parquet(str(path.relative_to(source.location)), path, entity, result, rows)
-                rows.flush()
-            return
-        if not paths:
-            return
+            _land_parquet_files(conn, source, entity, result, paths)
+            return None
         schema = _json_read_schema(source, entity) if source.format == "ndjson" else None
         if schema is not None:
             landing = _JsonLanding(conn, source, entity, schema)
@@ -691,13 +714,8 @@ def extract_files(conn: Connection, source: Source, entity: Entity, result: Batc
                     landing.add(piece)
             landing.close()
             return source.location  # typed rows' raw text is read from there when needed
-        with landing_copy(conn, source, entity) as copy:  # one COPY for all of the batch's files
-            for path in paths:
-                rel = str(path.relative_to(source.location))
-                if source.format == "ndjson":
-                    _land_ndjson(copy, rel, path, source.encoding)
-                else:
-                    _land_csv(copy, rel, path, source, entity, result)
+        _land_text_files(conn, source, entity, result, paths)
+        return None
 
     load_landed(conn, source, entity, result, land)
 
