@@ -16,6 +16,7 @@ from pathlib import Path
 
 from customer_lens.config import settings as settings_mod
 from customer_lens.local import warehouse
+from customer_lens.local.warehouse import scalar
 from customer_lens.progress import Reporter
 
 log = logging.getLogger(__name__)
@@ -378,12 +379,14 @@ def _configuration_fingerprint(path: Path, cfg: settings_mod.Settings) -> str:
 def _record_build(fingerprint: str, schema: str, nodes: int, cfg: settings_mod.Settings):
     """Record a finished build of ``fingerprint`` into ``schema``; returns when it was recorded."""
     with _audit(cfg) as conn:
-        return conn.execute(
-            "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
-            "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now() "
-            "returning built_at",
-            (fingerprint, schema, nodes),
-        ).fetchone()[0]
+        return scalar(
+            conn.execute(
+                "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
+                "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now() "
+                "returning built_at",
+                (fingerprint, schema, nodes),
+            )
+        )
 
 
 def _build_configured(fingerprint: str, cfg: settings_mod.Settings, *, reporter: Reporter) -> tuple[str, str]:

@@ -14,7 +14,7 @@ import subprocess
 from concurrent.futures import ThreadPoolExecutor
 
 import psycopg
-from psycopg import Connection, sql
+from psycopg import sql
 
 from customer_lens.config.source_config import PG_TYPE_NAMES, Entity, Source
 from customer_lens.extract import raw
@@ -27,6 +27,7 @@ from customer_lens.extract.batch import (
     key_text,
     range_check,
 )
+from customer_lens.local.warehouse import Connection, scalar
 
 
 def _source_table(entity: Entity) -> sql.Composable:
@@ -127,7 +128,7 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
     with psycopg.connect(url) as src:
         # One snapshot for the rejects query here and the bulk COPY in psql: both see the same rows.
         src.execute("set transaction isolation level repeatable read, read only")
-        snapshot = src.execute("select pg_export_snapshot()").fetchone()[0]
+        snapshot = scalar(src.execute("select pg_export_snapshot()"))
         source_types = _source_columns(src, entity)
         # pg_input_is_valid is PostgreSQL 16+: an older source gets the cast (a bad value fails the batch).
         reason = _postgres_reason(entity, source_types, checks_types=src.info.server_version >= 160000)
@@ -143,9 +144,7 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
         )
         # Binary COPY skips text formatting and parsing of every value; it needs both ends to
         # agree on the encoding of text bytes, so fall back to text otherwise.
-        same_encoding = (
-            src.execute("show server_encoding").fetchone()[0] == conn.execute("show server_encoding").fetchone()[0]
-        )
+        same_encoding = scalar(src.execute("show server_encoding")) == scalar(conn.execute("show server_encoding"))
         copy_format = sql.SQL("(format binary)" if same_encoding else "(format text)")
         rejects_query = sql.SQL(
             "select {key}, row_to_json(t)::text, split_part(r, ':', 1), r from "
