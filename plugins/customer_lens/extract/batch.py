@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from psycopg import Connection, sql
@@ -124,10 +125,10 @@ def apply_batch(
     source: Source,
     entity: Entity,
     result: BatchResult,
-    load_good_rows,
+    load_good_rows: Callable[[], int],
     *,
     ratio: float,
-    stage_rejects=None,
+    stage_rejects: Callable[[], object] | None = None,
 ) -> None:
     """Replace the interval with the good rows and the staged rejects, in one transaction.
 

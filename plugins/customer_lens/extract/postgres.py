@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -31,6 +32,7 @@ from customer_lens.local.warehouse import Connection, scalar
 
 
 def _source_table(entity: Entity) -> sql.Composable:
+    assert entity.table is not None  # source_config requires it of a postgres entity
     return sql.SQL(".").join(ident(part) for part in entity.table.split("."))
 
 
@@ -114,10 +116,11 @@ def _psql_command(url: str) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     if params.get("password"):
         env["PGPASSWORD"] = str(params.pop("password"))
-    return [psql, make_conninfo(**params), "-X", "-q", "-v", "ON_ERROR_STOP=1"], env
+    return [psql, make_conninfo("", **params), "-X", "-q", "-v", "ON_ERROR_STOP=1"], env
 
 
 def extract_postgres(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
+    assert entity.cursor is not None  # source_config requires it of a postgres entity
     start, end = result.interval_start, result.interval_end
     window = sql.SQL("{cursor} >= {start} and {cursor} < {end}").format(
         cursor=ident(entity.column(entity.cursor).source), start=sql.Literal(start), end=sql.Literal(end)
@@ -191,7 +194,7 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
             "commit",
         ]
 
-        bad: list[tuple] = []
+        bad: list[tuple[Any, ...]] = []
 
         def load_good_rows() -> int:
             # psql streams COPY OUT in its own process; we pass 1 MiB chunks on to COPY IN inside
@@ -203,13 +206,15 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
                 subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as producer,
             ):
                 rejects = pool.submit(lambda: src.execute(rejects_query).fetchall())
+                out, err = producer.stdout, producer.stderr
+                assert out is not None and err is not None  # both are pipes
                 try:
                     with into_cursor.copy(copy_in) as into:
-                        while chunk := producer.stdout.read(1 << 20):
+                        while chunk := out.read(1 << 20):
                             into.write(chunk)
                 finally:
-                    producer.stdout.close()
-                    error = producer.stderr.read().decode(errors="replace").strip()
+                    out.close()
+                    error = err.read().decode(errors="replace").strip()
                     code = producer.wait()
                     bad.extend(rejects.result())
             if code != 0:
