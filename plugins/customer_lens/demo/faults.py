@@ -44,6 +44,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -101,6 +102,18 @@ class Ids:
     response: int
 
 
+class ManifestEntry(TypedDict):
+    """One injected bad record in the manifest: which fault, where (file and line, once written), which key."""
+
+    fault: str
+    source: str
+    entity: str
+    file: str | None
+    line: int | None
+    key: int | None
+    expected: str
+
+
 @dataclass
 class _FileEdit:
     """Lines to insert into one export file; line numbers are assigned when it is rewritten."""
@@ -108,9 +121,9 @@ class _FileEdit:
     path: Path
     relative: str
     lines: list[bytes]
-    inserts: list[tuple[int, int, bytes, dict]] = field(default_factory=list)
+    inserts: list[tuple[int, int, bytes, ManifestEntry]] = field(default_factory=list)
 
-    def insert(self, position: int, line: bytes, entry: dict) -> None:
+    def insert(self, position: int, line: bytes, entry: ManifestEntry) -> None:
         self.inserts.append((position, len(self.inserts), line, entry))
 
     def write(self) -> None:
@@ -127,7 +140,7 @@ class _FileEdit:
         self.path.write_bytes(b"".join(out))
 
 
-def _entry(fault: Fault, key: int | None) -> dict:
+def _entry(fault: Fault, key: int | None) -> ManifestEntry:
     return {
         "fault": fault.code,
         "source": fault.source,
@@ -143,7 +156,7 @@ def _faults(source: str) -> list[Fault]:
     return [f for f in CATALOGUE if f.source == source]
 
 
-def _json_line(record: dict) -> bytes:
+def _json_line(record: dict[str, Any]) -> bytes:
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
     return text.encode().replace(_MARK.encode(), INVALID_UTF8)
 
@@ -170,7 +183,7 @@ class Injector:
         self.staging = staging
         self.line_counts = line_counts
         self.ids = ids
-        self.manifest: list[dict] = []
+        self.manifest: list[ManifestEntry] = []
         self._edits: dict[str, _FileEdit] = {}
 
     def _edit(self, relative: str) -> _FileEdit:
@@ -349,7 +362,7 @@ class Injector:
         codes = ["orphan_order_line"] * n + ["negative_quantity"] * n + ["discount_out_of_range"] * n
         self.manifest += [_entry(fault[c], int(k)) for c, k in zip(codes, line_ids, strict=True)]
 
-    def finish(self) -> list[dict]:
+    def finish(self) -> list[ManifestEntry]:
         """Rewrite the edited files (assigning final line numbers) and return the sorted manifest."""
         for edit in self._edits.values():
             edit.write()

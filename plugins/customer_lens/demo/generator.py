@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +27,9 @@ from customer_lens.demo import database, exports, faults, lifecycle, sales, serv
 from customer_lens.demo import population as pop
 from customer_lens.demo.scales import SCALES, Scale
 from customer_lens.demo.timeline import DAY, Intensity, Window
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 # Bump whenever a change alters the generated data: installed data with another version is stale.
 GENERATOR_VERSION = "2"
@@ -269,7 +273,7 @@ class _Progress:
     """A rich progress bar per phase on stderr, or nothing at all."""
 
     def __init__(self, enabled: bool) -> None:
-        self._progress = None
+        self._progress: Progress | None = None
         if enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -288,12 +292,12 @@ class _Progress:
         if self._progress is not None:
             self._progress.stop()
 
-    def phase(self, description: str, total: int) -> int | None:
+    def phase(self, description: str, total: int) -> TaskID | None:
         return None if self._progress is None else self._progress.add_task(description, total=total)
 
-    def advance(self, task: int | None, description: str | None = None) -> None:
+    def advance(self, task: TaskID | None, description: str | None = None) -> None:
         if self._progress is not None and task is not None:
-            self._progress.update(task, advance=1, **({"description": description} if description else {}))
+            self._progress.update(task, advance=1, description=description or None)
 
 
 # --- the whole run ---------------------------------------------------------------------------------------
@@ -341,7 +345,7 @@ def generate(
         totals = _Totals(
             line_counts={k: np.zeros(window.days, np.int64) for k in (exports.SERVICE_DIR, exports.SURVEY_DIR)}
         )
-        manifest: list[dict] = []
+        manifest: list[faults.ManifestEntry] = []
         try:
             load.begin()
             staging.create()
@@ -416,7 +420,7 @@ def generate(
 
 def _inject_faults(
     world: World, load: database.SalesLoad, staging: exports.Staging, totals: _Totals, ids: Counters
-) -> list[dict]:
+) -> list[faults.ManifestEntry]:
     injector = faults.Injector(
         streams.stream(world.seed, streams.WHOLE_DATASET, "faults"),
         world.scale.faults_per_kind,

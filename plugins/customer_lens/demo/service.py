@@ -134,7 +134,7 @@ class _TicketTexts:
 
     def __init__(self) -> None:
         parts: dict[str, list[str]] = {"subject_pre": [], "subject_post": [], "text_pre": [], "text_post": []}
-        groups: list[list[str]] = []
+        groups: list[list[int]] = []  # template numbers
         for category in CATEGORIES:
             for language in phrases.LANGUAGES:
                 for about_order in (False, True):
@@ -161,7 +161,8 @@ class _TicketTexts:
         self.parts = {name: tuple(values) for name, values in parts.items()}
 
     def key(self, category: np.ndarray, language: np.ndarray, about_order: np.ndarray) -> np.ndarray:
-        return (category * len(phrases.LANGUAGES) + language) * 2 + about_order.astype(np.int64)
+        key: np.ndarray = (category * len(phrases.LANGUAGES) + language) * 2 + about_order.astype(np.int64)
+        return key
 
 
 _TEXTS = _TicketTexts()
