@@ -206,39 +206,41 @@ class Injector:
             for i in range(self.per_kind):
                 edit = self._edit(exports.service_file(self.staging.days[self.rng.choice(days)]))
                 source = int(self.rng.integers(0, len(edit.lines)))
-                original = edit.lines[source]
-                record = json.loads(original)
                 position = int(self.rng.integers(0, len(edit.lines) + 1))
-                key: int | None = record["ticket_id"]
-                if fault.code == "malformed_json":
-                    cut = int(len(original) * self.rng.uniform(0.3, 0.8))
-                    while original[cut - 1] >= 0x80:  # never split a multi-byte character
-                        cut -= 1
-                    line = original[:cut] + b"\n"
-                elif fault.code == "invalid_utf8":
-                    record["description"] = _MARK + record["description"]
-                    line = _json_line(record)
-                elif fault.code == "missing_required_field":
-                    missing = "ticket_id" if i % 2 == 0 else "created_at"
-                    del record[missing]
-                    key = None if missing == "ticket_id" else key
-                    line = _json_line(record)
-                elif fault.code == "bad_timestamp":
-                    record["updated_at"] = BAD_TIMESTAMPS[i % len(BAD_TIMESTAMPS)]
-                    line = _json_line(record)
-                elif fault.code == "duplicate_id":
-                    line = original
-                    position = int(self.rng.integers(source + 1, len(edit.lines) + 1))
-                else:  # a new ticket: unknown_customer or unexpected_field
-                    self.ids.ticket += 1
-                    key = record["ticket_id"] = self.ids.ticket
-                    if fault.code == "unknown_customer":
-                        record["requester_email"] = f"help{i + 1}@{UNKNOWN_EMAIL_DOMAIN}"
-                    else:
-                        record["sla_policy"] = {"id": 3 + i, "title": "Enterprise 4h", "breached": bool(i % 2)}
-                    line = _json_line(record)
+                line, position, key = self._service_fault(fault, i, edit, source, position)
                 edit.insert(position, line, entry := _entry(fault, key))
                 self.manifest.append(entry)
+
+    def _service_fault(
+        self, fault: Fault, i: int, edit: _FileEdit, source: int, position: int
+    ) -> tuple[bytes, int, int | None]:
+        """The ``i``-th line of ``fault``, made from line ``source`` of ``edit``: the line, where it goes, its key."""
+        original = edit.lines[source]
+        record = json.loads(original)
+        key: int | None = record["ticket_id"]
+        if fault.code == "malformed_json":
+            cut = int(len(original) * self.rng.uniform(0.3, 0.8))
+            while original[cut - 1] >= 0x80:  # never split a multi-byte character
+                cut -= 1
+            return original[:cut] + b"\n", position, key
+        if fault.code == "invalid_utf8":
+            record["description"] = _MARK + record["description"]
+        elif fault.code == "missing_required_field":
+            missing = "ticket_id" if i % 2 == 0 else "created_at"
+            del record[missing]
+            key = None if missing == "ticket_id" else key
+        elif fault.code == "bad_timestamp":
+            record["updated_at"] = BAD_TIMESTAMPS[i % len(BAD_TIMESTAMPS)]
+        elif fault.code == "duplicate_id":
+            return original, int(self.rng.integers(source + 1, len(edit.lines) + 1)), key
+        else:  # a new ticket: unknown_customer or unexpected_field
+            self.ids.ticket += 1
+            key = record["ticket_id"] = self.ids.ticket
+            if fault.code == "unknown_customer":
+                record["requester_email"] = f"help{i + 1}@{UNKNOWN_EMAIL_DOMAIN}"
+            else:
+                record["sla_policy"] = {"id": 3 + i, "title": "Enterprise 4h", "breached": bool(i % 2)}
+        return _json_line(record), position, key
 
     # --- survey --------------------------------------------------------------------------------------
     def survey(self) -> None:
@@ -249,7 +251,6 @@ class Injector:
         stripped_day = int(self.rng.choice(days))
         self._strip_language(stripped_day)
         days = self._pick_days(exports.SURVEY_DIR, 2, {stripped_day})
-        header = len(survey.COLUMNS)
         for fault in _faults("survey"):
             if fault.code == "missing_optional_column":
                 continue
@@ -269,33 +270,46 @@ class Injector:
                     nps_score="8",
                     language=row["language"],
                 )
-                if fault.code == "malformed_row":
-                    values = list(new.values())
-                    values = [*values, "unexpected"] if i % 2 == 0 else values[: header - 2]
-                elif fault.code == "out_of_range_nps":
-                    new["nps_score"] = ("11", "-1")[i % 2]
-                elif fault.code == "out_of_range_csat":
-                    new.update(kind="csat", nps_score="", csat_score=("0", "7")[i % 2])
-                elif fault.code == "not_a_number":
-                    new["nps_score"] = "nine"
-                elif fault.code == "invalid_utf8":
-                    new["comment"] = _MARK + "Good service overall"
-                elif fault.code == "duplicate_id":
-                    # Same id as an earlier row, different content: a re-submitted form.
-                    self.ids.response -= 1
-                    new = dict(row)
-                    if row["kind"] == "nps":
-                        new["nps_score"] = str((int(row["nps_score"]) + 5) % 11)
-                    new["comment"] = "Submitted twice by mistake"
-                    position = int(self.rng.integers(source + 1, len(edit.lines) + 1))
-                elif fault.code == "unknown_customer":
-                    unknown_id = self.ids.customer + 1_000 + i
-                    new["customer_ref"] = f"buyer{i + 1}@{UNKNOWN_EMAIL_DOMAIN}" if i % 2 else str(unknown_id)
-                if fault.code != "malformed_row":
-                    values = list(new.values())
-                key = int(new["response_id"])
+                values, key, position = self._survey_fault(fault, i, row, new, edit, source, position)
                 edit.insert(position, _csv_line(values), entry := _entry(fault, key))
                 self.manifest.append(entry)
+
+    def _survey_fault(
+        self,
+        fault: Fault,
+        i: int,
+        row: dict[str, str],
+        new: dict[str, str],
+        edit: _FileEdit,
+        source: int,
+        position: int,
+    ) -> tuple[list[str], int, int]:
+        """The ``i``-th row of ``fault``: ``new`` (a new answer like ``row``, line ``source`` of ``edit``) made
+        faulty. Returns its fields, its key and where it goes."""
+        if fault.code == "malformed_row":
+            values = list(new.values())
+            values = [*values, "unexpected"] if i % 2 == 0 else values[: len(survey.COLUMNS) - 2]
+            return values, int(new["response_id"]), position
+        if fault.code == "out_of_range_nps":
+            new["nps_score"] = ("11", "-1")[i % 2]
+        elif fault.code == "out_of_range_csat":
+            new.update(kind="csat", nps_score="", csat_score=("0", "7")[i % 2])
+        elif fault.code == "not_a_number":
+            new["nps_score"] = "nine"
+        elif fault.code == "invalid_utf8":
+            new["comment"] = _MARK + "Good service overall"
+        elif fault.code == "duplicate_id":
+            # Same id as an earlier row, different content: a re-submitted form.
+            self.ids.response -= 1
+            new = dict(row)
+            if row["kind"] == "nps":
+                new["nps_score"] = str((int(row["nps_score"]) + 5) % 11)
+            new["comment"] = "Submitted twice by mistake"
+            position = int(self.rng.integers(source + 1, len(edit.lines) + 1))
+        elif fault.code == "unknown_customer":
+            unknown_id = self.ids.customer + 1_000 + i
+            new["customer_ref"] = f"buyer{i + 1}@{UNKNOWN_EMAIL_DOMAIN}" if i % 2 else str(unknown_id)
+        return list(new.values()), int(new["response_id"]), position
 
     def _strip_language(self, day: int) -> None:
         relative = exports.survey_file(self.staging.days[day])

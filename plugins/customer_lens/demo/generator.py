@@ -301,6 +301,68 @@ class _Progress:
 
 
 # --- the whole run ---------------------------------------------------------------------------------------
+def _build_world(seed: int, spec: Scale, window: Window, clock: _Clock, bar: _Progress) -> World:
+    """The population and the product catalogue every chunk draws from."""
+    task = bar.phase("population & catalogue", 1)
+    with clock.phase("population"):
+        population = pop.build(
+            streams.stream(seed, streams.WHOLE_DATASET, "population"), spec.customers, window, spec.activity
+        )
+        catalogue = pop.catalogue(streams.stream(seed, streams.WHOLE_DATASET, "products"), spec.products, window)
+        world = World(seed, spec, window, population, catalogue, Intensity(window))
+    bar.advance(task)
+    return world
+
+
+def _publish(
+    world: World,
+    load: database.SalesLoad,
+    staging: exports.Staging,
+    ids: Counters,
+    totals: _Totals,
+    manifest: list[faults.ManifestEntry],
+    *,
+    print_: str,
+    scale: str,
+    end_date: dt.date,
+    bad_records: bool,
+) -> tuple[dict[str, int], int]:
+    """Write the metadata (and the fault manifest), then publish the database and the export tree.
+
+    Returns the good rows per table and the number of files written.
+    """
+    counts = {
+        "customers": load.rows["customers"],
+        "products": load.rows["products"],
+        "orders": ids.order,
+        "order_lines": ids.order_line,
+        "contracts": ids.contract,
+        "tickets": ids.ticket,
+        "ticket_versions": totals.ticket_versions,
+        "survey_responses": ids.response,
+    }
+    staging.write_json(
+        exports.META_FILE,
+        {
+            "fingerprint": print_,
+            "generator_version": GENERATOR_VERSION,
+            "scale": scale,
+            "seed": world.seed,
+            "start_date": world.window.start.isoformat(),
+            "end_date": end_date.isoformat(),
+            "bad_records": bool(bad_records),
+            "good_rows": counts,
+            "faults": len(manifest),
+        },
+    )
+    if bad_records:
+        staging.write_json(exports.MANIFEST_FILE, manifest)
+    files_written = staging.file_count()
+    load.publish(fingerprint=print_, scale=scale, seed=world.seed, end_date=end_date, bad_records=bad_records)
+    staging.publish()
+    return counts, files_written
+
+
 def generate(
     *,
     scale: str,
@@ -330,15 +392,7 @@ def generate(
     clock = _Clock()
 
     with _Progress(progress) as bar:
-        task = bar.phase("population & catalogue", 1)
-        with clock.phase("population"):
-            population = pop.build(
-                streams.stream(seed, streams.WHOLE_DATASET, "population"), spec.customers, window, spec.activity
-            )
-            catalogue = pop.catalogue(streams.stream(seed, streams.WHOLE_DATASET, "products"), spec.products, window)
-            world = World(seed, spec, window, population, catalogue, Intensity(window))
-        bar.advance(task)
-
+        world = _build_world(seed, spec, window, clock, bar)
         load = database.SalesLoad(sales_url)
         staging = exports.Staging(Path(files_dir), window)
         ids = Counters()
@@ -349,7 +403,7 @@ def generate(
         try:
             load.begin()
             staging.create()
-            load.copy("products", catalogue.table)
+            load.copy("products", world.catalogue.table)
             task = bar.phase("customers, orders, tickets, surveys", spec.chunks)
             for index in range(spec.chunks):
                 with clock.phase("simulate"):
@@ -368,35 +422,18 @@ def generate(
                 bar.advance(task)
             task = bar.phase("publish", 1)
             with clock.phase("publish"):
-                counts = {
-                    "customers": load.rows["customers"],
-                    "products": load.rows["products"],
-                    "orders": ids.order,
-                    "order_lines": ids.order_line,
-                    "contracts": ids.contract,
-                    "tickets": ids.ticket,
-                    "ticket_versions": totals.ticket_versions,
-                    "survey_responses": ids.response,
-                }
-                staging.write_json(
-                    exports.META_FILE,
-                    {
-                        "fingerprint": print_,
-                        "generator_version": GENERATOR_VERSION,
-                        "scale": scale,
-                        "seed": seed,
-                        "start_date": window.start.isoformat(),
-                        "end_date": end_date.isoformat(),
-                        "bad_records": bool(bad_records),
-                        "good_rows": counts,
-                        "faults": len(manifest),
-                    },
+                counts, files_written = _publish(
+                    world,
+                    load,
+                    staging,
+                    ids,
+                    totals,
+                    manifest,
+                    print_=print_,
+                    scale=scale,
+                    end_date=end_date,
+                    bad_records=bad_records,
                 )
-                if bad_records:
-                    staging.write_json(exports.MANIFEST_FILE, manifest)
-                files_written = staging.file_count()
-                load.publish(fingerprint=print_, scale=scale, seed=seed, end_date=end_date, bad_records=bad_records)
-                staging.publish()
             bar.advance(task)
         except BaseException:
             staging.discard()
