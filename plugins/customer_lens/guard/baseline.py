@@ -679,6 +679,82 @@ def current_actor() -> str:
         return "unknown"
 
 
+def _check_last_build(conn: Connection, candidate: str) -> None:
+    """Refuse a candidate whose last dbt build failed or did not finish."""
+    last_build = audit.candidate_build(conn, candidate)
+    if last_build and last_build[0] != "built":
+        how = "failed" if last_build[0] == "failed" else "did not finish (killed?)"
+        raise GuardError(
+            f"the last dbt build into {candidate} {how}: its marts may be half built. Build it again "
+            "(lens run, or lens transform) before guarding it; the baseline is unchanged"
+        )
+
+
+def _frozen_from(conn: Connection, snapshot_id: str, source_build: str) -> bool:
+    """Whether ``snapshot_id`` was frozen from the transform build ``source_build``."""
+    return (
+        conn.execute(
+            "select 1 from lens_audit.snapshots where snapshot_id = %s and source_build = %s",
+            (snapshot_id, source_build),
+        ).fetchone()
+        is not None
+    )
+
+
+def _keyless_marts(marts: list[quality.MartSpec], config: quality.GuardConfig) -> list[str]:
+    """The marts without a primary key (refused when the guard configuration requires keys)."""
+    keyless = sorted(m.name for m in marts if not m.primary_key)
+    if keyless and config.require_primary_keys:
+        raise GuardError(
+            f"mart(s) without a primary key: {', '.join(keyless)} (require_primary_keys is set in the guard "
+            "configuration): declare one (constraints: primary_key in the model's yml)"
+        )
+    return keyless
+
+
+def _block(
+    conn: Connection,
+    config: quality.GuardConfig,
+    run_id: str,
+    snapshot: Snapshot,
+    summary: str,
+    report: Path,
+    *,
+    raise_on_failure: bool,
+) -> None:
+    """A snapshot failed validation: alert, prune, and raise :class:`ValidationFailed` if asked to."""
+    from customer_lens.guard import alerts
+
+    alerts.send(
+        "snapshot_blocked",
+        f"snapshot {snapshot.snapshot_id} failed validation and is quarantined; the baseline is unchanged. "
+        f"{summary}\nreport: {report}",
+        {"run_id": run_id, "snapshot_id": snapshot.snapshot_id, "report": str(report)},
+    )
+    prune(conn, config)
+    if raise_on_failure:
+        raise ValidationFailed(
+            f"snapshot {snapshot.snapshot_id} failed validation and is quarantined in schema "
+            f"{snapshot.schema}; the baseline is unchanged.\n{summary}\nreport: {report}",
+            run_id=run_id,
+            snapshot_id=snapshot.snapshot_id,
+            report_path=report,
+        )
+
+
+def _promote_validated(
+    conn: Connection, snapshot: Snapshot, run_id: str, actor: str, cfg: settings_mod.Settings
+) -> int:
+    """Promote a snapshot that passed validation; if readers hold the views too long, say how to retry."""
+    try:
+        return promote(conn, snapshot.snapshot_id, actor=actor, reason="validated", validation_run_id=run_id, cfg=cfg)
+    except GuardError as exc:
+        raise GuardError(
+            f"{exc}. Snapshot {snapshot.snapshot_id} passed validation and stays promotable: "
+            f"lens baseline promote {snapshot.snapshot_id} --reason 'validated, readers held the views'"
+        ) from None
+
+
 def guard(
     *,
     candidate: str = CANDIDATE,
@@ -701,30 +777,14 @@ def guard(
     url = warehouse.url(cfg=cfg)
     with audit.connect(cfg) as conn:
         conn.autocommit = True
-        last_build = audit.candidate_build(conn, candidate)
-        if last_build and last_build[0] != "built":
-            how = "failed" if last_build[0] == "failed" else "did not finish (killed?)"
-            raise GuardError(
-                f"the last dbt build into {candidate} {how}: its marts may be half built. Build it again "
-                "(lens run, or lens transform) before guarding it; the baseline is unchanged"
-            )
+        _check_last_build(conn, candidate)
         current = current_baseline(conn)
-        if current and source_build:
-            same_build = conn.execute(
-                "select 1 from lens_audit.snapshots where snapshot_id = %s and source_build = %s",
-                (current[1], source_build),
-            ).fetchone()
-            if same_build:
-                return GuardResult(
-                    "", current[1], True, False, current[0], "same transform build as the baseline", None, {}, True
-                )
-        marts = quality.load_marts(cfg)
-        keyless = sorted(m.name for m in marts if not m.primary_key)
-        if keyless and config.require_primary_keys:
-            raise GuardError(
-                f"mart(s) without a primary key: {', '.join(keyless)} (require_primary_keys is set in the guard "
-                "configuration): declare one (constraints: primary_key in the model's yml)"
+        if current and source_build and _frozen_from(conn, current[1], source_build):
+            return GuardResult(
+                "", current[1], True, False, current[0], "same transform build as the baseline", None, {}, True
             )
+        marts = quality.load_marts(cfg)
+        keyless = _keyless_marts(marts, config)
         seconds: dict[str, float] = {}
         began = time.monotonic()
         snapshot = freeze(conn, marts, candidate=candidate, source_build=source_build, data_interval=data_interval)
@@ -749,23 +809,7 @@ def guard(
         if keyless:
             summary += f"; no primary key, so no key checks: {', '.join(keyless)}"
         if not outcome.passed:
-            from customer_lens.guard import alerts
-
-            alerts.send(
-                "snapshot_blocked",
-                f"snapshot {snapshot.snapshot_id} failed validation and is quarantined; the baseline is unchanged. "
-                f"{summary}\nreport: {report}",
-                {"run_id": run_id, "snapshot_id": snapshot.snapshot_id, "report": str(report)},
-            )
-            prune(conn, config)
-            if raise_on_failure:
-                raise ValidationFailed(
-                    f"snapshot {snapshot.snapshot_id} failed validation and is quarantined in schema "
-                    f"{snapshot.schema}; the baseline is unchanged.\n{summary}\nreport: {report}",
-                    run_id=run_id,
-                    snapshot_id=snapshot.snapshot_id,
-                    report_path=report,
-                )
+            _block(conn, config, run_id, snapshot, summary, report, raise_on_failure=raise_on_failure)
             return GuardResult(
                 run_id, snapshot.snapshot_id, False, False, current[0] if current else None, summary, report, {}
             )
@@ -784,15 +828,7 @@ def guard(
                 run_id, current[1], True, False, current[0], f"validated, and equal to it ({summary})", report, {}, True
             )
         began = time.monotonic()
-        try:
-            number = promote(
-                conn, snapshot.snapshot_id, actor=actor, reason="validated", validation_run_id=run_id, cfg=cfg
-            )
-        except GuardError as exc:
-            raise GuardError(
-                f"{exc}. Snapshot {snapshot.snapshot_id} passed validation and stays promotable: "
-                f"lens baseline promote {snapshot.snapshot_id} --reason 'validated, readers held the views'"
-            ) from None
+        number = _promote_validated(conn, snapshot, run_id, actor, cfg)
         audit.settle_restatements(conn, candidate, number)
         seconds["promote"] = time.monotonic() - began
         kpis = dict(
