@@ -30,7 +30,7 @@ run: $(STAMP) ## The main job: warehouse up, demo sources built, pipeline run
 test: $(STAMP) ## Run the test suite (real PostgreSQL, real Airflow)
 	$(BIN)/pytest
 
-lint: $(STAMP) ## The pre-commit checks on every file: ruff lint and format, sqlfluff (dbt models), YAML, private keys, merge markers
+lint: $(STAMP) ## The pre-commit checks on every file: ruff lint and format, sqlfluff (dbt models), mypy, YAML, private keys, merge markers
 	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/pre-commit run --all-files --show-diff-on-failure
 
 format: $(STAMP) ## Format the Python code

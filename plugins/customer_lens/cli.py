@@ -9,8 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn, ParamSpec, TypeVar
 
 import typer
 
@@ -34,16 +35,20 @@ baseline_app = typer.Typer(help="The baselines BI reads: history, rollback, over
 app.add_typer(baseline_app, name="baseline")
 
 
-def _fail(message: str) -> None:
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _fail(message: str) -> NoReturn:
     typer.secho(f"error: {message}", fg=typer.colors.RED, err=True)
     raise typer.Exit(1)
 
 
-def _friendly_errors(func):
+def _friendly_errors(func: Callable[_P, _R]) -> Callable[_P, _R]:
     """Turn the package's expected errors into one clear line instead of a traceback."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         try:
             return func(*args, **kwargs)
         except (
@@ -227,7 +232,10 @@ def run(
     if os.environ.get("LENS_SOURCES_CONFIG"):
         if anomaly:
             _fail("--anomaly changes the demo data; it does not apply to your own sources")
-        day = lambda value: value.date() if value else None  # noqa: E731
+
+        def day(value: dt.datetime | None) -> dt.date | None:
+            return value.date() if value else None
+
         lines = pipeline.run_configured(start=day(start), end=day(end), reporter=reporter)
     else:
         if start or end:

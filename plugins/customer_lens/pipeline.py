@@ -11,12 +11,18 @@ import datetime as dt
 import hashlib
 import json
 import logging
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from customer_lens.config import settings as settings_mod
 from customer_lens.local import warehouse
+from customer_lens.local.warehouse import scalar
 from customer_lens.progress import Reporter
+
+if TYPE_CHECKING:
+    from customer_lens.extract.batch import BatchResult
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +43,10 @@ class DemoState:
         return f"demo data {verb} (end {self.end_date}, {self.fingerprint[:12]}): {self.detail}"
 
 
-def _installed_meta(cfg: settings_mod.Settings) -> dict | None:
+def _installed_meta(cfg: settings_mod.Settings) -> dict[str, Any] | None:
     try:
-        return json.loads((cfg.sources_dir / "demo_generation.json").read_text())
+        meta: dict[str, Any] = json.loads((cfg.sources_dir / "demo_generation.json").read_text())
+        return meta
     except (FileNotFoundError, json.JSONDecodeError):
         return None
 
@@ -72,11 +79,15 @@ def ensure_demo_data(
     sales_url = warehouse.sales_src_url(cfg)
     meta = _installed_meta(cfg)
     if end_date is None:
-        same_kind = meta and meta.get("scale") == scale and meta.get("seed") == seed
-        same_kind = same_kind and bool(meta.get("bad_records")) == bad_records
+        same_kind = (
+            meta is not None
+            and meta.get("scale") == scale
+            and meta.get("seed") == seed
+            and bool(meta.get("bad_records")) == bad_records
+        )
         end_date = (
             dt.date.fromisoformat(meta["end_date"])
-            if same_kind
+            if meta is not None and same_kind
             else dt.datetime.now(dt.UTC).date() - dt.timedelta(days=1)
         )
     from customer_lens.demo import anomalies
@@ -124,9 +135,9 @@ def load_raw(
     *,
     step: str = "month",
     sources: list[str] | None = None,
-    echo=None,
+    echo: Callable[[BatchResult], object] | None = None,
     history: bool = False,
-) -> list:
+) -> list[BatchResult]:
     """Extract every configured source (or the named ones) for ``[start, end)`` into the raw layer.
 
     ``history`` also loads everything before ``start`` as a first batch (an initial load).
@@ -138,7 +149,7 @@ def load_raw(
     unknown = set(sources or ()) - set(configured)
     if unknown:
         raise source_config.ConfigError(f"unknown source(s): {', '.join(sorted(unknown))}")
-    results = []
+    results: list[BatchResult] = []
     for name, source in configured.items():
         if sources and name not in sources:
             continue
@@ -147,7 +158,7 @@ def load_raw(
 
 
 @contextlib.contextmanager
-def _audit(cfg: settings_mod.Settings):
+def _audit(cfg: settings_mod.Settings) -> Iterator[warehouse.Connection]:
     """A warehouse connection with the ``lens_audit`` bookkeeping tables in place."""
     from customer_lens.guard import audit
 
@@ -295,6 +306,7 @@ def run_configured(
         )
     ranges = {name: source.load_range(start, end) for name, source in sources.items()}
     status = warehouse.ensure_running(cfg)
+    assert status.url is not None  # a running warehouse has one
     with psycopg.connect(status.url) as conn:  # before anything moves: not into another configuration's raw layer
         raw.check_unconfigured(conn, sources, origin=str(path))
     lines = [f"warehouse   {status.url}", f"sources     {path}"]
@@ -348,7 +360,13 @@ def restate(from_date: dt.date, reason: str, *, actor: str, reporter: Reporter |
     return lines + _guard_and_report(f"restatement-{number}@{built_at.isoformat()}", (None, None), docs, cfg, reporter)
 
 
-def _guard_and_report(build_id: str, interval: tuple, docs: Path, cfg: settings_mod.Settings, reporter) -> list[str]:
+def _guard_and_report(
+    build_id: str,
+    interval: tuple[dt.datetime | None, dt.datetime | None],
+    docs: Path,
+    cfg: settings_mod.Settings,
+    reporter: Reporter,
+) -> list[str]:
     """Guard the candidate (promote it if it passes), then the KPI lines, the docs and the report."""
     from customer_lens import report
     from customer_lens.guard import baseline
@@ -375,15 +393,18 @@ def _configuration_fingerprint(path: Path, cfg: settings_mod.Settings) -> str:
     return digest.hexdigest()
 
 
-def _record_build(fingerprint: str, schema: str, nodes: int, cfg: settings_mod.Settings):
+def _record_build(fingerprint: str, schema: str, nodes: int, cfg: settings_mod.Settings) -> dt.datetime:
     """Record a finished build of ``fingerprint`` into ``schema``; returns when it was recorded."""
     with _audit(cfg) as conn:
-        return conn.execute(
-            "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
-            "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now() "
-            "returning built_at",
-            (fingerprint, schema, nodes),
-        ).fetchone()[0]
+        built_at: dt.datetime = scalar(
+            conn.execute(
+                "insert into lens_audit.transform_builds (fingerprint, schema_name, nodes) values (%s, %s, %s) "
+                "on conflict (fingerprint, schema_name) do update set nodes = excluded.nodes, built_at = now() "
+                "returning built_at",
+                (fingerprint, schema, nodes),
+            )
+        )
+        return built_at
 
 
 def _build_configured(fingerprint: str, cfg: settings_mod.Settings, *, reporter: Reporter) -> tuple[str, str]:

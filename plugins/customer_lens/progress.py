@@ -19,7 +19,10 @@ import contextlib
 import sys
 import time
 from collections.abc import Iterator
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 _LABEL_WIDTH = 12  # the width of the labels in `lens run`'s summary ("raw layer   ...")
 
@@ -34,18 +37,20 @@ class Phase:
         self.done = 0
         self.began = time.monotonic()
         self._milestone = 0  # quarters already reported (plain mode)
-        self._task = None  # the rich task (live mode)
+        self._task: tuple[Progress, TaskID] | None = None  # the live display and its task (live mode)
 
     def set_total(self, total: int) -> None:
         self.total = total
         if self._task is not None:
-            self._reporter.live.update(self._task, total=total)
+            live, task = self._task
+            live.update(task, total=total)
 
     def advance(self, steps: int = 1, detail: str = "") -> None:
         self.done += steps
         if self._task is not None:
+            live, task = self._task
             description = f"{self.label:<{_LABEL_WIDTH}}{detail[:40]}"
-            self._reporter.live.update(self._task, advance=steps, description=description)
+            live.update(task, advance=steps, description=description)
             return
         if not self.total:
             return
@@ -66,7 +71,7 @@ class Reporter:
         self.stream = stream or sys.stderr
         self.enabled = enabled
         self.interactive = self.enabled and bool(getattr(self.stream, "isatty", lambda: False)())
-        self.live = None
+        self.live: Progress | None = None
 
     def say(self, line: str) -> None:
         if not self.enabled:
@@ -83,12 +88,13 @@ class Reporter:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-            self.live = Progress(
+            live = Progress(
                 TextColumn("{task.description:<52}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                 console=Console(file=self.stream), transient=True,
             )  # fmt: skip
-            self.live.start()
-            step._task = self.live.add_task(f"{label:<{_LABEL_WIDTH}}", total=total)
+            self.live = live
+            live.start()
+            step._task = (live, live.add_task(f"{label:<{_LABEL_WIDTH}}", total=total))
         else:
             self.say(f"{label:<{_LABEL_WIDTH}}{'started' if total is None else f'0/{total} {unit}'} ...")
         outcome = "in"

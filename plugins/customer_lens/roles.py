@@ -44,10 +44,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
-from psycopg import Connection, errors, sql
+from psycopg import errors, sql
 
 from customer_lens.config import settings as settings_mod
 from customer_lens.local import warehouse
+from customer_lens.local.warehouse import Connection, one, scalar
 
 READER = "bi_reader"
 LOADER = "lens_loader"
@@ -123,8 +124,9 @@ def prepare_session_role(conn: Connection, kind: str, *, candidate_schema: str |
     # It may create schemas in this database (ensure_roles grants that per database, with the default
     # privileges that let the transformer read what the loader creates), and its schemas, and every
     # table, view and sequence in them, are its own.
-    exists, foreign = conn.execute(
-        """
+    exists, foreign = one(
+        conn.execute(
+            """
         with r as (select oid from pg_roles where rolname = %(role)s),
         schemas as (select oid, nspowner from pg_namespace where nspname like %(pattern)s or nspname = %(schema)s)
         select exists (select 1 from r),
@@ -134,8 +136,9 @@ def prepare_session_role(conn: Connection, kind: str, *, candidate_schema: str |
                           where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
                             and c.relowner is distinct from (select oid from r))
         """,
-        {"role": role, "pattern": pattern, "schema": schema},
-    ).fetchone()
+            {"role": role, "pattern": pattern, "schema": schema},
+        )
+    )
     if exists and not foreign:
         return role
     var = SESSION_ROLE_ENV[kind]
@@ -189,10 +192,10 @@ def ensure_roles(
     try:
         with conn.transaction():
             conn.execute("select pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK,))
-            admin, is_super = conn.execute(
-                "select current_user, rolsuper from pg_roles where rolname = current_user"
-            ).fetchone()
-            database = conn.execute("select current_database()").fetchone()[0]
+            admin, is_super = one(
+                conn.execute("select current_user, rolsuper from pg_roles where rolname = current_user")
+            )
+            database = scalar(conn.execute("select current_database()"))
             for role in ROLES:
                 if _create_role(conn, role, login=role == READER):
                     changes.append(f"created role {role}")
@@ -238,12 +241,14 @@ def _create_role(conn: Connection, role: str, *, login: bool) -> bool:
 
 def _check_reader(conn: Connection) -> None:
     """Refuse a reader that could step around its grants (superuser, other roles' privileges)."""
-    attributes = conn.execute(
-        sql.SQL("select {} from pg_roles where rolname = %s").format(
-            sql.SQL(", ").join(map(sql.Identifier, _DANGEROUS_ATTRIBUTES))
-        ),
-        (READER,),
-    ).fetchone()
+    attributes = one(
+        conn.execute(
+            sql.SQL("select {} from pg_roles where rolname = %s").format(
+                sql.SQL(", ").join(map(sql.Identifier, _DANGEROUS_ATTRIBUTES))
+            ),
+            (READER,),
+        )
+    )
     granted = [name.removeprefix("rol") for name, value in zip(_DANGEROUS_ATTRIBUTES, attributes, strict=True) if value]
     memberships = [
         name
@@ -353,9 +358,7 @@ def _schemas_like(conn: Connection, pattern: str) -> list[str]:
 def _hand_over(conn: Connection, schema: str, role: str) -> list[str]:
     """Make ``role`` the owner of ``schema`` and of the relations in it; returns what changed."""
     changes = []
-    owner = conn.execute("select pg_get_userbyid(nspowner) from pg_namespace where nspname = %s", (schema,)).fetchone()[
-        0
-    ]
+    owner = one(conn.execute("select pg_get_userbyid(nspowner) from pg_namespace where nspname = %s", (schema,)))[0]
     if owner != role:
         conn.execute(sql.SQL("alter schema {} owner to {}").format(sql.Identifier(schema), sql.Identifier(role)))
         changes.append(f"{role} owns schema {schema}")
@@ -485,18 +488,21 @@ def grant_reader(conn: Connection, schema: str = ANALYTICS, *, pii: Iterable[str
         conn.execute(
             sql.SQL("alter default privileges in schema {} grant select on tables to {}").format(ident, reader)
         )
-        return conn.execute(
-            "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-            "where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f') "
-            "and has_table_privilege(%s, c.oid, 'select')",
-            (schema, READER),
-        ).fetchone()[0]
+        readable: int = scalar(
+            conn.execute(
+                "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+                "where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f') "
+                "and has_table_privilege(%s, c.oid, 'select')",
+                (schema, READER),
+            )
+        )
+        return readable
 
 
 # -- lens roles -----------------------------------------------------------------------------------------
 def _describe(conn: Connection) -> list[str]:
     def login(role: str) -> str:
-        (can_login,) = conn.execute("select rolcanlogin from pg_roles where rolname = %s", (role,)).fetchone()
+        (can_login,) = one(conn.execute("select rolcanlogin from pg_roles where rolname = %s", (role,)))
         return "login" if can_login else "no login (used through SET ROLE)"
 
     def owned(role: str) -> str:
@@ -505,11 +511,14 @@ def _describe(conn: Connection) -> list[str]:
         ).fetchall()
         return ", ".join(name for (name,) in rows) or "nothing yet"
 
-    (readable,) = conn.execute(
-        "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
-        "where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f') and has_table_privilege(%s, c.oid, 'select')",
-        (ANALYTICS, READER),
-    ).fetchone()
+    (readable,) = one(
+        conn.execute(
+            "select count(*) from pg_class c join pg_namespace n on n.oid = c.relnamespace "
+            "where n.nspname = %s and c.relkind in ('r', 'p', 'v', 'm', 'f') "
+            "and has_table_privilege(%s, c.oid, 'select')",
+            (ANALYTICS, READER),
+        )
+    )
     return [
         f"roles       {READER}: {login(READER)}; reads {ANALYTICS} only ({readable} relations)",
         f"            {LOADER}: {login(LOADER)}; owns {owned(LOADER)}",
@@ -534,7 +543,7 @@ def apply(cfg: settings_mod.Settings | None = None) -> list[str]:
             grant_reader(conn)
             changes.append(f"created schema {ANALYTICS} (empty until the first promotion)")
         lines = _describe(conn)
-        admin = conn.execute("select current_user").fetchone()[0]
+        admin = scalar(conn.execute("select current_user"))
     lines += [f"            {change}" for change in changes] or ["            (no changes)"]
     for kind, variable in SESSION_ROLE_ENV.items():
         role = session_role(kind)

@@ -15,12 +15,18 @@ exits 1 if there are any. :func:`check_folder` does the same from Python (used b
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from airflow import DAG
 
 # Modules a DAG file must not import at parse time (each costs seconds or starts work).
 HEAVY_MODULES = frozenset(
@@ -50,23 +56,24 @@ class ParseTimeWork(RuntimeError):
 def _install_guards() -> None:
     import socket
 
-    def refuse(what):
-        def guard(*args, **kwargs):
+    def refuse(what: str) -> Callable[..., NoReturn]:
+        def guard(*args: object, **kwargs: object) -> NoReturn:
             raise ParseTimeWork(f"{what} while parsing the DAG file")
 
         return guard
 
-    socket.socket.connect = refuse("network connection")
+    # The guards replace these methods on purpose, in this throw-away interpreter only.
+    socket.socket.connect = refuse("network connection")  # type: ignore[method-assign]
     socket.create_connection = refuse("network connection")
-    subprocess.Popen.__init__ = refuse("started a subprocess")
+    subprocess.Popen.__init__ = refuse("started a subprocess")  # type: ignore[method-assign]
     os.system = refuse("started a shell command")
     # Database drivers connect from C, below the socket module: guard their entry points too.
     for module_name in ("psycopg", "psycopg2"):
         try:
-            module = __import__(module_name)
+            module = importlib.import_module(module_name)
         except ImportError:
             continue
-        module.connect = refuse(f"{module_name}.connect()")
+        setattr(module, "connect", refuse(f"{module_name}.connect()"))  # noqa: B010 (the module is named at run time)
 
 
 def _dag_files(folder: Path) -> list[Path]:
@@ -100,8 +107,8 @@ def _check_in_process(folder: Path) -> list[Problem]:
     return problems
 
 
-def _check_dag(rel: str, dag_id: str, dag) -> list[Problem]:
-    found = []
+def _check_dag(rel: str, dag_id: str, dag: DAG) -> list[Problem]:
+    found: list[Problem] = []
     if not dag.tags:
         found.append(Problem(rel, "missing_tags", "DAG has no tags", dag_id))
     if not dag.doc_md and not dag.description:

@@ -9,9 +9,10 @@ every entity of its source for exactly that interval (one task per entity, in pa
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import pendulum
-from airflow.sdk import CronDataIntervalTimetable, dag, get_current_context, task
+from airflow.sdk import DAG, CronDataIntervalTimetable, dag, get_current_context, task
 
 from customer_lens.airflow.assets import raw_asset, raw_asset_uri
 from customer_lens.airflow.dag_defaults import DEFAULT_ARGS, TAG
@@ -20,7 +21,7 @@ from customer_lens.config import source_config
 log = logging.getLogger(__name__)
 
 
-def run_extract_task(source_name: str, entity_name: str) -> dict:
+def run_extract_task(source_name: str, entity_name: str) -> dict[str, Any]:
     """Task body: load one entity for the run's data interval; fail only past the reject ratio.
 
     A configuration or data error fails the task at once (AirflowFailException): a retry would meet the
@@ -42,6 +43,7 @@ def run_extract_task(source_name: str, entity_name: str) -> dict:
     )
     context = get_current_context()
     start, end = context["data_interval_start"], context["data_interval_end"]
+    assert start is not None and end is not None  # a data-interval timetable gives every run one
     try:
         source = source_config.load()[source_name]
         result = extract.extract(source, entity_name, start, end)
@@ -69,20 +71,26 @@ def _doc(source: source_config.Source) -> str:
     )
 
 
-def build_dag(source: source_config.Source):
+def _start_date(source: source_config.Source) -> pendulum.DateTime:
+    start = pendulum.parse(source.start_date)  # a date (source_config checks it): midnight of that day
+    assert isinstance(start, pendulum.DateTime)
+    return start.in_timezone("UTC")
+
+
+def build_dag(source: source_config.Source) -> DAG:
     """One extraction DAG for ``source``."""
 
     @dag(
         dag_id=f"extract_{source.name}",
         schedule=CronDataIntervalTimetable(source.schedule, timezone="UTC"),
-        start_date=pendulum.parse(source.start_date).in_timezone("UTC"),
+        start_date=_start_date(source),
         catchup=False,
         max_active_runs=4,
         default_args=DEFAULT_ARGS,
         tags=[TAG, "extract", source.name],
         doc_md=_doc(source),
     )
-    def extract_source():
+    def extract_source() -> None:
         loads = [
             task(task_id=f"extract_{entity.name}")(run_extract_task)(source.name, entity.name)
             for entity in source.entities
@@ -97,6 +105,6 @@ def build_dag(source: source_config.Source):
     return extract_source()
 
 
-def build_all() -> dict:
+def build_all() -> dict[str, DAG]:
     """All extraction DAGs, keyed by dag_id (for ``globals().update(...)`` in a DAG file)."""
     return {f"extract_{name}": build_dag(source) for name, source in source_config.load().items()}

@@ -12,8 +12,9 @@ and each mart is an Airflow Asset updated on success.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 from cosmos import ProfileConfig
 from cosmos.constants import InvocationMode
@@ -22,6 +23,13 @@ from cosmos.operators.local import DbtBuildLocalOperator
 from customer_lens.config import settings as settings_mod
 
 log = logging.getLogger(__name__)
+
+
+class NodeResult(TypedDict):
+    """How one dbt node ended, in the build task's XCom."""
+
+    status: str
+    seconds: float
 
 
 def _log_node_finished(event: Any) -> None:
@@ -34,6 +42,12 @@ def _log_node_finished(event: Any) -> None:
 
 class LensDbtBuildOperator(DbtBuildLocalOperator):
     """Cosmos' ``dbt build`` with the warehouse connection resolved when the task runs, not at parse."""
+
+    # What execute() reads and sets of Cosmos' operator (which has no type annotations).
+    env: dict[str, str] | None
+    cache_dir: Path | None
+    callback: list[Callable[..., Any]] | Callable[..., Any] | None
+    vars: dict[str, Any] | None
 
     def __init__(self, *, schema: str | None = None, **kwargs: Any) -> None:
         cfg = settings_mod.load()
@@ -72,7 +86,7 @@ class LensDbtBuildOperator(DbtBuildLocalOperator):
         self.env = {**(self.env or {}), **env}
         if self.cache_dir is None:
             self.cache_dir = _partial_parse_cache_dir(self.dag_id)
-        self._summary: dict = {}
+        self._summary: dict[str, NodeResult] = {}
         self.callback = [
             *(self.callback if isinstance(self.callback, list) else [self.callback] if self.callback else [])
         ]
@@ -122,10 +136,11 @@ def _partial_parse_cache_dir(dag_id: str) -> Path | None:
 
     if not cosmos_settings.enable_cache:
         return None
-    return cache._obtain_cache_dir_path(cache_identifier=dag_id, base_dir=cosmos_settings.cache_dir)
+    cache_dir: Path = cache._obtain_cache_dir_path(cache_identifier=dag_id, base_dir=cosmos_settings.cache_dir)
+    return cache_dir
 
 
-def _run_summary(path: Path) -> dict:
+def _run_summary(path: Path) -> dict[str, NodeResult]:
     """Per-node statuses and timings from dbt's run_results.json (the task's XCom)."""
     import json
 

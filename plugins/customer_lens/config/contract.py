@@ -24,9 +24,11 @@ contract itself is documented in docs/data-contract.md; :data:`ENTITIES` is its 
 
 from __future__ import annotations
 
+import collections.abc
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from psycopg import Connection, errors, sql
 
@@ -46,7 +48,42 @@ class Field:
     values: tuple[str, ...] = ()  # a fixed list the marts reason about (reached through a value map)
 
 
-def _fields(*specs: tuple) -> dict[str, Field]:
+# What the contract reads of the sources configuration (customer_lens.config.source_config, which imports
+# this module): its Source, Entity and Column are these.
+class ColumnLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def type(self) -> str: ...
+
+
+class EntityLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def columns(self) -> Sequence[ColumnLike]: ...
+
+    @property
+    def mappings(self) -> tuple[Mapping, ...]: ...
+
+
+class SourceLike(Protocol):
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def raw_schema(self) -> str: ...
+
+    @property
+    def entities(self) -> Sequence[EntityLike]: ...
+
+
+Sources = collections.abc.Mapping[str, SourceLike]
+
+
+def _fields(*specs: tuple[Any, ...]) -> dict[str, Field]:
     return {spec[0]: Field(*spec) for spec in specs}
 
 
@@ -171,12 +208,12 @@ MINIMUM = ("sales.orders", "sales.order_lines")
 ONE_OF = {"survey.responses": ("customer_ref", "order_id")}
 
 
-def configured(sources: dict) -> set[str]:
+def configured(sources: Sources) -> set[str]:
     """The canonical entities (``source.entity``) the sources configuration gives."""
     return {f"{s.name}.{e.name}" for s in sources.values() for e in s.entities if f"{s.name}.{e.name}" in ENTITIES}
 
 
-def derived(sources: dict) -> dict[str, str]:
+def derived(sources: Sources) -> dict[str, str]:
     """``{entity: the entity it is derived from}`` for the entities this configuration derives."""
     available = configured(sources)
     result: dict[str, str] = {}
@@ -187,19 +224,19 @@ def derived(sources: dict) -> dict[str, str]:
     return result
 
 
-def unconfigured(sources: dict) -> list[str]:
+def unconfigured(sources: Sources) -> list[str]:
     """The canonical entities no source gives (empty stand-ins, or derived: see :func:`derived`)."""
     given = configured(sources)
     return [key for key in ENTITIES if key not in given and key not in ALTERNATIVES]
 
 
-def absent(sources: dict) -> list[str]:
+def absent(sources: Sources) -> list[str]:
     """The canonical entities that are empty in the warehouse: unconfigured and not derived."""
     made = derived(sources)
     return [key for key in unconfigured(sources) if key not in made]
 
 
-def problems(sources: dict) -> list[str]:
+def problems(sources: Sources) -> list[str]:
     """What keeps the configured canonical entities from feeding the marts: required columns neither
     declared nor mapped (keys must be declared). One line each, naming the source, entity and column."""
     found = []
@@ -227,7 +264,7 @@ def problems(sources: dict) -> list[str]:
     return found
 
 
-def missing_minimum(sources: dict) -> list[str]:
+def missing_minimum(sources: Sources) -> list[str]:
     """What of :data:`MINIMUM` this configuration neither gives nor derives."""
     available = configured(sources) | set(derived(sources))
     return [key for key in MINIMUM if key not in available]
@@ -248,18 +285,23 @@ class Mapping:
     def render(self, target_type: str) -> str:
         """The SQL expression over the raw table's columns, cast to the canonical type."""
         if self.kind == "column":
-            body = _quote_ident(self.column)
+            body = self._quoted_column()
         elif self.kind == "value":
             body = "null" if self.value is None else _quote_literal(self.value)
         elif self.kind == "values":
             cases = " ".join(f"when {_quote_literal(k)} then {_quote_literal(v)}" for k, v in self.values)
-            other = _quote_ident(self.column) + "::text" if self.default is None else _quote_literal(self.default)
-            body = f"case {_quote_ident(self.column)}::text {cases} else {other} end"
+            other = self._quoted_column() + "::text" if self.default is None else _quote_literal(self.default)
+            body = f"case {self._quoted_column()}::text {cases} else {other} end"
         elif self.kind == "key":
-            return text_key(f"{_quote_ident(self.column)}::text")
+            return text_key(f"{self._quoted_column()}::text")
         else:
+            assert self.expression is not None  # an sql mapping has one (parse_mappings)
             body = self.expression
         return f"({body})::{target_type}"
+
+    def _quoted_column(self) -> str:
+        assert self.column is not None  # column, values and key mappings name one (parse_mappings)
+        return _quote_ident(self.column)
 
 
 def text_key(expression: str) -> str:
@@ -286,35 +328,50 @@ def parse_mappings(raw: Any, entity_key: str, declared: set[str], where: str) ->
         raise MappingError(f"{where}: {entity_key} is not a Customer Lens entity, so nothing maps to it ({known})")
     if not isinstance(raw, dict):
         raise MappingError(f"{where}: expected a mapping of canonical column to its source")
-    result = []
-    for target, spec in raw.items():
-        at = f"{where}.{target}"
-        field = fields.get(target)
-        if field is None:
-            raise MappingError(f"{at}: {entity_key} has no column {target!r} (one of {', '.join(fields)})")
-        if field.key and not (isinstance(spec, dict) and set(spec) == {"key_from"}):
-            raise MappingError(
-                f"{at}: {target} is a key, read from the raw table itself; declare it as a column "
-                f"(`{target}: {{source: <name in the source>, type: {field.type}}}`), or, for a text id "
-                f"(INC0012345), give {{key_from: <declared column>}}"
-            )
-        if not field.key and not _is_id(field) and isinstance(spec, dict) and "key_from" in spec:
-            raise MappingError(f"{at}: key_from: is for ids; {target} is not one (map it with sql: or values:)")
-        if target in declared:
-            raise MappingError(f"{at}: {target} is also a declared column; map it or declare it, not both")
-        mapping = _parse_one(target, spec, declared, at)
-        if mapping.kind == "key" and not field.key:
-            # a reference to another entity's id (a ticket's customer, the order an answer rates): the same
-            # text gives the same id as the key derived from it there; applied in staging like any mapping
-            mapping = Mapping(target, "sql", expression=text_key(f"{_quote_ident(mapping.column)}::text"))
-        produced = [v for _, v in mapping.values] + ([mapping.default] if mapping.default is not None else [])
-        if mapping.kind == "value" and mapping.value is not None:
-            produced.append(str(mapping.value))
-        outside = [v for v in produced if field.values and v not in field.values]
-        if outside:
-            raise MappingError(f"{at}: {outside[0]!r} is not one of {', '.join(field.values)}")
-        result.append(mapping)
-    return tuple(result)
+    return tuple(
+        _parse_entry(entity_key, fields, target, spec, declared, f"{where}.{target}") for target, spec in raw.items()
+    )
+
+
+def _parse_entry(
+    entity_key: str, fields: dict[str, Field], target: Any, spec: Any, declared: set[str], at: str
+) -> Mapping:
+    """One entry of a ``map`` section: ``target`` (a canonical column) from ``spec``."""
+    field = fields.get(target)
+    if field is None:
+        raise MappingError(f"{at}: {entity_key} has no column {target!r} (one of {', '.join(fields)})")
+    _check_mappable(field, target, spec, declared, at)
+    mapping = _parse_one(target, spec, declared, at)
+    if mapping.kind == "key" and not field.key:
+        # a reference to another entity's id (a ticket's customer, the order an answer rates): the same
+        # text gives the same id as the key derived from it there; applied in staging like any mapping
+        mapping = Mapping(target, "sql", expression=text_key(f"{mapping._quoted_column()}::text"))
+    _check_produced_values(field, mapping, at)
+    return mapping
+
+
+def _check_mappable(field: Field, target: str, spec: Any, declared: set[str], at: str) -> None:
+    """Refuse a map entry for a key (unless from a text id), ``key_from:`` for a non-id, and a declared column."""
+    if field.key and not (isinstance(spec, dict) and set(spec) == {"key_from"}):
+        raise MappingError(
+            f"{at}: {target} is a key, read from the raw table itself; declare it as a column "
+            f"(`{target}: {{source: <name in the source>, type: {field.type}}}`), or, for a text id "
+            f"(INC0012345), give {{key_from: <declared column>}}"
+        )
+    if not field.key and not _is_id(field) and isinstance(spec, dict) and "key_from" in spec:
+        raise MappingError(f"{at}: key_from: is for ids; {target} is not one (map it with sql: or values:)")
+    if target in declared:
+        raise MappingError(f"{at}: {target} is also a declared column; map it or declare it, not both")
+
+
+def _check_produced_values(field: Field, mapping: Mapping, at: str) -> None:
+    """Refuse a mapping that produces a value outside the column's fixed list of values."""
+    produced = [v for _, v in mapping.values] + ([mapping.default] if mapping.default is not None else [])
+    if mapping.kind == "value" and mapping.value is not None:
+        produced.append(str(mapping.value))
+    outside = [v for v in produced if field.values and v not in field.values]
+    if outside:
+        raise MappingError(f"{at}: {outside[0]!r} is not one of {', '.join(field.values)}")
 
 
 def _is_id(field: Field) -> bool:
@@ -322,8 +379,8 @@ def _is_id(field: Field) -> bool:
 
 
 def _parse_one(target: str, spec: Any, declared: set[str], at: str) -> Mapping:
-    def known(column: Any) -> str:
-        if column not in declared:
+    def known(column: object) -> str:
+        if column not in declared or not isinstance(column, str):
             raise MappingError(
                 f"{at}: {column!r} is not a declared column of this entity ({', '.join(sorted(declared))})"
             )
@@ -361,13 +418,13 @@ def rendered(entity_key: str, mappings: tuple[Mapping, ...]) -> dict[str, str]:
     return {m.target: m.render(fields[m.target].type) for m in mappings}
 
 
-def dbt_mappings(sources: dict) -> str:
+def dbt_mappings(sources: Sources) -> str:
     """The mappings of every configured source as JSON for dbt, keyed by raw table (``raw_survey.responses``).
 
     The staging models read it through the ``source_column``/``optional_column`` macros. Keys from text ids
     (``key_from``) are not among them: they are generated columns of the raw table (:func:`key_columns`).
     """
-    result = {}
+    result: dict[str, dict[str, str]] = {}
     for source in sources.values():
         for entity in source.entities:
             staged = tuple(m for m in entity.mappings if m.kind != "key")
@@ -376,13 +433,13 @@ def dbt_mappings(sources: dict) -> str:
     return json.dumps(result, sort_keys=True)
 
 
-def key_columns(entity) -> dict[str, str]:
+def key_columns(entity: EntityLike) -> dict[str, str]:
     """``{key: SQL}`` of the keys an entity derives from text ids: stored generated columns of its raw table,
     so the incremental models' direct reads of the raw keys find them."""
     return {m.target: m.render("bigint") for m in entity.mappings if m.kind == "key"}
 
 
-def check(conn: Connection, source, entity) -> None:
+def check(conn: Connection, source: SourceLike, entity: EntityLike) -> None:
     """Try the entity's mapped expressions on an empty row of its declared columns, before any data moves.
 
     A bad expression (unknown column, syntax, a type that does not cast) is a :class:`MappingError`

@@ -123,7 +123,10 @@ class Source:
             )
         if lower >= end:
             raise ConfigError(f"sources.{self.name}: nothing to load from {lower} to {end} (start is not before end)")
-        as_utc = lambda day: dt.datetime.combine(day, dt.time(), dt.UTC)  # noqa: E731
+
+        def as_utc(day: dt.date) -> dt.datetime:
+            return dt.datetime.combine(day, dt.time(), dt.UTC)
+
         return as_utc(lower), as_utc(end)
 
     def entity(self, name: str) -> Entity:
@@ -142,8 +145,9 @@ def default_path(cfg: settings_mod.Settings | None = None) -> Path:
 def _interpolate(value: Any, variables: dict[str, str]) -> Any:
     if isinstance(value, str):
 
-        def sub(match: re.Match) -> str:
-            name, default = match.group(1), match.group(2)
+        def sub(match: re.Match[str]) -> str:
+            name: str = match.group(1)
+            default: str | None = match.group(2)
             if name in variables and variables[name] != "":
                 return variables[name]
             if default is not None:
@@ -167,7 +171,7 @@ def _variables(cfg: settings_mod.Settings) -> dict[str, str]:
     return base | dict(os.environ)
 
 
-def _require(mapping: dict, key: str, where: str) -> Any:
+def _require(mapping: dict[str, Any], key: str, where: str) -> Any:
     if key not in mapping:
         raise ConfigError(f"{where}: missing key {key!r}")
     return mapping[key]
@@ -179,10 +183,8 @@ def _ident(name: str, where: str) -> str:
     return name
 
 
-def _parse_entity(name: str, raw: dict, source_kind: str, where: str) -> Entity:
-    source_name = where.removeprefix("sources.")
-    where = f"{where}.entities.{name}"
-    _ident(name, where)
+def _parse_columns(raw: dict[str, Any], where: str) -> tuple[Column, ...]:
+    """The ``columns`` section of an entity: each a type name, or a mapping with ``type`` and options."""
     columns = []
     for col_name, spec in _require(raw, "columns", where).items():
         spec = {"type": spec} if isinstance(spec, str) else dict(spec)
@@ -200,6 +202,26 @@ def _parse_entity(name: str, raw: dict, source_kind: str, where: str) -> Entity:
                 max=spec.get("max"),
             )
         )
+    return tuple(columns)
+
+
+def _check_kind_needs(entity: Entity, source_kind: str, where: str) -> None:
+    """What an entity of each kind of source must give to be loaded."""
+    if source_kind == "postgres" and not (entity.table and entity.cursor):
+        raise ConfigError(f"{where}: a postgres entity needs 'table' and 'cursor'")
+    if source_kind == "files" and not entity.glob:
+        raise ConfigError(f"{where}: a files entity needs 'glob'")
+    if source_kind == "files" and not (entity.file_date or entity.cursor):
+        raise ConfigError(f"{where}: a files entity needs 'file_date' (a pattern) or 'cursor' (a column)")
+    if source_kind == "http" and not (entity.path and entity.cursor):
+        raise ConfigError(f"{where}: an http entity needs 'path' and 'cursor'")
+
+
+def _parse_entity(name: str, raw: dict[str, Any], source_kind: str, where: str) -> Entity:
+    source_name = where.removeprefix("sources.")
+    where = f"{where}.entities.{name}"
+    _ident(name, where)
+    columns = _parse_columns(raw, where)
     names = {c.name for c in columns}
     primary_key = tuple(raw.get("primary_key") or ())
     for key in primary_key:
@@ -210,7 +232,7 @@ def _parse_entity(name: str, raw: dict, source_kind: str, where: str) -> Entity:
         raise ConfigError(f"{where}.cursor: {cursor!r} is not a declared column")
     entity = Entity(
         name=name,
-        columns=tuple(columns),
+        columns=columns,
         primary_key=primary_key,
         cursor=cursor,
         table=raw.get("table"),
@@ -224,14 +246,7 @@ def _parse_entity(name: str, raw: dict, source_kind: str, where: str) -> Entity:
     except contract.MappingError as exc:
         raise ConfigError(str(exc)) from None
     entity = replace(entity, mappings=mappings)
-    if source_kind == "postgres" and not (entity.table and entity.cursor):
-        raise ConfigError(f"{where}: a postgres entity needs 'table' and 'cursor'")
-    if source_kind == "files" and not entity.glob:
-        raise ConfigError(f"{where}: a files entity needs 'glob'")
-    if source_kind == "files" and not (entity.file_date or entity.cursor):
-        raise ConfigError(f"{where}: a files entity needs 'file_date' (a pattern) or 'cursor' (a column)")
-    if source_kind == "http" and not (entity.path and entity.cursor):
-        raise ConfigError(f"{where}: an http entity needs 'path' and 'cursor'")
+    _check_kind_needs(entity, source_kind, where)
     return entity
 
 
@@ -250,7 +265,7 @@ def _date(value: Any, where: str) -> str:
         raise ConfigError(f"{where}: {value!r} is not a date (YYYY-MM-DD)") from None
 
 
-def parse(document: dict, cfg: settings_mod.Settings | None = None) -> dict[str, Source]:
+def parse(document: dict[str, Any], cfg: settings_mod.Settings | None = None) -> dict[str, Source]:
     """Validate a loaded YAML document into :class:`Source` objects (keyed by name)."""
     cfg = cfg or settings_mod.load()
     document = _interpolate(document, _variables(cfg))

@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 
 from customer_lens.demo import database, exports
+from customer_lens.local.warehouse import Connection, scalar
 
 KINDS = ("duplicate-orders", "vanished-region")
 
@@ -31,9 +32,10 @@ def fingerprint(base: str, kind: str) -> str:
     return hashlib.sha256(f"{base}+anomaly:{kind}".encode()).hexdigest()
 
 
-def _duplicate_orders(conn) -> str:
-    day = conn.execute(
-        """
+def _duplicate_orders(conn: Connection) -> str:
+    day = scalar(
+        conn.execute(
+            """
         select ordered_at::date as day
         from orders
         where ordered_at < date_trunc('month', (select max(ordered_at) from orders)) - interval '1 month'
@@ -41,7 +43,8 @@ def _duplicate_orders(conn) -> str:
         order by count(*) desc, 1
         limit 1
         """
-    ).fetchone()[0]
+        )
+    )
     conn.execute(
         """
         create temporary table duplicated on commit drop as
@@ -67,11 +70,11 @@ def _duplicate_orders(conn) -> str:
         from order_lines l join duplicated d using (order_id)
         """
     )
-    count = conn.execute("select count(*) from duplicated").fetchone()[0]
+    count = scalar(conn.execute("select count(*) from duplicated"))
     return f"{count} orders of {day} duplicated"
 
 
-def _vanished_region(conn) -> str:
+def _vanished_region(conn: Connection) -> str:
     # The smallest region is merged into the largest region of its country (or the largest of all).
     row = conn.execute(
         """

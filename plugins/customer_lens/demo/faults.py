@@ -44,6 +44,7 @@ import io
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypedDict
 
 import numpy as np
 import pyarrow as pa
@@ -101,6 +102,18 @@ class Ids:
     response: int
 
 
+class ManifestEntry(TypedDict):
+    """One injected bad record in the manifest: which fault, where (file and line, once written), which key."""
+
+    fault: str
+    source: str
+    entity: str
+    file: str | None
+    line: int | None
+    key: int | None
+    expected: str
+
+
 @dataclass
 class _FileEdit:
     """Lines to insert into one export file; line numbers are assigned when it is rewritten."""
@@ -108,9 +121,9 @@ class _FileEdit:
     path: Path
     relative: str
     lines: list[bytes]
-    inserts: list[tuple[int, int, bytes, dict]] = field(default_factory=list)
+    inserts: list[tuple[int, int, bytes, ManifestEntry]] = field(default_factory=list)
 
-    def insert(self, position: int, line: bytes, entry: dict) -> None:
+    def insert(self, position: int, line: bytes, entry: ManifestEntry) -> None:
         self.inserts.append((position, len(self.inserts), line, entry))
 
     def write(self) -> None:
@@ -127,7 +140,7 @@ class _FileEdit:
         self.path.write_bytes(b"".join(out))
 
 
-def _entry(fault: Fault, key: int | None) -> dict:
+def _entry(fault: Fault, key: int | None) -> ManifestEntry:
     return {
         "fault": fault.code,
         "source": fault.source,
@@ -143,7 +156,7 @@ def _faults(source: str) -> list[Fault]:
     return [f for f in CATALOGUE if f.source == source]
 
 
-def _json_line(record: dict) -> bytes:
+def _json_line(record: dict[str, Any]) -> bytes:
     text = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
     return text.encode().replace(_MARK.encode(), INVALID_UTF8)
 
@@ -170,7 +183,7 @@ class Injector:
         self.staging = staging
         self.line_counts = line_counts
         self.ids = ids
-        self.manifest: list[dict] = []
+        self.manifest: list[ManifestEntry] = []
         self._edits: dict[str, _FileEdit] = {}
 
     def _edit(self, relative: str) -> _FileEdit:
@@ -193,39 +206,41 @@ class Injector:
             for i in range(self.per_kind):
                 edit = self._edit(exports.service_file(self.staging.days[self.rng.choice(days)]))
                 source = int(self.rng.integers(0, len(edit.lines)))
-                original = edit.lines[source]
-                record = json.loads(original)
                 position = int(self.rng.integers(0, len(edit.lines) + 1))
-                key: int | None = record["ticket_id"]
-                if fault.code == "malformed_json":
-                    cut = int(len(original) * self.rng.uniform(0.3, 0.8))
-                    while original[cut - 1] >= 0x80:  # never split a multi-byte character
-                        cut -= 1
-                    line = original[:cut] + b"\n"
-                elif fault.code == "invalid_utf8":
-                    record["description"] = _MARK + record["description"]
-                    line = _json_line(record)
-                elif fault.code == "missing_required_field":
-                    missing = "ticket_id" if i % 2 == 0 else "created_at"
-                    del record[missing]
-                    key = None if missing == "ticket_id" else key
-                    line = _json_line(record)
-                elif fault.code == "bad_timestamp":
-                    record["updated_at"] = BAD_TIMESTAMPS[i % len(BAD_TIMESTAMPS)]
-                    line = _json_line(record)
-                elif fault.code == "duplicate_id":
-                    line = original
-                    position = int(self.rng.integers(source + 1, len(edit.lines) + 1))
-                else:  # a new ticket: unknown_customer or unexpected_field
-                    self.ids.ticket += 1
-                    key = record["ticket_id"] = self.ids.ticket
-                    if fault.code == "unknown_customer":
-                        record["requester_email"] = f"help{i + 1}@{UNKNOWN_EMAIL_DOMAIN}"
-                    else:
-                        record["sla_policy"] = {"id": 3 + i, "title": "Enterprise 4h", "breached": bool(i % 2)}
-                    line = _json_line(record)
+                line, position, key = self._service_fault(fault, i, edit, source, position)
                 edit.insert(position, line, entry := _entry(fault, key))
                 self.manifest.append(entry)
+
+    def _service_fault(
+        self, fault: Fault, i: int, edit: _FileEdit, source: int, position: int
+    ) -> tuple[bytes, int, int | None]:
+        """The ``i``-th line of ``fault``, made from line ``source`` of ``edit``: the line, where it goes, its key."""
+        original = edit.lines[source]
+        record = json.loads(original)
+        key: int | None = record["ticket_id"]
+        if fault.code == "malformed_json":
+            cut = int(len(original) * self.rng.uniform(0.3, 0.8))
+            while original[cut - 1] >= 0x80:  # never split a multi-byte character
+                cut -= 1
+            return original[:cut] + b"\n", position, key
+        if fault.code == "invalid_utf8":
+            record["description"] = _MARK + record["description"]
+        elif fault.code == "missing_required_field":
+            missing = "ticket_id" if i % 2 == 0 else "created_at"
+            del record[missing]
+            key = None if missing == "ticket_id" else key
+        elif fault.code == "bad_timestamp":
+            record["updated_at"] = BAD_TIMESTAMPS[i % len(BAD_TIMESTAMPS)]
+        elif fault.code == "duplicate_id":
+            return original, int(self.rng.integers(source + 1, len(edit.lines) + 1)), key
+        else:  # a new ticket: unknown_customer or unexpected_field
+            self.ids.ticket += 1
+            key = record["ticket_id"] = self.ids.ticket
+            if fault.code == "unknown_customer":
+                record["requester_email"] = f"help{i + 1}@{UNKNOWN_EMAIL_DOMAIN}"
+            else:
+                record["sla_policy"] = {"id": 3 + i, "title": "Enterprise 4h", "breached": bool(i % 2)}
+        return _json_line(record), position, key
 
     # --- survey --------------------------------------------------------------------------------------
     def survey(self) -> None:
@@ -236,7 +251,6 @@ class Injector:
         stripped_day = int(self.rng.choice(days))
         self._strip_language(stripped_day)
         days = self._pick_days(exports.SURVEY_DIR, 2, {stripped_day})
-        header = len(survey.COLUMNS)
         for fault in _faults("survey"):
             if fault.code == "missing_optional_column":
                 continue
@@ -256,33 +270,46 @@ class Injector:
                     nps_score="8",
                     language=row["language"],
                 )
-                if fault.code == "malformed_row":
-                    values = list(new.values())
-                    values = [*values, "unexpected"] if i % 2 == 0 else values[: header - 2]
-                elif fault.code == "out_of_range_nps":
-                    new["nps_score"] = ("11", "-1")[i % 2]
-                elif fault.code == "out_of_range_csat":
-                    new.update(kind="csat", nps_score="", csat_score=("0", "7")[i % 2])
-                elif fault.code == "not_a_number":
-                    new["nps_score"] = "nine"
-                elif fault.code == "invalid_utf8":
-                    new["comment"] = _MARK + "Good service overall"
-                elif fault.code == "duplicate_id":
-                    # Same id as an earlier row, different content: a re-submitted form.
-                    self.ids.response -= 1
-                    new = dict(row)
-                    if row["kind"] == "nps":
-                        new["nps_score"] = str((int(row["nps_score"]) + 5) % 11)
-                    new["comment"] = "Submitted twice by mistake"
-                    position = int(self.rng.integers(source + 1, len(edit.lines) + 1))
-                elif fault.code == "unknown_customer":
-                    unknown_id = self.ids.customer + 1_000 + i
-                    new["customer_ref"] = f"buyer{i + 1}@{UNKNOWN_EMAIL_DOMAIN}" if i % 2 else str(unknown_id)
-                if fault.code != "malformed_row":
-                    values = list(new.values())
-                key = int(new["response_id"])
+                values, key, position = self._survey_fault(fault, i, row, new, edit, source, position)
                 edit.insert(position, _csv_line(values), entry := _entry(fault, key))
                 self.manifest.append(entry)
+
+    def _survey_fault(
+        self,
+        fault: Fault,
+        i: int,
+        row: dict[str, str],
+        new: dict[str, str],
+        edit: _FileEdit,
+        source: int,
+        position: int,
+    ) -> tuple[list[str], int, int]:
+        """The ``i``-th row of ``fault``: ``new`` (a new answer like ``row``, line ``source`` of ``edit``) made
+        faulty. Returns its fields, its key and where it goes."""
+        if fault.code == "malformed_row":
+            values = list(new.values())
+            values = [*values, "unexpected"] if i % 2 == 0 else values[: len(survey.COLUMNS) - 2]
+            return values, int(new["response_id"]), position
+        if fault.code == "out_of_range_nps":
+            new["nps_score"] = ("11", "-1")[i % 2]
+        elif fault.code == "out_of_range_csat":
+            new.update(kind="csat", nps_score="", csat_score=("0", "7")[i % 2])
+        elif fault.code == "not_a_number":
+            new["nps_score"] = "nine"
+        elif fault.code == "invalid_utf8":
+            new["comment"] = _MARK + "Good service overall"
+        elif fault.code == "duplicate_id":
+            # Same id as an earlier row, different content: a re-submitted form.
+            self.ids.response -= 1
+            new = dict(row)
+            if row["kind"] == "nps":
+                new["nps_score"] = str((int(row["nps_score"]) + 5) % 11)
+            new["comment"] = "Submitted twice by mistake"
+            position = int(self.rng.integers(source + 1, len(edit.lines) + 1))
+        elif fault.code == "unknown_customer":
+            unknown_id = self.ids.customer + 1_000 + i
+            new["customer_ref"] = f"buyer{i + 1}@{UNKNOWN_EMAIL_DOMAIN}" if i % 2 else str(unknown_id)
+        return list(new.values()), int(new["response_id"]), position
 
     def _strip_language(self, day: int) -> None:
         relative = exports.survey_file(self.staging.days[day])
@@ -349,7 +376,7 @@ class Injector:
         codes = ["orphan_order_line"] * n + ["negative_quantity"] * n + ["discount_out_of_range"] * n
         self.manifest += [_entry(fault[c], int(k)) for c, k in zip(codes, line_ids, strict=True)]
 
-    def finish(self) -> list[dict]:
+    def finish(self) -> list[ManifestEntry]:
         """Rewrite the edited files (assigning final line numbers) and return the sorted manifest."""
         for edit in self._edits.values():
             edit.write()

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pyarrow as pa
@@ -26,6 +27,9 @@ from customer_lens.demo import database, exports, faults, lifecycle, sales, serv
 from customer_lens.demo import population as pop
 from customer_lens.demo.scales import SCALES, Scale
 from customer_lens.demo.timeline import DAY, Intensity, Window
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
 
 # Bump whenever a change alters the generated data: installed data with another version is stale.
 GENERATOR_VERSION = "2"
@@ -269,7 +273,7 @@ class _Progress:
     """A rich progress bar per phase on stderr, or nothing at all."""
 
     def __init__(self, enabled: bool) -> None:
-        self._progress = None
+        self._progress: Progress | None = None
         if enabled:
             from rich.console import Console
             from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -288,15 +292,77 @@ class _Progress:
         if self._progress is not None:
             self._progress.stop()
 
-    def phase(self, description: str, total: int) -> int | None:
+    def phase(self, description: str, total: int) -> TaskID | None:
         return None if self._progress is None else self._progress.add_task(description, total=total)
 
-    def advance(self, task: int | None, description: str | None = None) -> None:
+    def advance(self, task: TaskID | None, description: str | None = None) -> None:
         if self._progress is not None and task is not None:
-            self._progress.update(task, advance=1, **({"description": description} if description else {}))
+            self._progress.update(task, advance=1, description=description or None)
 
 
 # --- the whole run ---------------------------------------------------------------------------------------
+def _build_world(seed: int, spec: Scale, window: Window, clock: _Clock, bar: _Progress) -> World:
+    """The population and the product catalogue every chunk draws from."""
+    task = bar.phase("population & catalogue", 1)
+    with clock.phase("population"):
+        population = pop.build(
+            streams.stream(seed, streams.WHOLE_DATASET, "population"), spec.customers, window, spec.activity
+        )
+        catalogue = pop.catalogue(streams.stream(seed, streams.WHOLE_DATASET, "products"), spec.products, window)
+        world = World(seed, spec, window, population, catalogue, Intensity(window))
+    bar.advance(task)
+    return world
+
+
+def _publish(
+    world: World,
+    load: database.SalesLoad,
+    staging: exports.Staging,
+    ids: Counters,
+    totals: _Totals,
+    manifest: list[faults.ManifestEntry],
+    *,
+    print_: str,
+    scale: str,
+    end_date: dt.date,
+    bad_records: bool,
+) -> tuple[dict[str, int], int]:
+    """Write the metadata (and the fault manifest), then publish the database and the export tree.
+
+    Returns the good rows per table and the number of files written.
+    """
+    counts = {
+        "customers": load.rows["customers"],
+        "products": load.rows["products"],
+        "orders": ids.order,
+        "order_lines": ids.order_line,
+        "contracts": ids.contract,
+        "tickets": ids.ticket,
+        "ticket_versions": totals.ticket_versions,
+        "survey_responses": ids.response,
+    }
+    staging.write_json(
+        exports.META_FILE,
+        {
+            "fingerprint": print_,
+            "generator_version": GENERATOR_VERSION,
+            "scale": scale,
+            "seed": world.seed,
+            "start_date": world.window.start.isoformat(),
+            "end_date": end_date.isoformat(),
+            "bad_records": bool(bad_records),
+            "good_rows": counts,
+            "faults": len(manifest),
+        },
+    )
+    if bad_records:
+        staging.write_json(exports.MANIFEST_FILE, manifest)
+    files_written = staging.file_count()
+    load.publish(fingerprint=print_, scale=scale, seed=world.seed, end_date=end_date, bad_records=bad_records)
+    staging.publish()
+    return counts, files_written
+
+
 def generate(
     *,
     scale: str,
@@ -326,26 +392,18 @@ def generate(
     clock = _Clock()
 
     with _Progress(progress) as bar:
-        task = bar.phase("population & catalogue", 1)
-        with clock.phase("population"):
-            population = pop.build(
-                streams.stream(seed, streams.WHOLE_DATASET, "population"), spec.customers, window, spec.activity
-            )
-            catalogue = pop.catalogue(streams.stream(seed, streams.WHOLE_DATASET, "products"), spec.products, window)
-            world = World(seed, spec, window, population, catalogue, Intensity(window))
-        bar.advance(task)
-
+        world = _build_world(seed, spec, window, clock, bar)
         load = database.SalesLoad(sales_url)
         staging = exports.Staging(Path(files_dir), window)
         ids = Counters()
         totals = _Totals(
             line_counts={k: np.zeros(window.days, np.int64) for k in (exports.SERVICE_DIR, exports.SURVEY_DIR)}
         )
-        manifest: list[dict] = []
+        manifest: list[faults.ManifestEntry] = []
         try:
             load.begin()
             staging.create()
-            load.copy("products", catalogue.table)
+            load.copy("products", world.catalogue.table)
             task = bar.phase("customers, orders, tickets, surveys", spec.chunks)
             for index in range(spec.chunks):
                 with clock.phase("simulate"):
@@ -364,35 +422,18 @@ def generate(
                 bar.advance(task)
             task = bar.phase("publish", 1)
             with clock.phase("publish"):
-                counts = {
-                    "customers": load.rows["customers"],
-                    "products": load.rows["products"],
-                    "orders": ids.order,
-                    "order_lines": ids.order_line,
-                    "contracts": ids.contract,
-                    "tickets": ids.ticket,
-                    "ticket_versions": totals.ticket_versions,
-                    "survey_responses": ids.response,
-                }
-                staging.write_json(
-                    exports.META_FILE,
-                    {
-                        "fingerprint": print_,
-                        "generator_version": GENERATOR_VERSION,
-                        "scale": scale,
-                        "seed": seed,
-                        "start_date": window.start.isoformat(),
-                        "end_date": end_date.isoformat(),
-                        "bad_records": bool(bad_records),
-                        "good_rows": counts,
-                        "faults": len(manifest),
-                    },
+                counts, files_written = _publish(
+                    world,
+                    load,
+                    staging,
+                    ids,
+                    totals,
+                    manifest,
+                    print_=print_,
+                    scale=scale,
+                    end_date=end_date,
+                    bad_records=bad_records,
                 )
-                if bad_records:
-                    staging.write_json(exports.MANIFEST_FILE, manifest)
-                files_written = staging.file_count()
-                load.publish(fingerprint=print_, scale=scale, seed=seed, end_date=end_date, bad_records=bad_records)
-                staging.publish()
             bar.advance(task)
         except BaseException:
             staging.discard()
@@ -416,7 +457,7 @@ def generate(
 
 def _inject_faults(
     world: World, load: database.SalesLoad, staging: exports.Staging, totals: _Totals, ids: Counters
-) -> list[dict]:
+) -> list[faults.ManifestEntry]:
     injector = faults.Injector(
         streams.stream(world.seed, streams.WHOLE_DATASET, "faults"),
         world.scale.faults_per_kind,

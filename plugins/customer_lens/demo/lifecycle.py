@@ -38,7 +38,8 @@ class Activity:
         """Whether each ``(customer, ts)`` falls inside one of that customer's active intervals."""
         first = (ts >= self.start1[customer]) & (ts < self.end1[customer])
         second = (ts >= self.start2[customer]) & (ts < self.end2[customer])
-        return first | second
+        inside: np.ndarray = first | second
+        return inside
 
     def intervals(self) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
         """``(customer, begin, end)`` for the first and the second intervals that exist."""
@@ -64,7 +65,7 @@ def simulate(
     n = len(created)
     months = int(np.ceil((window.end_ts - window.start_ts) / MONTH))
     # First complaint of each customer in each month (inf = none).
-    first_complaint = np.full(n * months, np.inf)
+    first_complaint: np.ndarray = np.full(n * months, np.inf)
     month_of = ((complaint_time - window.start_ts) // MONTH).astype(np.int64)
     np.minimum.at(first_complaint, complaint_customer * months + month_of, complaint_time)
     first_complaint = first_complaint.reshape(n, months)

@@ -11,6 +11,7 @@ Banks are picked from with index arithmetic (``Bank.pick``), never per-row Pytho
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -400,21 +401,24 @@ COMMENTS: dict[str, dict[str, dict[str, list[str]]]] = {
 }
 
 
+_Item = TypeVar("_Item")
+
+
 @dataclass(frozen=True)
-class Bank:
+class Bank(Generic[_Item]):
     """Items (texts, or template numbers) grouped by an integer key; ``pick`` draws one per key.
 
     ``texts`` is the flat list; group ``k`` is ``texts[start[k] : start[k] + count[k]]``.
     Empty groups fall back to ``fallback[k]`` (another group) so every key always yields an item.
     """
 
-    texts: tuple
+    texts: tuple[_Item, ...]
     start: np.ndarray
     count: np.ndarray
 
     @classmethod
-    def from_groups(cls, groups: list[list], fallback: list[int]) -> Bank:
-        texts: list = []
+    def from_groups(cls, groups: list[list[_Item]], fallback: list[int]) -> Bank[_Item]:
+        texts: list[_Item] = []
         start = np.zeros(len(groups), dtype=np.int64)
         count = np.zeros(len(groups), dtype=np.int64)
         for key, group in enumerate(groups):
@@ -430,15 +434,17 @@ class Bank:
     def pick(self, rng: np.random.Generator, keys: np.ndarray) -> np.ndarray:
         """One index into ``texts`` per key, uniformly within the key's group."""
         keys = np.asarray(keys, dtype=np.int64)
-        return self.start[keys] + (rng.random(len(keys)) * self.count[keys]).astype(np.int64)
+        index: np.ndarray = self.start[keys] + (rng.random(len(keys)) * self.count[keys]).astype(np.int64)
+        return index
 
 
-def comment_bank() -> Bank:
+def comment_bank() -> Bank[str]:
     """Comments keyed by ``(language * len(SENTIMENTS) + sentiment) * len(COMMENT_TOPICS) + topic``.
 
     A missing topic falls back to the same language and sentiment's ``general`` comments.
     """
-    groups, fallback = [], []
+    groups: list[list[str]] = []
+    fallback: list[int] = []
     for language in LANGUAGES:
         for sentiment in SENTIMENTS:
             for topic in COMMENT_TOPICS:

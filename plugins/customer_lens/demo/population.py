@@ -110,7 +110,8 @@ class Population:
 
     @property
     def language(self) -> np.ndarray:
-        return COUNTRY_LANGUAGE[self.country]
+        language: np.ndarray = COUNTRY_LANGUAGE[self.country]
+        return language
 
 
 def _categorical(rng: np.random.Generator, probabilities: np.ndarray, n: int) -> np.ndarray:
@@ -122,7 +123,8 @@ def choose_by_row(rng: np.random.Generator, table: np.ndarray, rows: np.ndarray)
     """For each entry of ``rows``, a column index drawn with the probabilities of ``table[row]``."""
     cdf = np.cumsum(table / table.sum(axis=1, keepdims=True), axis=1)[rows]
     picks = (rng.random(len(rows))[:, None] >= cdf).sum(axis=1)
-    return np.minimum(picks, table.shape[1] - 1)
+    chosen: np.ndarray = np.minimum(picks, table.shape[1] - 1)
+    return chosen
 
 
 def build(rng: np.random.Generator, n: int, window: Window, activity: float) -> Population:

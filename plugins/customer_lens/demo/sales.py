@@ -13,6 +13,7 @@ mid-term — cancels (``cancellation_reason``, ``end_date`` = the day the cancel
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -254,7 +255,7 @@ def _chain(
     customer: np.ndarray,
     begin: np.ndarray,
     churn: np.ndarray,
-    last_complaint_category,
+    last_complaint_category: Callable[[np.ndarray, np.ndarray], np.ndarray],
     out: _ContractRows,
 ) -> np.ndarray:
     """Contract terms for customers who start a contract at ``begin``; returns when lost contracts end.
@@ -327,7 +328,7 @@ def contracts(
     size: np.ndarray,
     has_contract: np.ndarray,
     activity: Activity,
-    last_complaint_category,
+    last_complaint_category: Callable[[np.ndarray, np.ndarray], np.ndarray],
     first_contract_id: int,
 ) -> ContractEvents:
     """Annual contract chains for contract customers, one chain per active interval.

@@ -134,7 +134,7 @@ class _TicketTexts:
 
     def __init__(self) -> None:
         parts: dict[str, list[str]] = {"subject_pre": [], "subject_post": [], "text_pre": [], "text_post": []}
-        groups: list[list[str]] = []
+        groups: list[list[int]] = []  # template numbers
         for category in CATEGORIES:
             for language in phrases.LANGUAGES:
                 for about_order in (False, True):
@@ -161,7 +161,8 @@ class _TicketTexts:
         self.parts = {name: tuple(values) for name, values in parts.items()}
 
     def key(self, category: np.ndarray, language: np.ndarray, about_order: np.ndarray) -> np.ndarray:
-        return (category * len(phrases.LANGUAGES) + language) * 2 + about_order.astype(np.int64)
+        key: np.ndarray = (category * len(phrases.LANGUAGES) + language) * 2 + about_order.astype(np.int64)
+        return key
 
 
 _TEXTS = _TicketTexts()
@@ -246,6 +247,37 @@ class Tickets:
     resolution_days: np.ndarray
 
 
+def _texts(
+    rng: np.random.Generator,
+    category: np.ndarray,
+    customer: np.ndarray,
+    order_id: np.ndarray,
+    emails: pa.Array,
+    language: np.ndarray,
+) -> tuple[pa.Array, pa.Array, pa.Array]:
+    """Subject, description and requester e-mail of each ticket (half of them in the customer's language)."""
+    n = len(customer)
+    english = phrases.LANGUAGES.index("en")
+    customer_language = language[customer]
+    own_language = (customer_language != english) & (rng.random(n) < 0.5)
+    text_language = np.where(own_language, customer_language, english)
+    about_order = order_id > 0
+    template = _TEXTS.bank.pick(rng, _TEXTS.key(category, text_language, about_order))
+    template = np.array(_TEXTS.bank.texts, dtype=np.int64)[template]
+    order_text = pc.fill_null(formats.integers_text(order_id, about_order), "")
+
+    def compose(name: str) -> pa.Array:
+        pre = formats.labels(_TEXTS.parts[f"{name}_pre"], template)
+        post = formats.labels(_TEXTS.parts[f"{name}_post"], template)
+        return pc.binary_join_element_wise(pre, order_text, post, "")
+
+    subject, description = compose("subject"), compose("text")
+    requester = emails.take(pa.array(customer))
+    capitalised = rng.random(n) < CAPITALISED_EMAIL_SHARE
+    requester = pc.if_else(pa.array(capitalised), pc.utf8_capitalize(requester), requester)
+    return subject, description, requester
+
+
 def finish(
     rng: np.random.Generator,
     window: Window,
@@ -319,26 +351,7 @@ def finish(
     reopen_count = ((event >= 3) & reopened[ticket]).astype(np.int64)
     rating = np.where(event == 5, satisfaction[ticket], -1)
 
-    # --- text -------------------------------------------------------------------------------------
-    english = phrases.LANGUAGES.index("en")
-    customer_language = language[customer]
-    own_language = (customer_language != english) & (rng.random(n) < 0.5)
-    text_language = np.where(own_language, customer_language, english)
-    about_order = order_id > 0
-    template = _TEXTS.bank.pick(rng, _TEXTS.key(drafts.category, text_language, about_order))
-    template = np.array(_TEXTS.bank.texts, dtype=np.int64)[template]
-    order_text = pc.fill_null(formats.integers_text(order_id, about_order), "")
-
-    def compose(name: str) -> pa.Array:
-        pre = formats.labels(_TEXTS.parts[f"{name}_pre"], template)
-        post = formats.labels(_TEXTS.parts[f"{name}_post"], template)
-        return pc.binary_join_element_wise(pre, order_text, post, "")
-
-    subject, description = compose("subject"), compose("text")
-    requester = emails.take(pa.array(customer))
-    capitalised = rng.random(n) < CAPITALISED_EMAIL_SHARE
-    requester = pc.if_else(pa.array(capitalised), pc.utf8_capitalize(requester), requester)
-
+    subject, description, requester = _texts(rng, drafts.category, customer, order_id, emails, language)
     versions = Versions(
         ticket=ticket,
         day=day,

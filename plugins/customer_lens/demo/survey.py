@@ -93,18 +93,7 @@ def responses(
     """All survey responses of one chunk's customers."""
     end = window.end_ts
     # --- who answers what, when --------------------------------------------------------------------
-    invite_customer, invite_at = [], []
-    for customer, begin, stop in activity.intervals():
-        first = begin + NPS_FIRST_INVITE_DAYS * DAY
-        until = np.minimum(stop, end)
-        count = np.where(until > first, np.floor((until - first) / (NPS_INVITE_EVERY_DAYS * DAY)) + 1, 0).astype(
-            np.int64
-        )
-        who = np.repeat(customer, count)
-        nth = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
-        invite_customer.append(who)
-        invite_at.append(np.repeat(first, count) + nth * NPS_INVITE_EVERY_DAYS * DAY)
-    nps_customer, nps_invite = np.concatenate(invite_customer), np.concatenate(invite_at)
+    nps_customer, nps_invite = _nps_invitations(activity, end)
     answered = rng.random(len(nps_customer)) < RESPONSE_RATE[NPS]
     nps_customer, nps_at = nps_customer[answered], nps_invite[answered] + rng.uniform(0, 5 * DAY, answered.sum())
 
@@ -183,6 +172,46 @@ def responses(
     comment = formats.labels(_COMMENT_CSV, _COMMENTS.pick(rng, key), commented)
 
     # --- lines ---------------------------------------------------------------------------------------
+    answers = [
+        formats.labels(KINDS, kind),
+        formats.integers_text(nps, kind == NPS),
+        formats.integers_text(csat, kind == CSAT),
+        formats.labels(REASONS, np.maximum(reason, 0), reason >= 0),
+        formats.labels((*WOULD_REFER, ""), would_refer),
+        comment,
+        formats.labels(phrases.LANGUAGES, answer_language),
+    ]
+    return _lines(rng, window, first_response_id, customer_id, emails, customer, submitted, answers)
+
+
+def _nps_invitations(activity: Activity, end: float) -> tuple[np.ndarray, np.ndarray]:
+    """NPS invitations (customer, time): the first some days into each active interval, then at a fixed pace."""
+    invite_customer, invite_at = [], []
+    for customer, begin, stop in activity.intervals():
+        first = begin + NPS_FIRST_INVITE_DAYS * DAY
+        until = np.minimum(stop, end)
+        count = np.where(until > first, np.floor((until - first) / (NPS_INVITE_EVERY_DAYS * DAY)) + 1, 0).astype(
+            np.int64
+        )
+        who = np.repeat(customer, count)
+        nth = np.arange(count.sum()) - np.repeat(np.cumsum(count) - count, count)
+        invite_customer.append(who)
+        invite_at.append(np.repeat(first, count) + nth * NPS_INVITE_EVERY_DAYS * DAY)
+    return np.concatenate(invite_customer), np.concatenate(invite_at)
+
+
+def _lines(
+    rng: np.random.Generator,
+    window: Window,
+    first_response_id: int,
+    customer_id: np.ndarray,
+    emails: pa.Array,
+    customer: np.ndarray,
+    submitted: np.ndarray,
+    answers: list[pa.Array],
+) -> Responses:
+    """The CSV lines of the responses: id (in time order), who (e-mail or customer id), when, then ``answers``."""
+    n = len(customer)
     day = window.day_index(submitted)
     order = np.lexsort((customer, submitted))
     response_id = np.empty(n, dtype=np.int64)
@@ -195,13 +224,7 @@ def responses(
         formats.integers_text(response_id),
         reference,
         formats.iso_timestamps(submitted, suffix="+00:00"),
-        formats.labels(KINDS, kind),
-        formats.integers_text(nps, kind == NPS),
-        formats.integers_text(csat, kind == CSAT),
-        formats.labels(REASONS, np.maximum(reason, 0), reason >= 0),
-        formats.labels((*WOULD_REFER, ""), would_refer),
-        comment,
-        formats.labels(phrases.LANGUAGES, answer_language),
+        *answers,
     ]
     file_order = np.lexsort((response_id, day))
     lines = formats.csv_lines(fields).take(pa.array(file_order))

@@ -40,7 +40,8 @@ def add_years(days: np.ndarray, years: int) -> np.ndarray:
     day_of_month = (days - months).astype(np.int64)
     shifted = months + 12 * years
     month_length = ((shifted + 1).astype("datetime64[D]") - shifted.astype("datetime64[D]")).astype(np.int64)
-    return shifted.astype("datetime64[D]") + np.minimum(day_of_month, month_length - 1)
+    shifted_days: np.ndarray = shifted.astype("datetime64[D]") + np.minimum(day_of_month, month_length - 1)
+    return shifted_days
 
 
 @dataclass(frozen=True)
@@ -87,7 +88,7 @@ def _day_weights(window: Window) -> np.ndarray:
     months = days.astype("datetime64[M]")
     month_of_year = (months.astype(np.int64) % 12).astype(np.int64)
     weekday = ((days.astype(np.int64) + 3) % 7).astype(np.int64)  # 1970-01-01 was a Thursday
-    weights = _MONTH_FACTOR[month_of_year] * _WEEKDAY_FACTOR[weekday]
+    weights: np.ndarray = _MONTH_FACTOR[month_of_year] * _WEEKDAY_FACTOR[weekday]
     day_of_month = (days - months).astype(np.int64) + 1
     weights[(month_of_year == 11) & (day_of_month >= 24)] *= 0.4  # the days between Christmas and New Year
     return weights
@@ -112,11 +113,13 @@ class Intensity:
     def _cumulative_at(self, ts: np.ndarray) -> np.ndarray:
         x = np.clip((np.asarray(ts, dtype=np.float64) - self._start) / HOUR, 0.0, float(self._cells))
         cell = np.minimum(x.astype(np.int64), self._cells - 1)
-        return self.cumulative[cell] + (x - cell) * self.weights[cell]
+        cumulative: np.ndarray = self.cumulative[cell] + (x - cell) * self.weights[cell]
+        return cumulative
 
     def mass(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
         """Weighted hours between ``a`` and ``b`` (0 when ``b <= a``)."""
-        return np.maximum(self._cumulative_at(b) - self._cumulative_at(a), 0.0)
+        hours: np.ndarray = np.maximum(self._cumulative_at(b) - self._cumulative_at(a), 0.0)
+        return hours
 
     def sample(self, rng: np.random.Generator, a: np.ndarray, b: np.ndarray, *, ascending: bool = False) -> np.ndarray:
         """One time in ``[a, b)`` per pair, following the intensity. ``b`` may be ``inf``.
@@ -130,4 +133,5 @@ class Intensity:
         cell = np.clip(np.searchsorted(self.cumulative, u, side="right") - 1, 0, self._cells - 1)
         ts = self._start + (cell + (u - self.cumulative[cell]) / self.weights[cell]) * HOUR
         upper = np.maximum(np.minimum(b, self.window.end_ts) - 1.0, a)
-        return np.minimum(np.maximum(ts, a), upper)
+        sampled: np.ndarray = np.minimum(np.maximum(ts, a), upper)
+        return sampled

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from psycopg import Connection, sql
@@ -135,10 +136,10 @@ def apply_batch(
     source: Source,
     entity: Entity,
     result: BatchResult,
-    load_good_rows,
+    load_good_rows: Callable[[], int],
     *,
     ratio: float,
-    stage_rejects=None,
+    stage_rejects: Callable[[], object] | None = None,
 ) -> None:
     """Replace the interval with the good rows and the staged rejects, in one transaction.
 

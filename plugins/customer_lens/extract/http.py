@@ -16,11 +16,14 @@ then parsed, typed and checked in SQL exactly like NDJSON files (see :mod:`custo
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
+from typing import Any
 
 from psycopg import Connection
 
@@ -28,7 +31,7 @@ from customer_lens.config.source_config import Entity, Source
 from customer_lens.extract.batch import BatchResult, ExtractError
 from customer_lens.extract.files import landing_copy, load_landed
 
-DEFAULTS = {
+DEFAULTS: dict[str, Any] = {
     "records_key": "data",
     "next_key": "next",
     "cursor_param": "cursor",
@@ -45,7 +48,8 @@ class HttpSourceError(ExtractError):
     """The API failed or answered something that is not a page of records."""
 
 
-def _get(url: str, options: dict) -> dict:
+def _get(url: str, options: dict[str, Any]) -> Any:
+    """The JSON document at ``url``: whatever the API sent (``pages`` checks its shape)."""
     request = urllib.request.Request(url, headers={"Accept": "application/json", **options["headers"]})
     for attempt in range(options["retries"] + 1):
         try:
@@ -62,8 +66,9 @@ def _get(url: str, options: dict) -> dict:
     raise HttpSourceError(f"GET {url} failed after {options['retries'] + 1} attempts: {error}")
 
 
-def pages(source: Source, entity: Entity, start, end):
+def pages(source: Source, entity: Entity, start: dt.datetime, end: dt.datetime) -> Iterator[tuple[str, list[Any]]]:
     """Yield ``(page URL, records)`` for the interval, following the API's next-page pointer."""
+    assert entity.path is not None  # source_config requires it of an http entity
     options = DEFAULTS | source.options
     query = {
         options["since_param"]: start.isoformat().replace("+00:00", "Z"),

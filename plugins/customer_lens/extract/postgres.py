@@ -12,9 +12,10 @@ from __future__ import annotations
 import os
 import subprocess
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import psycopg
-from psycopg import Connection, sql
+from psycopg import sql
 
 from customer_lens.config.source_config import PG_TYPE_NAMES, Entity, Source
 from customer_lens.extract import raw
@@ -28,9 +29,11 @@ from customer_lens.extract.batch import (
     range_check,
     staging_transaction,
 )
+from customer_lens.local.warehouse import Connection, scalar
 
 
 def _source_table(entity: Entity) -> sql.Composable:
+    assert entity.table is not None  # source_config requires it of a postgres entity
     return sql.SQL(".").join(ident(part) for part in entity.table.split("."))
 
 
@@ -114,10 +117,11 @@ def _psql_command(url: str) -> tuple[list[str], dict[str, str]]:
     env = dict(os.environ)
     if params.get("password"):
         env["PGPASSWORD"] = str(params.pop("password"))
-    return [psql, make_conninfo(**params), "-X", "-q", "-v", "ON_ERROR_STOP=1"], env
+    return [psql, make_conninfo("", **params), "-X", "-q", "-v", "ON_ERROR_STOP=1"], env
 
 
 def extract_postgres(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
+    assert entity.cursor is not None  # source_config requires it of a postgres entity
     start, end = result.interval_start, result.interval_end
     window = sql.SQL("{cursor} >= {start} and {cursor} < {end}").format(
         cursor=ident(entity.column(entity.cursor).source), start=sql.Literal(start), end=sql.Literal(end)
@@ -128,7 +132,7 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
     with psycopg.connect(url) as src:
         # One snapshot for the rejects query here and the bulk COPY in psql: both see the same rows.
         src.execute("set transaction isolation level repeatable read, read only")
-        snapshot = src.execute("select pg_export_snapshot()").fetchone()[0]
+        snapshot = scalar(src.execute("select pg_export_snapshot()"))
         source_types = _source_columns(src, entity)
         # pg_input_is_valid is PostgreSQL 16+: an older source gets the cast (a bad value fails the batch).
         reason = _postgres_reason(entity, source_types, checks_types=src.info.server_version >= 160000)
@@ -144,9 +148,7 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
         )
         # Binary COPY skips text formatting and parsing of every value; it needs both ends to
         # agree on the encoding of text bytes, so fall back to text otherwise.
-        same_encoding = (
-            src.execute("show server_encoding").fetchone()[0] == conn.execute("show server_encoding").fetchone()[0]
-        )
+        same_encoding = scalar(src.execute("show server_encoding")) == scalar(conn.execute("show server_encoding"))
         copy_format = sql.SQL("(format binary)" if same_encoding else "(format text)")
         rejects_query = sql.SQL(
             "select {key}, row_to_json(t)::text, split_part(r, ':', 1), r from "
@@ -193,7 +195,7 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
             "commit",
         ]
 
-        bad: list[tuple] = []
+        bad: list[tuple[Any, ...]] = []
 
         def load_good_rows() -> int:
             # psql streams COPY OUT in its own process; we pass 1 MiB chunks on to COPY IN inside
@@ -205,13 +207,15 @@ def extract_postgres(conn: Connection, source: Source, entity: Entity, result: B
                 subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE) as producer,
             ):
                 rejects = pool.submit(lambda: src.execute(rejects_query).fetchall())
+                out, err = producer.stdout, producer.stderr
+                assert out is not None and err is not None  # both are pipes
                 try:
                     with into_cursor.copy(copy_in) as into:
-                        while chunk := producer.stdout.read(1 << 20):
+                        while chunk := out.read(1 << 20):
                             into.write(chunk)
                 finally:
-                    producer.stdout.close()
-                    error = producer.stderr.read().decode(errors="replace").strip()
+                    out.close()
+                    error = err.read().decode(errors="replace").strip()
                     code = producer.wait()
                     bad.extend(rejects.result())
             if code != 0:

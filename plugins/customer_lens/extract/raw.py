@@ -16,11 +16,13 @@ and a crash never leaves a partial batch.
 from __future__ import annotations
 
 import datetime as dt
+from uuid import UUID
 
-from psycopg import Connection, errors, sql
+from psycopg import errors, sql
 
 from customer_lens.config import contract
 from customer_lens.config.source_config import PG_TYPE_NAMES, Column, Entity, Source
+from customer_lens.local.warehouse import Connection, one, scalar
 
 METADATA_COLUMNS = (
     ("_batch_id", "uuid not null"),
@@ -43,7 +45,7 @@ def version_key(entity: Entity) -> tuple[str, ...]:
     return key
 
 
-def table(source: Source, name: str) -> sql.Composed:
+def table(source: Source, name: str) -> sql.Identifier:
     return sql.Identifier(source.raw_schema, name)
 
 
@@ -182,10 +184,10 @@ def _ensure_entity(conn: Connection, source: Source, entity: Entity) -> None:
             )
         )
     # A key given by a text id (key_from): computed by the server on load, like the flags.
-    for key, expression in contract.key_columns(entity).items():
+    for key_column, expression in contract.key_columns(entity).items():
         conn.execute(
             sql.SQL("alter table {} add column if not exists {} bigint generated always as ({}) stored").format(
-                target, sql.Identifier(key), sql.SQL(expression)
+                target, sql.Identifier(key_column), sql.SQL(expression)
             )
         )
     for flag, expression in entity.flags.items():
@@ -239,7 +241,7 @@ class IntervalOverlap(ValueError):
     :func:`clear_interval`): its rows cannot be told apart by interval."""
 
 
-def clear_interval(conn: Connection, source: Source, entity: Entity, start, end) -> None:
+def clear_interval(conn: Connection, source: Source, entity: Entity, start: dt.datetime, end: dt.datetime) -> None:
     """Delete what earlier loads wrote for ``[start, end)``, whatever batches it came in (caller's transaction).
 
     An earlier batch lying wholly inside the interval goes with its rejects and its record (a monthly reload
@@ -287,7 +289,9 @@ def clear_interval(conn: Connection, source: Source, entity: Entity, start, end)
     )
 
 
-def _clear_part_of_batches(conn: Connection, source: Source, entity: Entity, batch_ids: list, start, end) -> None:
+def _clear_part_of_batches(
+    conn: Connection, source: Source, entity: Entity, batch_ids: list[UUID], start: dt.datetime, end: dt.datetime
+) -> None:
     """The rows of ``[start, end)`` in batches that reach beyond it: by cursor, or by the file's date."""
     rows = table(source, entity.name)
     if entity.cursor:
@@ -398,7 +402,7 @@ def ensure_unconfigured(conn: Connection, sources: dict[str, Source]) -> list[st
         _ensure_view(conn, target, query, f"{_DERIVED} from {origin} (customer_lens.extract.raw)")
         notes.append(f"{key}: derived from {origin}")
     if "sales.transactions" in derived.values():
-        (left_out,) = conn.execute(f"select count(*) from {_TRANSACTIONS} where customer_id is null").fetchone()
+        (left_out,) = one(conn.execute(f"select count(*) from {_TRANSACTIONS} where customer_id is null"))
         if left_out:
             notes.append(f"sales.transactions: {left_out} lines without a customer left out of the orders")
     return notes
@@ -408,15 +412,16 @@ _STAND_IN = "not configured:"
 _DERIVED = "derived:"
 
 
-def _has_rows(conn: Connection, target: sql.Composed) -> bool:
-    return conn.execute(sql.SQL("select exists (select from {})").format(target)).fetchone()[0]
+def _has_rows(conn: Connection, target: sql.Composable) -> bool:
+    has_rows: bool = scalar(conn.execute(sql.SQL("select exists (select from {})").format(target)))
+    return has_rows
 
 
-def _exists(conn: Connection, target: sql.Composed) -> bool:
-    return conn.execute("select to_regclass(%s)", (target.as_string(conn),)).fetchone()[0] is not None
+def _exists(conn: Connection, target: sql.Composable) -> bool:
+    return scalar(conn.execute("select to_regclass(%s)", (target.as_string(conn),))) is not None
 
 
-def _drop_derived(conn: Connection, target: sql.Composed) -> None:
+def _drop_derived(conn: Connection, target: sql.Composable) -> None:
     """Drop a derived view (and the views built on it) when its entity is now configured."""
     if conn.execute(
         "select 1 from pg_class where oid = to_regclass(%s) and relkind = 'v'", (target.as_string(conn),)
@@ -424,7 +429,7 @@ def _drop_derived(conn: Connection, target: sql.Composed) -> None:
         conn.execute(sql.SQL("drop view {} cascade").format(target))
 
 
-def _ensure_view(conn: Connection, target: sql.Composed, query: sql.Composable, comment: str) -> None:
+def _ensure_view(conn: Connection, target: sql.Composable, query: sql.Composable, comment: str) -> None:
     """Create or replace the derived view ``target``; an empty table (a stand-in) gives way to it (a table with
     rows was refused by :func:`check_unconfigured`)."""
     name = target.as_string(conn)

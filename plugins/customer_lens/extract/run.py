@@ -14,6 +14,7 @@ import datetime as dt
 import logging
 import time
 import uuid
+from collections.abc import Callable, Iterator
 
 import psycopg
 from psycopg import Connection, sql
@@ -42,7 +43,7 @@ def _act_as_loader(conn: Connection) -> None:
 
 
 @contextlib.contextmanager
-def loader_session(source: Source, entities: list[Entity], warehouse_url: str | None = None):
+def loader_session(source: Source, entities: list[Entity], warehouse_url: str | None = None) -> Iterator[Connection]:
     """A warehouse connection ready to load ``entities`` of ``source``: as the loader role, the mappings
     checked (a bad one fails here, before any data moves) and the raw tables in place. A range of
     batches shares one session, so each batch pays only for its own data."""
@@ -120,7 +121,7 @@ def extract_range(
     step: str = "day",
     entities: list[str] | None = None,
     warehouse_url: str | None = None,
-    on_batch=None,
+    on_batch: Callable[[BatchResult], object] | None = None,
     history: bool = False,
 ) -> list[BatchResult]:
     """Load ``[start, end)`` interval by interval (an initial load or a manual catch-up).

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 
 from customer_lens.config import settings as settings_mod
 from customer_lens.local import warehouse
+from customer_lens.local.warehouse import Connection, scalar
 
 SCHEMA = "lens_audit"
 
@@ -132,14 +133,14 @@ create table if not exists lens_audit.baseline_kpi_values (
 )"""
 
 
-def ensure(conn) -> None:
+def ensure(conn: Connection) -> None:
     """Create the ``lens_audit`` tables if missing (idempotent; serialised by an advisory lock)."""
     conn.execute("select pg_advisory_xact_lock(hashtext('lens_audit ddl'))")
     conn.execute(DDL)
 
 
 @contextlib.contextmanager
-def connect(cfg: settings_mod.Settings | None = None, *, autocommit: bool = False) -> Iterator:
+def connect(cfg: settings_mod.Settings | None = None, *, autocommit: bool = False) -> Iterator[Connection]:
     """A psycopg connection to the warehouse with the ``lens_audit`` tables in place."""
     import psycopg
 
@@ -150,14 +151,14 @@ def connect(cfg: settings_mod.Settings | None = None, *, autocommit: bool = Fals
         yield conn
 
 
-def candidate_build(conn, schema: str) -> tuple[str, bool] | None:
+def candidate_build(conn: Connection, schema: str) -> tuple[str, bool] | None:
     """(status, full_refresh) of the last build into ``schema``, or None when none was recorded."""
     return conn.execute(
         "select status, full_refresh from lens_audit.candidate_builds where schema_name = %s", (schema,)
     ).fetchone()
 
 
-def record_candidate_build(conn, schema: str, status: str, *, full_refresh: bool | None = None) -> None:
+def record_candidate_build(conn: Connection, schema: str, status: str, *, full_refresh: bool | None = None) -> None:
     """Mark a build into ``schema`` as started (``building``, with ``full_refresh``) or ended."""
     if status == "building":
         conn.execute(
@@ -173,13 +174,16 @@ def record_candidate_build(conn, schema: str, status: str, *, full_refresh: bool
         )
 
 
-def record_restatement(conn, from_date: dt.date, reason: str, actor: str, candidate: str) -> int:
+def record_restatement(conn: Connection, from_date: dt.date, reason: str, actor: str, candidate: str) -> int:
     """Record that ``actor`` asked to recompute the closed periods of ``candidate`` from ``from_date`` on."""
-    return conn.execute(
-        "insert into lens_audit.restatements (from_date, reason, actor, candidate_schema) values (%s, %s, %s, %s) "
-        "returning restatement_id",
-        (from_date, reason, actor, candidate),
-    ).fetchone()[0]
+    restatement_id: int = scalar(
+        conn.execute(
+            "insert into lens_audit.restatements (from_date, reason, actor, candidate_schema) values (%s, %s, %s, %s) "
+            "returning restatement_id",
+            (from_date, reason, actor, candidate),
+        )
+    )
+    return restatement_id
 
 
 # The restatements a build of the candidate includes: asked for before that build started, and not yet
@@ -190,12 +194,13 @@ _BUILT_RESTATEMENTS = """
     where r.candidate_schema = %s and r.baseline_no is null and r.requested_at <= b.started_at"""
 
 
-def restated_from(conn, candidate: str) -> dt.date | None:
+def restated_from(conn: Connection, candidate: str) -> dt.date | None:
     """The earliest period the current (or last) build of ``candidate`` restates, or None."""
-    return conn.execute(f"select min(r.from_date) {_BUILT_RESTATEMENTS}", (candidate,)).fetchone()[0]
+    restated: dt.date | None = scalar(conn.execute(f"select min(r.from_date) {_BUILT_RESTATEMENTS}", (candidate,)))
+    return restated
 
 
-def settle_restatements(conn, candidate: str, baseline_no: int) -> None:
+def settle_restatements(conn: Connection, candidate: str, baseline_no: int) -> None:
     """The baseline ``baseline_no``, promoted from ``candidate``, carries the restatements built into it."""
     conn.execute(
         f"update lens_audit.restatements set baseline_no = %s where restatement_id in "

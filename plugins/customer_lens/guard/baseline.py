@@ -29,6 +29,7 @@ import html
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from psycopg import sql
 from customer_lens.config import settings as settings_mod
 from customer_lens.guard import audit, quality
 from customer_lens.local import warehouse
+from customer_lens.local.warehouse import Connection, one, scalar
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +97,7 @@ class GuardResult:
         return out
 
 
-def _same_content(conn, schema: str, baseline_schema: str, marts: list[quality.MartSpec]) -> bool:
+def _same_content(conn: Connection, schema: str, baseline_schema: str, marts: list[quality.MartSpec]) -> bool:
     """Whether every mart of ``schema`` holds exactly the rows of the baseline's (same set of marts too).
 
     Row counts first (cheap), then an order-independent sum of row hashes per mart: a snapshot rebuilt from
@@ -117,9 +119,11 @@ def _same_content(conn, schema: str, baseline_schema: str, marts: list[quality.M
     for measure in ("count(*)", "sum(hashtextextended((to_jsonb(lens_row) - 'loaded_at')::text, 0))"):
         for name in names:
             ours, theirs = (
-                conn.execute(
-                    sql.SQL("select {} from {} lens_row").format(sql.SQL(measure), sql.Identifier(where, name))
-                ).fetchone()[0]
+                scalar(
+                    conn.execute(
+                        sql.SQL("select {} from {} lens_row").format(sql.SQL(measure), sql.Identifier(where, name))
+                    )
+                )
                 for where in (schema, baseline_schema)
             )
             if ours != theirs:
@@ -135,14 +139,14 @@ def reports_dir(cfg: settings_mod.Settings | None = None) -> Path:
 # --- reading the state ---------------------------------------------------------------------------------
 
 
-def current_baseline(conn) -> tuple[int, str, str] | None:
+def current_baseline(conn: Connection) -> tuple[int, str, str] | None:
     """(baseline_no, snapshot_id, schema) of the current baseline, or None."""
     return conn.execute(
         "select baseline_no, snapshot_id, schema_name from lens_audit.baselines where status = 'current'"
     ).fetchone()
 
 
-def _schema_exists(conn, schema: str) -> bool:
+def _schema_exists(conn: Connection, schema: str) -> bool:
     return conn.execute("select 1 from pg_namespace where nspname = %s", (schema,)).fetchone() is not None
 
 
@@ -150,7 +154,7 @@ def _schema_exists(conn, schema: str) -> bool:
 
 
 def freeze(
-    conn,
+    conn: Connection,
     marts: list[quality.MartSpec],
     *,
     candidate: str = CANDIDATE,
@@ -172,7 +176,7 @@ def freeze(
         raise GuardError(f"candidate schema {candidate} lacks mart(s) {', '.join(missing)}: run the transform first")
     with conn.transaction():
         conn.execute("select pg_advisory_xact_lock(hashtext('lens_snapshot_no'))")
-        number = conn.execute("select coalesce(max(snapshot_no), 0) + 1 from lens_audit.snapshots").fetchone()[0]
+        number: int = scalar(conn.execute("select coalesce(max(snapshot_no), 0) + 1 from lens_audit.snapshots"))
         snapshot_id = f"s{number:04d}-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}"
         schema = f"{SNAPSHOT_PREFIX}{number}"
         conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(schema)))
@@ -195,7 +199,7 @@ def freeze(
 
 
 def _record_validation(
-    conn,
+    conn: Connection,
     run_id: str,
     snapshot: Snapshot,
     outcome: quality.ValidationOutcome,
@@ -233,7 +237,9 @@ def _record_validation(
             )
 
 
-def write_report(path: Path, run_id: str, snapshot: Snapshot, outcome: quality.ValidationOutcome, baseline) -> Path:
+def write_report(
+    path: Path, run_id: str, snapshot: Snapshot, outcome: quality.ValidationOutcome, baseline: quality.Baseline | None
+) -> Path:
     """A self-contained HTML page of one validation: verdict, per-mart counts, every expectation."""
     esc = html.escape
     verdict = "passed" if outcome.passed else "FAILED"
@@ -280,7 +286,7 @@ _PROMOTE_PAUSE_SECONDS = 0.05
 _QUEUED_ATTEMPTS = 3
 
 
-def _analytics_views(conn) -> list[str]:
+def _analytics_views(conn: Connection) -> list[str]:
     return [
         r[0]
         for r in conn.execute(
@@ -292,7 +298,14 @@ def _analytics_views(conn) -> list[str]:
 
 
 def _publish(
-    conn, baseline_no: int, snapshot_id: str, schema: str, marts: list[quality.MartSpec], cfg, *, queue: bool = False
+    conn: Connection,
+    baseline_no: int,
+    snapshot_id: str,
+    schema: str,
+    marts: list[quality.MartSpec],
+    cfg: settings_mod.Settings,
+    *,
+    queue: bool = False,
 ) -> None:
     """Recreate the ``analytics`` views over ``schema`` (inside the caller's transaction).
 
@@ -316,11 +329,11 @@ def _publish(
         if view not in wanted:  # a mart removed from the project leaves the BI contract with its baseline
             conn.execute(sql.SQL("drop view {}").format(sql.Identifier(ANALYTICS, view)))
     for mart in marts:
-        view = sql.Identifier(ANALYTICS, mart.name)
-        conn.execute(sql.SQL("drop view if exists {}").format(view))
+        mart_view = sql.Identifier(ANALYTICS, mart.name)
+        conn.execute(sql.SQL("drop view if exists {}").format(mart_view))
         conn.execute(
             sql.SQL("create view {} as select {} from {}").format(
-                view,
+                mart_view,
                 sql.SQL(", ").join(sql.Identifier(c) for c in mart.public_columns),
                 sql.Identifier(schema, mart.name),
             )
@@ -329,11 +342,13 @@ def _publish(
     # Literals, not a query on lens_audit: a repeatable-read reader whose snapshot predates this
     # transaction still sees the new views (catalog) over data frozen before it (the snapshot tables),
     # but not rows this transaction writes — baseline_info must not depend on them.
-    info = conn.execute(
-        "select promoted_at, data_interval_start, data_interval_end, promoted_by, reason from lens_audit.baselines "
-        "where baseline_no = %s",
-        (baseline_no,),
-    ).fetchone()
+    info = one(
+        conn.execute(
+            "select promoted_at, data_interval_start, data_interval_end, promoted_by, reason from lens_audit.baselines "
+            "where baseline_no = %s",
+            (baseline_no,),
+        )
+    )
     conn.execute(sql.SQL("drop view if exists {}").format(sql.Identifier(ANALYTICS, "baseline_info")))
     conn.execute(
         sql.SQL(
@@ -351,7 +366,7 @@ def _publish(
     roles.grant_reader(conn, ANALYTICS)
 
 
-def _copy_comments(conn, schema: str, mart: quality.MartSpec) -> None:
+def _copy_comments(conn: Connection, schema: str, mart: quality.MartSpec) -> None:
     """dbt's documentation (persisted as comments on the candidate tables) onto the analytics view."""
     from psycopg import sql
 
@@ -413,7 +428,7 @@ select
 from compared"""
 
 
-def _with_lock_retries(conn, work, config: quality.GuardConfig) -> Any:
+def _with_lock_retries(conn: Connection, work: Callable[[bool], int], config: quality.GuardConfig) -> int:
     """Run ``work(queue)`` in a transaction until it gets the analytics views, in bounded time.
 
     First between reads (``queue=False``: a lock not free at once is tried again 50 ms later), for about
@@ -449,7 +464,7 @@ def _with_lock_retries(conn, work, config: quality.GuardConfig) -> Any:
     )
 
 
-def _cancel_readers(conn) -> None:
+def _cancel_readers(conn: Connection) -> None:
     """Cancel the queries of other sessions that hold a lock on a view of ``analytics``."""
     cancelled = conn.execute(
         "select l.pid, pg_cancel_backend(l.pid) from pg_locks l join pg_class c on c.oid = l.relation "
@@ -462,7 +477,7 @@ def _cancel_readers(conn) -> None:
 
 
 def promote(
-    conn,
+    conn: Connection,
     snapshot_id: str,
     *,
     actor: str,
@@ -498,7 +513,7 @@ def promote(
             conn.execute("set local lock_timeout = '2s'")
         conn.execute("select pg_advisory_xact_lock(hashtext('lens_baseline'))")
         previous = current_baseline(conn)
-        number = conn.execute("select coalesce(max(baseline_no), 0) + 1 from lens_audit.baselines").fetchone()[0]
+        number: int = scalar(conn.execute("select coalesce(max(baseline_no), 0) + 1 from lens_audit.baselines"))
         conn.execute("update lens_audit.baselines set status = 'retained' where status = 'current'")
         conn.execute(
             "insert into lens_audit.baselines (baseline_no, snapshot_id, schema_name, data_interval_start, "
@@ -530,7 +545,7 @@ def promote(
     return number
 
 
-def _spec_from_table(conn, schema: str, name: str) -> quality.MartSpec:
+def _spec_from_table(conn: Connection, schema: str, name: str) -> quality.MartSpec:
     """A mart no longer in the dbt project (an old snapshot): its columns as stored, nothing hidden."""
     cols = conn.execute(
         "select column_name, data_type from information_schema.columns where table_schema = %s and table_name = %s "
@@ -540,7 +555,9 @@ def _spec_from_table(conn, schema: str, name: str) -> quality.MartSpec:
     return quality.MartSpec(name, dict(cols), ())
 
 
-def rollback(conn, baseline_no: int, *, actor: str, reason: str, cfg: settings_mod.Settings | None = None) -> int:
+def rollback(
+    conn: Connection, baseline_no: int, *, actor: str, reason: str, cfg: settings_mod.Settings | None = None
+) -> int:
     """Point ``analytics`` back at a retained baseline (audited); returns that baseline's number."""
     cfg = cfg or settings_mod.load()
     row = conn.execute(
@@ -553,9 +570,7 @@ def rollback(conn, baseline_no: int, *, actor: str, reason: str, cfg: settings_m
         raise GuardError(f"baseline #{baseline_no} is the current one already")
     if status == "pruned" or not _schema_exists(conn, schema):
         raise GuardError(f"baseline #{baseline_no} was pruned: it cannot be restored")
-    mart_names = conn.execute(
-        "select marts from lens_audit.snapshots where snapshot_id = %s", (snapshot_id,)
-    ).fetchone()[0]
+    mart_names = scalar(conn.execute("select marts from lens_audit.snapshots where snapshot_id = %s", (snapshot_id,)))
     specs = {m.name: m for m in quality.load_marts(cfg, parse=False)}
     marts = [specs.get(name) or _spec_from_table(conn, schema, name) for name in mart_names]
 
@@ -578,7 +593,7 @@ def rollback(conn, baseline_no: int, *, actor: str, reason: str, cfg: settings_m
 
 
 def override(
-    conn, snapshot_id: str | None, *, actor: str, reason: str, cfg: settings_mod.Settings | None = None
+    conn: Connection, snapshot_id: str | None, *, actor: str, reason: str, cfg: settings_mod.Settings | None = None
 ) -> int:
     """Promote a quarantined snapshot (default: the latest) despite its failed validation, with a reason."""
     if not reason or not reason.strip():
@@ -616,7 +631,7 @@ def override(
     )
 
 
-def prune(conn, config: quality.GuardConfig) -> list[str]:
+def prune(conn: Connection, config: quality.GuardConfig) -> list[str]:
     """Drop snapshot schemas beyond what is retained; returns the dropped schemas."""
     import psycopg
     from psycopg import sql
@@ -664,6 +679,82 @@ def current_actor() -> str:
         return "unknown"
 
 
+def _check_last_build(conn: Connection, candidate: str) -> None:
+    """Refuse a candidate whose last dbt build failed or did not finish."""
+    last_build = audit.candidate_build(conn, candidate)
+    if last_build and last_build[0] != "built":
+        how = "failed" if last_build[0] == "failed" else "did not finish (killed?)"
+        raise GuardError(
+            f"the last dbt build into {candidate} {how}: its marts may be half built. Build it again "
+            "(lens run, or lens transform) before guarding it; the baseline is unchanged"
+        )
+
+
+def _frozen_from(conn: Connection, snapshot_id: str, source_build: str) -> bool:
+    """Whether ``snapshot_id`` was frozen from the transform build ``source_build``."""
+    return (
+        conn.execute(
+            "select 1 from lens_audit.snapshots where snapshot_id = %s and source_build = %s",
+            (snapshot_id, source_build),
+        ).fetchone()
+        is not None
+    )
+
+
+def _keyless_marts(marts: list[quality.MartSpec], config: quality.GuardConfig) -> list[str]:
+    """The marts without a primary key (refused when the guard configuration requires keys)."""
+    keyless = sorted(m.name for m in marts if not m.primary_key)
+    if keyless and config.require_primary_keys:
+        raise GuardError(
+            f"mart(s) without a primary key: {', '.join(keyless)} (require_primary_keys is set in the guard "
+            "configuration): declare one (constraints: primary_key in the model's yml)"
+        )
+    return keyless
+
+
+def _block(
+    conn: Connection,
+    config: quality.GuardConfig,
+    run_id: str,
+    snapshot: Snapshot,
+    summary: str,
+    report: Path,
+    *,
+    raise_on_failure: bool,
+) -> None:
+    """A snapshot failed validation: alert, prune, and raise :class:`ValidationFailed` if asked to."""
+    from customer_lens.guard import alerts
+
+    alerts.send(
+        "snapshot_blocked",
+        f"snapshot {snapshot.snapshot_id} failed validation and is quarantined; the baseline is unchanged. "
+        f"{summary}\nreport: {report}",
+        {"run_id": run_id, "snapshot_id": snapshot.snapshot_id, "report": str(report)},
+    )
+    prune(conn, config)
+    if raise_on_failure:
+        raise ValidationFailed(
+            f"snapshot {snapshot.snapshot_id} failed validation and is quarantined in schema "
+            f"{snapshot.schema}; the baseline is unchanged.\n{summary}\nreport: {report}",
+            run_id=run_id,
+            snapshot_id=snapshot.snapshot_id,
+            report_path=report,
+        )
+
+
+def _promote_validated(
+    conn: Connection, snapshot: Snapshot, run_id: str, actor: str, cfg: settings_mod.Settings
+) -> int:
+    """Promote a snapshot that passed validation; if readers hold the views too long, say how to retry."""
+    try:
+        return promote(conn, snapshot.snapshot_id, actor=actor, reason="validated", validation_run_id=run_id, cfg=cfg)
+    except GuardError as exc:
+        raise GuardError(
+            f"{exc}. Snapshot {snapshot.snapshot_id} passed validation and stays promotable: "
+            f"lens baseline promote {snapshot.snapshot_id} --reason 'validated, readers held the views'"
+        ) from None
+
+
 def guard(
     *,
     candidate: str = CANDIDATE,
@@ -686,30 +777,14 @@ def guard(
     url = warehouse.url(cfg=cfg)
     with audit.connect(cfg) as conn:
         conn.autocommit = True
-        last_build = audit.candidate_build(conn, candidate)
-        if last_build and last_build[0] != "built":
-            how = "failed" if last_build[0] == "failed" else "did not finish (killed?)"
-            raise GuardError(
-                f"the last dbt build into {candidate} {how}: its marts may be half built. Build it again "
-                "(lens run, or lens transform) before guarding it; the baseline is unchanged"
-            )
+        _check_last_build(conn, candidate)
         current = current_baseline(conn)
-        if current and source_build:
-            same = conn.execute(
-                "select 1 from lens_audit.snapshots where snapshot_id = %s and source_build = %s",
-                (current[1], source_build),
-            ).fetchone()
-            if same:
-                return GuardResult(
-                    "", current[1], True, False, current[0], "same transform build as the baseline", None, {}, True
-                )
-        marts = quality.load_marts(cfg)
-        keyless = sorted(m.name for m in marts if not m.primary_key)
-        if keyless and config.require_primary_keys:
-            raise GuardError(
-                f"mart(s) without a primary key: {', '.join(keyless)} (require_primary_keys is set in the guard "
-                "configuration): declare one (constraints: primary_key in the model's yml)"
+        if current and source_build and _frozen_from(conn, current[1], source_build):
+            return GuardResult(
+                "", current[1], True, False, current[0], "same transform build as the baseline", None, {}, True
             )
+        marts = quality.load_marts(cfg)
+        keyless = _keyless_marts(marts, config)
         seconds: dict[str, float] = {}
         began = time.monotonic()
         snapshot = freeze(conn, marts, candidate=candidate, source_build=source_build, data_interval=data_interval)
@@ -734,31 +809,15 @@ def guard(
         if keyless:
             summary += f"; no primary key, so no key checks: {', '.join(keyless)}"
         if not outcome.passed:
-            from customer_lens.guard import alerts
-
-            alerts.send(
-                "snapshot_blocked",
-                f"snapshot {snapshot.snapshot_id} failed validation and is quarantined; the baseline is unchanged. "
-                f"{summary}\nreport: {report}",
-                {"run_id": run_id, "snapshot_id": snapshot.snapshot_id, "report": str(report)},
-            )
-            prune(conn, config)
-            if raise_on_failure:
-                raise ValidationFailed(
-                    f"snapshot {snapshot.snapshot_id} failed validation and is quarantined in schema "
-                    f"{snapshot.schema}; the baseline is unchanged.\n{summary}\nreport: {report}",
-                    run_id=run_id,
-                    snapshot_id=snapshot.snapshot_id,
-                    report_path=report,
-                )
+            _block(conn, config, run_id, snapshot, summary, report, raise_on_failure=raise_on_failure)
             return GuardResult(
                 run_id, snapshot.snapshot_id, False, False, current[0] if current else None, summary, report, {}
             )
         began = time.monotonic()
-        same = bool(current) and _same_content(conn, snapshot.schema, current[2], marts)
+        same = current is not None and _same_content(conn, snapshot.schema, current[2], marts)
         if current:
             seconds["compare"] = time.monotonic() - began
-        if same:
+        if current is not None and same:
             # Same data, same baseline: no new baseline with every KPI +0.00% pruning real rollback targets.
             audit.settle_restatements(conn, candidate, current[0])
             conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(snapshot.schema)))
@@ -769,15 +828,7 @@ def guard(
                 run_id, current[1], True, False, current[0], f"validated, and equal to it ({summary})", report, {}, True
             )
         began = time.monotonic()
-        try:
-            number = promote(
-                conn, snapshot.snapshot_id, actor=actor, reason="validated", validation_run_id=run_id, cfg=cfg
-            )
-        except GuardError as exc:
-            raise GuardError(
-                f"{exc}. Snapshot {snapshot.snapshot_id} passed validation and stays promotable: "
-                f"lens baseline promote {snapshot.snapshot_id} --reason 'validated, readers held the views'"
-            ) from None
+        number = _promote_validated(conn, snapshot, run_id, actor, cfg)
         audit.settle_restatements(conn, candidate, number)
         seconds["promote"] = time.monotonic() - began
         kpis = dict(

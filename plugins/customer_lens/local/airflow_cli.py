@@ -19,9 +19,13 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from customer_lens.config import environment as env_mod
 from customer_lens.config import settings as settings_mod
+
+if TYPE_CHECKING:
+    import psutil
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +60,9 @@ def environment(
     return result | (extra or {})
 
 
-def airflow(*args: str, env: dict[str, str], timeout: int = 600, check: bool = True) -> subprocess.CompletedProcess:
+def airflow(
+    *args: str, env: dict[str, str], timeout: int = 600, check: bool = True
+) -> subprocess.CompletedProcess[str]:
     """Run one ``airflow`` CLI command; on failure the error carries the tail of its output."""
     result = subprocess.run(
         [str(Path(sys.executable).with_name("airflow")), *args],
@@ -75,7 +81,8 @@ def airflow(*args: str, env: dict[str, str], timeout: int = 600, check: bool = T
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 class Standalone:
@@ -94,7 +101,7 @@ class Standalone:
         self.port = int(env.get("AIRFLOW__API__PORT", "8080"))
         host = env.get("AIRFLOW__API__HOST", "127.0.0.1")
         self.host = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost", "") else host
-        self.process: subprocess.Popen | None = None
+        self.process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
@@ -104,7 +111,7 @@ class Standalone:
         self.start()
         return self
 
-    def __exit__(self, *exc) -> None:
+    def __exit__(self, *exc: object) -> None:
         self.stop()
 
     def start(self, timeout: int = 120, progress: Callable[[dict[str, str]], None] | None = None) -> None:
@@ -153,7 +160,7 @@ class Standalone:
         status = self.health()
         return all(status.get(part) == "healthy" for part in ("metadatabase", "scheduler"))
 
-    def processes(self) -> list:
+    def processes(self) -> list[psutil.Process]:
         """The standalone parent and all its descendants now alive (``psutil.Process`` objects)."""
         import psutil
 
@@ -178,6 +185,9 @@ class Standalone:
     def _signal_until_gone(self, pgid: int) -> None:
         import psutil
 
+        process = self.process
+        assert process is not None  # stop() returns first without one
+
         known: dict[int, psutil.Process] = {}
         for sig, wait in ((signal.SIGINT, 30), (signal.SIGTERM, 10), (signal.SIGKILL, 5)):
             # Look again at each step: a process may have started, or been orphaned, since the last.
@@ -185,7 +195,7 @@ class Standalone:
                 with contextlib.suppress(psutil.Error):
                     known.update({p.pid: p for p in [proc, *proc.children(recursive=True)]})
             others = [p for p in known.values() if p.pid != pgid and _running(p)]
-            if self.process.poll() is not None and not others and not _group_alive(pgid):
+            if process.poll() is not None and not others and not _group_alive(pgid):
                 return
             if sig == signal.SIGINT:
                 # Standalone's own shutdown: it SIGTERMs each component, which stops its children.
@@ -205,7 +215,7 @@ class Standalone:
                 if time.monotonic() > deadline:
                     break
                 # `airflow standalone` itself may linger after its components are gone: don't wait on it.
-                if self.process.poll() is None and not any(_running(p) for p in others):
+                if process.poll() is None and not any(_running(p) for p in others):
                     parent_alone_since = parent_alone_since or time.monotonic()
                     if time.monotonic() - parent_alone_since > 2:
                         break
@@ -217,12 +227,12 @@ class Standalone:
             log.debug("after %s: %s still running, group alive: %s", signal.Signals(sig).name, left, _group_alive(pgid))
 
 
-def _running(proc) -> bool:
+def _running(proc: psutil.Process) -> bool:
     """Alive and not a zombie (a zombie is gone, only not yet reaped by its parent)."""
     import psutil
 
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 

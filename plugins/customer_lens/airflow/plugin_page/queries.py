@@ -13,6 +13,7 @@ from pathlib import Path
 
 from customer_lens.config import settings as settings_mod
 from customer_lens.local import warehouse
+from customer_lens.local.warehouse import scalar
 
 AUDIT_TABLES = ("baselines", "baseline_kpi_values", "validation_runs", "validation_failures")
 RECENT_VALIDATIONS = 10
@@ -148,9 +149,11 @@ def load(cfg: settings_mod.Settings | None = None, *, connect_timeout: int = 5) 
         # One snapshot for all queries: the page never mixes two states of a promotion.
         conn.isolation_level = psycopg.IsolationLevel.REPEATABLE_READ
         conn.read_only = True
-        present = conn.execute(
-            "select count(to_regclass('lens_audit.' || t)) from unnest(%s::text[]) as t", (list(AUDIT_TABLES),)
-        ).fetchone()[0]
+        present = scalar(
+            conn.execute(
+                "select count(to_regclass('lens_audit.' || t)) from unnest(%s::text[]) as t", (list(AUDIT_TABLES),)
+            )
+        )
         if present < len(AUDIT_TABLES):
             return Overview(audit_ready=False)
         baselines = [Baseline(*row) for row in conn.execute(_BASELINES)]
@@ -162,11 +165,11 @@ def load(cfg: settings_mod.Settings | None = None, *, connect_timeout: int = 5) 
         if validations:
             latest = validations[0].run_id
             failures = [Failure(*row) for row in conn.execute(_FAILURES, (latest, MAX_FAILURES))]
-            failures_total = conn.execute(
-                "select count(*) from lens_audit.validation_failures where run_id = %s", (latest,)
-            ).fetchone()[0]
+            failures_total = scalar(
+                conn.execute("select count(*) from lens_audit.validation_failures where run_id = %s", (latest,))
+            )
         pending = None
-        if conn.execute("select to_regclass('analytics.restatements_pending')").fetchone()[0]:
+        if scalar(conn.execute("select to_regclass('analytics.restatements_pending')")):
             pending = conn.execute(
                 "select count(*), count(distinct (mart_name, period_type, period_start_date)), min(period_end_date) "
                 "from analytics.restatements_pending"

@@ -13,10 +13,14 @@ without one is sent to the login page):
 from __future__ import annotations
 
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from customer_lens.airflow.plugin_page import URL_PREFIX, queries, render
 from customer_lens.config import settings as settings_mod
+
+if TYPE_CHECKING:
+    from fastapi import FastAPI
 
 ICON = (
     '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 24 24" fill="none" stroke="currentColor" '
@@ -54,7 +58,7 @@ def report_url(root: Path, path: str | Path | None, prefix: str = URL_PREFIX) ->
     return f"{prefix}/reports/{quote(relative.as_posix())}"
 
 
-def create_app(cfg: settings_mod.Settings | None = None):
+def create_app(cfg: settings_mod.Settings | None = None) -> FastAPI:
     """Build the app (imports FastAPI and Airflow's security helpers: only the API server calls this)."""
     from airflow.api_fastapi.core_api.security import requires_authenticated
     from fastapi import Depends, FastAPI, HTTPException, Request
@@ -69,7 +73,7 @@ def create_app(cfg: settings_mod.Settings | None = None):
         return cfg or settings_mod.load()
 
     @app.exception_handler(StarletteHTTPException)
-    async def login_redirect(request: Request, exc: StarletteHTTPException):
+    async def login_redirect(request: Request, exc: StarletteHTTPException) -> Response:
         # A browser without a valid session gets the login page, then comes back here.
         if exc.status_code in (401, 403) and "text/html" in request.headers.get("accept", ""):
             from airflow.api_fastapi.app import get_auth_manager
