@@ -15,7 +15,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from psycopg import Connection, sql
@@ -98,7 +98,7 @@ def key_text(columns: list[str]) -> sql.Composable:
 
 
 @contextlib.contextmanager
-def staging_transaction(conn: Connection):
+def staging_transaction(conn: Connection) -> Iterator[None]:
     """A transaction for work on temporary tables only (landing, checking): its commit does not wait for
     the WAL to reach the disk (a few milliseconds per batch); nothing in it needs to survive a crash. The
     batch's changes to the raw layer commit durably in :func:`apply_batch`."""

@@ -26,6 +26,7 @@ import tempfile
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from customer_lens.config import settings as settings_mod
 from customer_lens.local import warehouse
@@ -74,7 +75,8 @@ def sqlfluff_args(args: Sequence[str], cwd: Path, dbt_dir: Path) -> list[str]:
     return result
 
 
-def _terminate(signum, frame):  # SIGTERM: unwind through the finally blocks that stop the server
+def _terminate(signum: int, frame: object) -> NoReturn:
+    """SIGTERM: unwind through the finally blocks that stop the server."""
     raise SystemExit(128 + signum)
 
 
