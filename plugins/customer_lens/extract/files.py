@@ -21,10 +21,13 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from psycopg import Connection, sql
+from psycopg import Connection, Copy, sql
 
 from customer_lens.config.source_config import Entity, Source
 from customer_lens.extract import raw
@@ -43,10 +46,20 @@ log = logging.getLogger(__name__)
 
 CHUNK_ROWS = 50_000
 
+Arrow = Any  # a pyarrow table, array or schema: pyarrow ships no types
+Line = tuple[int, str | None, bytes]  # (line number, text or None when undecodable, raw bytes)
+
+
+def _location(source: Source) -> Path:
+    """The folder of a ``files`` source (source_config requires it for that kind)."""
+    assert source.location is not None, f"files source {source.name} without a location"
+    return source.location
+
 
 def files_for_interval(source: Source, entity: Entity, start: dt.datetime, end: dt.datetime) -> list[Path]:
     """The entity's files for the interval, in name order: dated within ``[start, end)`` by name, or all of them."""
-    paths = _listing(source.location, entity.glob)
+    assert entity.glob is not None, f"{source.name}.{entity.name}: a files entity has a glob"
+    paths = _listing(_location(source), entity.glob)
     if not entity.file_date:
         return sorted(paths)
     chosen = []
@@ -91,7 +104,7 @@ def _file_day(name: str, file_date: str) -> dt.datetime | None:
         return None
 
 
-def _physical_lines(fh):
+def _physical_lines(fh: Iterable[bytes]) -> Iterator[bytes]:
     """The file's lines without their ends: LF, CRLF, or a lone CR (files from old Mac tools)."""
     for data in fh:
         data = data.rstrip(b"\r\n")
@@ -101,7 +114,7 @@ def _physical_lines(fh):
             yield data
 
 
-def _decoded_lines(path: Path, encoding: str):
+def _decoded_lines(path: Path, encoding: str) -> Iterator[Line]:
     """(line number, text or None, raw bytes) per physical line; None marks an undecodable line."""
     with open(path, "rb") as fh:
         for number, data in enumerate(_physical_lines(fh), start=1):
@@ -117,10 +130,12 @@ MAX_RECORD_BYTES = 16 * 1024 * 1024
 csv.field_size_limit(MAX_RECORD_BYTES)  # the csv module's default (128 KB) would reject a long comment
 
 
-def _csv_records(path: Path, encoding: str):
+def _csv_records(path: Path, encoding: str) -> Iterator[Line]:
     """(first line number, text or None, raw bytes) per CSV record: physical lines joined while a quoted
     field is open (an odd number of quote characters so far). None marks an undecodable record."""
-    start, texts, raws, size = 0, [], [], 0
+    start, size = 0, 0
+    texts: list[str | None] = []
+    raws: list[bytes] = []
     for number, text, data in _decoded_lines(path, encoding):
         if not raws:
             if text is not None and text.count('"') % 2 == 0:
@@ -130,12 +145,18 @@ def _csv_records(path: Path, encoding: str):
         raws.append(data)
         size += len(data)
         texts.append(text)
-        joined = None if None in texts else "\n".join(texts)
+        joined = _joined(texts)
         if joined is None or joined.count('"') % 2 == 0 or size > MAX_RECORD_BYTES:
             yield start, joined, b"\n".join(raws)
             texts, raws, size = [], [], 0
     if raws:  # an unterminated quote at the end of the file: a malformed record
-        yield start, None if None in texts else "\n".join(texts), b"\n".join(raws)
+        yield start, _joined(texts), b"\n".join(raws)
+
+
+def _joined(texts: list[str | None]) -> str | None:
+    """The lines of a record as one text; None when one of them is undecodable."""
+    decoded = [text for text in texts if text is not None]
+    return "\n".join(decoded) if len(decoded) == len(texts) else None
 
 
 def _is_json(source: Source) -> bool:
@@ -162,11 +183,11 @@ def _create_landing(conn: Connection, source: Source, entity: Entity) -> None:
     )
 
 
-def _land_ndjson(copy, rel: str, path: Path, encoding: str) -> None:
+def _land_ndjson(copy: Copy, rel: str, path: Path, encoding: str) -> None:
     _land_json_lines(copy, rel, _decoded_lines(path, encoding), encoding)
 
 
-def _land_json_lines(copy, rel: str, lines, encoding: str) -> None:
+def _land_json_lines(copy: Copy, rel: str, lines: Iterable[Line], encoding: str) -> None:
     """Land (line number, text or None, raw bytes) lines as raw text, for SQL to parse (the exact path)."""
     for number, text, data in lines:
         if text is None:
@@ -190,7 +211,7 @@ _ARROW_JSON_INTEGERS = frozenset({"bigint", "integer"})
 _BOM = b"\xef\xbb\xbf"
 
 
-def _text_array(text: str, count: int):
+def _text_array(text: str, count: int) -> Arrow:
     """``text`` ``count`` times as a pyarrow string array, built from buffers. (Any conversion of Python
     objects, e.g. ``pa.repeat(text, count)``, makes pyarrow import pandas: up to a second per process.)"""
     import numpy as np
@@ -201,7 +222,7 @@ def _text_array(text: str, count: int):
     return pa.Array.from_buffers(pa.large_string(), count, [None, pa.py_buffer(offsets), pa.py_buffer(data * count)])
 
 
-def _binary_array(data: bytes):
+def _binary_array(data: bytes) -> Arrow:
     """``data`` as a one-value pyarrow binary array, without copying it (see :func:`_text_array`)."""
     import numpy as np
     import pyarrow as pa
@@ -210,7 +231,7 @@ def _binary_array(data: bytes):
     return pa.Array.from_buffers(pa.large_binary(), 1, [None, pa.py_buffer(offsets), pa.py_buffer(data)])
 
 
-def _json_read_schema(source: Source, entity: Entity):
+def _json_read_schema(source: Source, entity: Entity) -> Arrow | None:
     """The pyarrow schema a clean NDJSON line of the entity reads with, or None (no fast path: the exact one)."""
     import codecs
 
@@ -230,7 +251,7 @@ def _json_read_schema(source: Source, entity: Entity):
     )
 
 
-def _json_chunks(path: Path):
+def _json_chunks(path: Path) -> Iterator[tuple[int, bytes]]:
     """(byte offset, chunk): the file as chunks of whole lines (ending at a LF, the last one maybe not) of
     about JSON_CHUNK_BYTES."""
     size = JSON_CHUNK_BYTES
@@ -266,7 +287,7 @@ def _plain_lines(chunk: bytes) -> int | None:
     return body.count(b"\n") + 1
 
 
-def _read_json(chunk: bytes, lines: int, schema):
+def _read_json(chunk: bytes, lines: int, schema: Arrow) -> Arrow | None:
     """``chunk`` read by pyarrow, one row per line; None when pyarrow refuses it (bad JSON, a key given twice,
     an unknown field, a value of another JSON type, ...) or reads another number of rows (two objects on
     a line)."""
@@ -298,8 +319,14 @@ class _JsonPiece:
     lines: int | None
     offset: int
 
+    @property
+    def line_count(self) -> int:
+        """How many lines a piece pyarrow reads has (only such pieces are read by pyarrow)."""
+        assert self.lines is not None, "a piece only the exact path reads"
+        return self.lines
 
-def _json_pieces(path: Path, rel: str):
+
+def _json_pieces(path: Path, rel: str) -> Iterator[_JsonPiece]:
     number = 1
     for offset, chunk in _json_chunks(path):
         lines = _plain_lines(chunk)
@@ -318,7 +345,7 @@ class _TypedRows:
         self.parts: list[bytes] = []
         self.size = 0
 
-    def add(self, table) -> None:
+    def add(self, table: Arrow) -> None:
         import pyarrow.csv as pacsv
 
         buffer = io.BytesIO()
@@ -343,7 +370,7 @@ class _JsonLanding:
     day files are a few reads, not a thousand), a piece pyarrow does not read line by line as raw text
     (:func:`_land_json_lines`), exactly as before."""
 
-    def __init__(self, conn: Connection, source: Source, entity: Entity, schema):
+    def __init__(self, conn: Connection, source: Source, entity: Entity, schema: Arrow):
         self.conn, self.source, self.entity, self.schema = conn, source, entity, schema
         self.typed = _TypedRows(conn, entity)
         self.group: list[_JsonPiece] = []
@@ -367,29 +394,29 @@ class _JsonLanding:
         if not group:
             return
         data = b"".join(p.chunk if p.chunk.endswith(b"\n") else p.chunk + b"\n" for p in group)
-        table = _read_json(data, sum(p.lines for p in group), self.schema)
+        table = _read_json(data, sum(p.line_count for p in group), self.schema)
         if table is not None:
             self._typed(group, table)
             return
         for piece in group:  # one of them is refused: read each alone
-            table = _read_json(piece.chunk, piece.lines, self.schema) if len(group) > 1 else None
+            table = _read_json(piece.chunk, piece.line_count, self.schema) if len(group) > 1 else None
             if table is None:
                 self._exact(piece)
             else:
                 self._typed([piece], table)
 
-    def _typed(self, group: list[_JsonPiece], table) -> None:
+    def _typed(self, group: list[_JsonPiece], table: Arrow) -> None:
         import numpy as np
         import pyarrow as pa
 
-        files = pa.concat_arrays([_text_array(p.rel, p.lines) for p in group])
-        numbers = pa.concat_arrays([pa.arange(p.number, p.number + p.lines) for p in group])
+        files = pa.concat_arrays([_text_array(p.rel, p.line_count) for p in group])
+        numbers = pa.concat_arrays([pa.arange(p.number, p.number + p.line_count) for p in group])
         starts = []  # each line's byte offset in its file
         for piece in group:
             ends = np.flatnonzero(np.frombuffer(piece.chunk, np.uint8) == ord("\n"))
             starts += [
                 np.array([piece.offset], np.int64),
-                (ends[: piece.lines - 1] + 1 + piece.offset).astype(np.int64),
+                (ends[: piece.line_count - 1] + 1 + piece.offset).astype(np.int64),
             ]
         offsets = np.concatenate(starts)
         arrays = [files, numbers, pa.Array.from_buffers(pa.int64(), len(offsets), [None, pa.py_buffer(offsets)])]
@@ -404,7 +431,7 @@ class _JsonLanding:
             _land_json_lines(copy, piece.rel, _decoded_chunk_lines(piece, encoding), encoding)
 
 
-def _decoded_chunk_lines(piece: _JsonPiece, encoding: str):
+def _decoded_chunk_lines(piece: _JsonPiece, encoding: str) -> Iterator[Line]:
     """:func:`_decoded_lines` of a piece of a file."""
     for number, data in enumerate(_physical_lines(io.BytesIO(piece.chunk)), start=piece.number):
         try:
@@ -447,7 +474,7 @@ def _csv_reject(text: str | None, data: bytes, encoding: str) -> tuple[str, str]
     return None
 
 
-def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result: BatchResult) -> None:
+def _land_csv(copy: Copy, rel: str, path: Path, source: Source, entity: Entity, result: BatchResult) -> None:
     lines = _csv_records(path, source.encoding)
     header_line = next(lines, None)
     header = _csv_header(rel, header_line[1] if header_line else None, entity, result)
@@ -458,8 +485,9 @@ def _land_csv(copy, rel: str, path: Path, source: Source, entity: Entity, result
     no_values = (None,) * len(picks)
     for number, text, data in lines:
         rejected = _csv_reject(text, data, source.encoding)
-        if rejected is not None:
-            copy.write_row((rel, number, rejected[0], rejected[1], None, *no_values))
+        if rejected is not None or text is None:
+            raw_text, reason = rejected or ("", "invalid_utf8")
+            copy.write_row((rel, number, raw_text, reason, None, *no_values))
             continue
         if not text.strip():
             continue
@@ -480,13 +508,13 @@ class _ParquetRows:
     together, then cast to text a column at a time and written every few thousand rows (not a cast per
     column, a table, a CSV text and a COPY per small day file)."""
 
-    def __init__(self, copy, entity: Entity):
+    def __init__(self, copy: Copy, entity: Entity):
         self.copy, self.entity = copy, entity
         self.names = ["_source_file", "_source_line", *(c.name for c in entity.columns)]
-        self.parts: list = []  # (file, its first row's number, table as read)
+        self.parts: list[tuple[str, int, Arrow]] = []  # (file, its first row's number, table as read)
         self.rows = 0
 
-    def add(self, rel: str, line: int, table) -> None:
+    def add(self, rel: str, line: int, table: Arrow) -> None:
         if self.parts and not table.schema.equals(self.parts[0][2].schema):
             self.flush()  # put together only tables of the same columns and types
         self.parts.append((rel, line, table))
@@ -538,6 +566,7 @@ def _land_parquet(rel: str, path: Path, entity: Entity, result: BatchResult, row
             result.missing_columns.append(column.name)
     result.extra_fields.extend(n for n in names if n not in {c.source for c in entity.columns})
     columns = [c.source for c in present]
+    tables: Iterable[Arrow]
     if columns and parquet.metadata.num_rows <= CHUNK_ROWS:  # a small file at once (quicker than in batches)
         tables = [parquet.read(columns=columns, use_threads=False)]
     else:
@@ -608,7 +637,9 @@ def _parsed_rows(source: Source, entity: Entity) -> sql.Composable:
     return query
 
 
-def _check_landing(conn: Connection, source: Source, entity: Entity, window: tuple | None) -> None:
+def _check_landing(
+    conn: Connection, source: Source, entity: Entity, window: tuple[dt.datetime, dt.datetime] | None
+) -> None:
     """``_lens_checked``: the landed rows parsed (:func:`_parsed_rows`), their values typed, plus ``_reason``
     (null for a good row, else why it is rejected). One pass: nothing in between is written out."""
     whens = []
@@ -628,7 +659,7 @@ def _check_landing(conn: Connection, source: Source, entity: Entity, window: tup
         if check is not None:
             whens.append(sql.SQL("when {} then {}").format(check, sql.Literal(f"out_of_range:{column.name}")))
     reason = sql.SQL("case {} end").format(sql.SQL(" ").join(whens)) if whens else sql.SQL("null::text")
-    window_sql = sql.SQL("true")
+    window_sql: sql.Composable = sql.SQL("true")
     if window is not None:  # one big file filtered on a cursor column
         value = ident(f"v_{entity.cursor}")
         window_sql = sql.SQL(
@@ -664,7 +695,9 @@ def _check_landing(conn: Connection, source: Source, entity: Entity, window: tup
     )
 
 
-def _land_parquet_files(conn: Connection, source: Source, entity: Entity, result: BatchResult, paths) -> None:
+def _land_parquet_files(
+    conn: Connection, source: Source, entity: Entity, result: BatchResult, paths: list[Path]
+) -> None:
     """A batch's parquet files, in one COPY of their rows as CSV text."""
     target = ", ".join(
         sql.Identifier(c).as_string(conn) for c in ["_source_file", "_source_line"] + [c.name for c in entity.columns]
@@ -672,15 +705,15 @@ def _land_parquet_files(conn: Connection, source: Source, entity: Entity, result
     with conn.cursor().copy(f"copy _lens_landing ({target}) from stdin (format csv)") as copy:
         rows = _ParquetRows(copy, entity)
         for path in paths:
-            _land_parquet(str(path.relative_to(source.location)), path, entity, result, rows)
+            _land_parquet(str(path.relative_to(_location(source))), path, entity, result, rows)
         rows.flush()
 
 
-def _land_text_files(conn: Connection, source: Source, entity: Entity, result: BatchResult, paths) -> None:
+def _land_text_files(conn: Connection, source: Source, entity: Entity, result: BatchResult, paths: list[Path]) -> None:
     """A batch's CSV (or NDJSON read line by line) files, in one COPY."""
     with landing_copy(conn, source, entity) as copy:
         for path in paths:
-            rel = str(path.relative_to(source.location))
+            rel = str(path.relative_to(_location(source)))
             if source.format == "ndjson":
                 _land_ndjson(copy, rel, path, source.encoding)
             else:
@@ -689,7 +722,7 @@ def _land_text_files(conn: Connection, source: Source, entity: Entity, result: B
 
 def extract_files(conn: Connection, source: Source, entity: Entity, result: BatchResult) -> None:
     paths = files_for_interval(source, entity, result.interval_start, result.interval_end)
-    result.files = [str(p.relative_to(source.location)) for p in paths]
+    result.files = [str(p.relative_to(_location(source))) for p in paths]
     if not paths:  # an empty interval: its earlier rows go and the batch is recorded, in one transaction
         apply_batch(
             conn,
@@ -710,7 +743,7 @@ def extract_files(conn: Connection, source: Source, entity: Entity, result: Batc
         if schema is not None:
             landing = _JsonLanding(conn, source, entity, schema)
             for path in paths:
-                for piece in _json_pieces(path, str(path.relative_to(source.location))):
+                for piece in _json_pieces(path, str(path.relative_to(_location(source)))):
                     landing.add(piece)
             landing.close()
             return source.location  # typed rows' raw text is read from there when needed
@@ -720,14 +753,16 @@ def extract_files(conn: Connection, source: Source, entity: Entity, result: Batc
     load_landed(conn, source, entity, result, land)
 
 
-def landing_copy(conn: Connection, source: Source, entity: Entity):
+def landing_copy(conn: Connection, source: Source, entity: Entity) -> AbstractContextManager[Copy]:
     """A COPY into the landing table: rows of (file, line, raw text, parse error, extra, *text columns)."""
     cols = ["_source_file", "_source_line", "_raw", "_parse_error", "_extra", *_landing_columns(source, entity)]
     target = ", ".join(sql.Identifier(c).as_string(conn) for c in cols)
     return conn.cursor().copy(f"copy _lens_landing ({target}) from stdin")
 
 
-def load_landed(conn: Connection, source: Source, entity: Entity, result: BatchResult, land) -> None:
+def load_landed(
+    conn: Connection, source: Source, entity: Entity, result: BatchResult, land: Callable[[], Path | None]
+) -> None:
     """Land rows with ``land()``, then type, check and de-duplicate them in SQL and apply the batch."""
     start, end = result.interval_start, result.interval_end
     with staging_transaction(conn):
@@ -806,8 +841,8 @@ def _classify_duplicates(
     conn: Connection,
     source: Source,
     entity: Entity,
-    start,
-    end,
+    start: dt.datetime,
+    end: dt.datetime,
     *,
     files: list[str] | None = None,
     raw_files: Path | None = None,

@@ -31,6 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from customer_lens.config import settings as settings_mod
+from customer_lens.local import warehouse
+from customer_lens.local.warehouse import Connection
 
 log = logging.getLogger(__name__)
 
@@ -198,7 +200,7 @@ def _mart_spec(node: dict[str, Any], tests: list[dict[str, Any]]) -> MartSpec:
 
 def marts_from_manifest(manifest: dict[str, Any]) -> list[MartSpec]:
     """Every table (or incremental) model under ``models/marts``, as the guard sees it."""
-    tests_by_model: dict[str, list[dict]] = {}
+    tests_by_model: dict[str, list[dict[str, Any]]] = {}
     for node in manifest["nodes"].values():
         if node["resource_type"] == "test" and node.get("attached_node"):
             tests_by_model.setdefault(node["attached_node"], []).append(node)
@@ -332,18 +334,18 @@ class Baseline:
     present_values: dict[tuple[str, str], list[str]]  # (mart, column) -> values
 
 
-def compute_kpis(conn, schema: str) -> dict[str, Decimal | None]:
+def compute_kpis(conn: Connection, schema: str) -> dict[str, Decimal | None]:
     """The headline KPIs of the marts in ``schema``."""
     from psycopg import sql
 
-    values = {}
+    values: dict[str, Decimal | None] = {}
     for kpi, (mart, query) in KPIS.items():
         table = sql.Identifier(schema, mart).as_string(conn)
-        values[kpi] = conn.execute(query.format(table=table)).fetchone()[0]
+        values[kpi] = warehouse.scalar(conn.execute(query.format(table=table)))
     return values
 
 
-def read_baseline(conn, baseline_no: int, schema: str, marts: list[MartSpec]) -> Baseline:
+def read_baseline(conn: Connection, baseline_no: int, schema: str, marts: list[MartSpec]) -> Baseline:
     from psycopg import sql
 
     names = {m.name for m in marts}
@@ -354,7 +356,7 @@ def read_baseline(conn, baseline_no: int, schema: str, marts: list[MartSpec]) ->
         ).fetchall()
     }
     counts = {
-        m: conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, m))).fetchone()[0]
+        m: warehouse.scalar(conn.execute(sql.SQL("select count(*) from {}").format(sql.Identifier(schema, m))))
         for m in sorted(names & existing)
     }
     present = {}
@@ -471,9 +473,10 @@ def _kpi_expectations(mart: MartSpec, config: GuardConfig, baseline: Baseline) -
 
     exps: list[Any] = []
     for kpi, (kpi_mart, query) in KPIS.items():
-        if kpi_mart != mart.name or baseline.kpis.get(kpi) is None:
+        kpi_value = baseline.kpis.get(kpi)
+        if kpi_mart != mart.name or kpi_value is None:
             continue
-        base_value = Decimal(baseline.kpis[kpi])
+        base_value = Decimal(kpi_value)
         tol_value = Decimal(str(config.kpi_tolerance.get(kpi, 0.1)))
         margin = tol_value if kpi in ABSOLUTE_KPIS else abs(base_value) * tol_value
         low, high = base_value - margin, base_value + margin
@@ -717,14 +720,14 @@ def validate(
     rows: list[dict[str, Any]] = []
     evaluated = 0
     for run_result in result.run_results.values():
-        mart = run_result.suite_name.removeprefix("lens_")
+        mart_name = run_result.suite_name.removeprefix("lens_")
         failed = 0
         for r in run_result.results:
             evaluated += 1
             label, column, observed, expected = _describe(r)
             rows.append(
                 {
-                    "mart": mart,
+                    "mart": mart_name,
                     "expectation": label,
                     "column": column,
                     "success": bool(r.success),
@@ -734,8 +737,8 @@ def validate(
             )
             if not r.success:
                 failed += 1
-                failures.append(Failure(mart, label, column, observed, expected))
-        per_mart[mart] = (len(run_result.results), failed)
+                failures.append(Failure(mart_name, label, column, observed, expected))
+        per_mart[mart_name] = (len(run_result.results), failed)
     return ValidationOutcome(
         passed=not failures and bool(result.success),
         evaluated=evaluated,
