@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import psutil
 import pytest
 
+from customer_lens.local import airflow_cli
 from customer_lens.local.airflow_ui import ApiClient
 
 
@@ -46,3 +49,17 @@ def wait_for_run(api: ApiClient, dag_id: str, run_id: str, timeout: float) -> st
             return state
         time.sleep(2)
     return "timeout"
+
+
+def start_lens_airflow(out: Path) -> tuple[subprocess.Popen, int]:
+    """``lens airflow`` in its own session on a free port, its output in ``out``: (process, port)."""
+    port = airflow_cli.free_port()
+    with open(out, "wb") as fh:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "customer_lens.local.airflow_ui", "--port", str(port)],
+            env=dict(os.environ),
+            stdout=fh,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    return proc, port

@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -25,13 +23,13 @@ from pathlib import Path
 import psutil
 import psycopg
 import pytest
-from airflow_procs import lens_processes, wait_for_output, wait_for_run
+from airflow_procs import lens_processes, start_lens_airflow, wait_for_output, wait_for_run
 from lens_cli import run_lens
 
 from customer_lens.airflow.plugin_page import queries, render, routes
 from customer_lens.config import settings
 from customer_lens.guard import audit
-from customer_lens.local import airflow_cli, airflow_ui, warehouse
+from customer_lens.local import airflow_ui, warehouse
 from customer_lens.local.airflow_ui import ApiClient
 
 UTC = dt.UTC
@@ -286,17 +284,9 @@ def test_lens_airflow_serves_the_project_and_leaves_no_process(tmp_path: Path, m
     for var in ("LENS_WAREHOUSE_URL", "LENS_WAREHOUSE_PORT", "LENS_SALES_SRC_URL", "LENS_SOURCES_DIR"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("LENS_STATE_DIR", str(state))
-    port = airflow_cli.free_port()
     out = tmp_path / "lens-airflow.out"
     started = time.monotonic()
-    with open(out, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "customer_lens.local.airflow_ui", "--port", str(port)],
-            env=dict(os.environ),
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc, port = start_lens_airflow(out)
     tree: list[psutil.Process] = []
     try:
         text = wait_for_output(out, proc, "Press Ctrl-C to stop.", timeout=300)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from airflow_procs import lens_processes, wait_for_output
+from airflow_procs import lens_processes, start_lens_airflow, wait_for_output
 
 from customer_lens import pipeline
 from customer_lens.config import source_config
@@ -57,16 +57,8 @@ def _wait_for_chain(api: ApiClient, timeout: float) -> dict[str, list[dict]]:
 
 def _start_lens_airflow(tmp_path: Path) -> tuple[subprocess.Popen, ApiClient]:
     """``lens airflow`` in the background, and a client logged in to its API."""
-    port = airflow_cli.free_port()
     out = tmp_path / "lens-airflow.out"
-    with open(out, "wb") as fh:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "customer_lens.local.airflow_ui", "--port", str(port)],
-            env=dict(os.environ),
-            stdout=fh,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc, port = start_lens_airflow(out)
     text = wait_for_output(out, proc, "Press Ctrl-C to stop.", timeout=300)
     password = re.search(r"login\s+admin / (\S+)", text).group(1)
     api = ApiClient.login(f"http://127.0.0.1:{port}", "admin", password)
