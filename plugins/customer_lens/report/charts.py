@@ -8,11 +8,18 @@ imported inside the functions: Airflow DAG files import this package.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeAlias
 
 from customer_lens.report import formatting as fmt
 from customer_lens.report.blocks import Chart
+from customer_lens.report.queries import Row
+
+# Plotly ships no type information (pyproject names it untyped), so its objects are Any to mypy; the
+# aliases say which kind of object a builder takes or returns.
+Figure: TypeAlias = Any  # a plotly.graph_objects.Figure
+Trace: TypeAlias = Any  # one trace of a figure (go.Bar, go.Scatter...)
+Template: TypeAlias = Any  # a plotly.graph_objects.layout.Template
 
 FONT = "system-ui, -apple-system, 'Segoe UI', Roboto, 'Helvetica Neue', Arial, sans-serif"
 INK, MUTED, GRID = "#1f2937", "#6b7280", "#eceff3"
@@ -85,7 +92,7 @@ def ordered(values: Iterable[str], order: Iterable[str]) -> list[str]:
     return sorted(set(values), key=lambda v: (rank.get(v, len(rank)), v))
 
 
-def _template():
+def _template() -> Template:
     import plotly.graph_objects as go
 
     axis = {"gridcolor": GRID, "linecolor": "#d1d5db", "zerolinecolor": "#d1d5db", "automargin": True}
@@ -106,7 +113,7 @@ def _template():
     )
 
 
-def chart(fig, name: str, *, height: int = 420) -> Chart:
+def chart(fig: Figure, name: str, *, height: int = 420) -> Chart:
     """The figure in the report's template, as the page's markup (plotly.js itself is inlined once, apart)."""
     from markupsafe import Markup
 
@@ -123,7 +130,7 @@ def chart(fig, name: str, *, height: int = 420) -> Chart:
     return Chart(name, Markup(html))  # plotly's own markup for our figure
 
 
-def _segment_bar(order: list[str], values: list[float | None], colors: list[str], **traits):
+def _segment_bar(order: list[str], values: Sequence[float | None], colors: list[str], **traits: Any) -> Trace:
     """One horizontal bar per segment (``order`` bottom to top), labelled by name, no legend."""
     import plotly.graph_objects as go
 
@@ -141,7 +148,7 @@ def _segment_bar(order: list[str], values: list[float | None], colors: list[str]
 # --- 1. segments ------------------------------------------------------------------------------------
 
 
-def segment_bars(rows: dict[str, dict]):
+def segment_bars(rows: dict[str, Row]) -> Figure:
     """Customers, revenue and margin per segment side by side, best segment on top."""
     from plotly.subplots import make_subplots
 
@@ -170,7 +177,7 @@ def segment_bars(rows: dict[str, dict]):
     return fig
 
 
-def tier_shares(tiers: dict[str, dict], totals: dict[str, float]):
+def tier_shares(tiers: dict[str, Row], totals: dict[str, float]) -> Figure:
     """Share of customers against share of revenue and margin per value tier ("the few power players")."""
     import plotly.graph_objects as go
 
@@ -199,7 +206,7 @@ def tier_shares(tiers: dict[str, dict], totals: dict[str, float]):
     return fig
 
 
-def segment_history(series: dict[str, dict[dt.date, int]], dates: list[dt.date]):
+def segment_history(series: dict[str, dict[dt.date, int]], dates: list[dt.date]) -> Figure:
     """Segment sizes over time, stacked (snapshots are month ends; the last one is the as-of date)."""
     import plotly.graph_objects as go
 
@@ -225,7 +232,7 @@ def segment_history(series: dict[str, dict[dt.date, int]], dates: list[dt.date])
 # --- 2. migrations ----------------------------------------------------------------------------------
 
 
-def migration_heatmap(froms: list[str], tos: list[str], counts: dict[tuple[str, str], int], title: str):
+def migration_heatmap(froms: list[str], tos: list[str], counts: dict[tuple[str, str], int], title: str) -> Figure:
     """From (rows) → to (columns): counts as text, coloured by share of the row."""
     import plotly.graph_objects as go
 
@@ -258,7 +265,7 @@ def migration_heatmap(froms: list[str], tos: list[str], counts: dict[tuple[str, 
 # --- 3. complaints ----------------------------------------------------------------------------------
 
 
-def complaints(months: list[dt.date], categories: list[str], by_key: dict[tuple[dt.date, str], dict]):
+def complaints(months: list[dt.date], categories: list[str], by_key: dict[tuple[dt.date, str], Row]) -> Figure:
     """Complaints per month stacked by category (largest first), and per 100 active customers below."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -309,9 +316,9 @@ def complaints(months: list[dt.date], categories: list[str], by_key: dict[tuple[
 def guerrilla(
     labels: list[str],
     quarters: list[dt.date],
-    data: dict[str, dict[str, dict[dt.date, dict]]],
+    data: dict[str, dict[str, dict[dt.date, Row]]],
     buttons: dict[str, str],
-):
+) -> Figure:
     """The eight guerrilla panels over the quarters, one line per group; a button per group type (the
     keys of ``buttons``, in order; the first one shown) shows that type's lines only."""
     from plotly.subplots import make_subplots
@@ -337,7 +344,15 @@ def guerrilla(
     return fig
 
 
-def _guerrilla_lines(fig, labels, quarters, group_type: str, groups: dict[str, dict], *, visible: bool) -> int:
+def _guerrilla_lines(
+    fig: Figure,
+    labels: list[str],
+    quarters: list[dt.date],
+    group_type: str,
+    groups: dict[str, dict[dt.date, Row]],
+    *,
+    visible: bool,
+) -> int:
     """Add a line per group of one type to every panel; return how many traces were added."""
     import plotly.graph_objects as go
 
@@ -367,7 +382,7 @@ def _guerrilla_lines(fig, labels, quarters, group_type: str, groups: dict[str, d
     return len(order) * len(GUERRILLA_PANELS)
 
 
-def _button_bar(buttons: list[dict]) -> dict:
+def _button_bar(buttons: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "type": "buttons",
         "direction": "right",
@@ -386,12 +401,12 @@ def _button_bar(buttons: list[dict]) -> dict:
 
 def reason_bars(
     x: list[str],
-    values: dict[str, list],
+    values: Mapping[str, Sequence[float]],
     *,
     hover: str,
     y_title: str,
-    customdata: dict[str, list] | None = None,
-):
+    customdata: Mapping[str, Sequence[Any]] | None = None,
+) -> Figure:
     """Bars over time stacked by stated reason (``values``: reason → a value per x, in legend order);
     the answers without a reason (``not_stated``) in grey. ``hover`` is the hover text before the reason."""
     import plotly.graph_objects as go
@@ -416,7 +431,7 @@ def reason_bars(
 # --- 5. NPS and CSAT --------------------------------------------------------------------------------
 
 
-def nps_bars(rows: dict[str, dict]):
+def nps_bars(rows: dict[str, Row]) -> Figure:
     """NPS and CSAT per segment (all customers first), pale where fewer than :data:`MIN_RESPONSES` answered."""
     from plotly.subplots import make_subplots
 
@@ -448,7 +463,7 @@ def nps_bars(rows: dict[str, dict]):
     return fig
 
 
-def nps_trend(trend: list[dict]):
+def nps_trend(trend: list[Row]) -> Figure:
     """The company's NPS (left axis) and CSAT (right axis, 0-100 %) per quarter."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -494,7 +509,9 @@ def nps_trend(trend: list[dict]):
 # --- 7. baseline history ----------------------------------------------------------------------------
 
 
-def kpi_history(kpis: list[str], baselines: list[tuple[int, dt.datetime]], by_key: dict[tuple[int, str], dict]):
+def kpi_history(
+    kpis: list[str], baselines: list[tuple[int, dt.datetime]], by_key: dict[tuple[int, str], Row]
+) -> Figure:
     """Every KPI's change against baseline #1, one line per KPI over the baselines."""
     import plotly.graph_objects as go
 

@@ -119,7 +119,7 @@ def render(
     return out
 
 
-def _connect(cfg: settings_mod.Settings):
+def _connect(cfg: settings_mod.Settings) -> warehouse.Connection:
     import psycopg
 
     url = warehouse.url(cfg=cfg)

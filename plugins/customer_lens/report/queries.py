@@ -11,6 +11,8 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+from customer_lens.local import warehouse
+
 Row = dict[str, Any]
 
 # Groups of the attribute dimension (default region) beyond this many are folded into "other".
@@ -25,30 +27,30 @@ class NoData(Exception):
 class Db:
     """Queries of the report, all in one read-only transaction (see :func:`customer_lens.report.render`)."""
 
-    def __init__(self, conn, base: Path | None = None):
+    def __init__(self, conn: warehouse.Connection, base: Path | None = None) -> None:
         self.conn = conn
         self.base = base  # the report's folder: links to other files are relative to it
 
     def missing(self, *relations: str) -> list[str]:
-        return [r for r in relations if self.conn.execute("select to_regclass(%s)", (r,)).fetchone()[0] is None]
+        return [r for r in relations if warehouse.scalar(self.conn.execute("select to_regclass(%s)", (r,))) is None]
 
     def require(self, *relations: str) -> None:
         gone = self.missing(*relations)
         if gone:
             raise NoData(f"{', '.join(gone)} not there yet (it appears with the first baseline).")
 
-    def rows(self, query: str, params: tuple = ()) -> list[Row]:
+    def rows(self, query: str, params: tuple[Any, ...] = ()) -> list[Row]:
         from psycopg.rows import dict_row
 
         with self.conn.cursor(row_factory=dict_row) as cur:
             return cur.execute(query, params).fetchall()
 
-    def one(self, query: str, params: tuple = ()) -> Row | None:
+    def one(self, query: str, params: tuple[Any, ...] = ()) -> Row | None:
         found = self.rows(query, params)
         return found[0] if found else None
 
 
-def lock_analytics(conn) -> None:
+def lock_analytics(conn: warehouse.Connection) -> None:
     """Hold the ``analytics`` views (ACCESS SHARE) for the whole report: one baseline, never a mix.
 
     A promotion replaces every view in one transaction and takes its locks without waiting (and retries),
@@ -89,7 +91,9 @@ def as_of(db: Db) -> dt.date | None:
     """The date the data of the baseline is as of (None before the first)."""
     if db.missing("analytics.customers"):
         return None
-    return db.one("select max(as_of_date) as as_of from analytics.customers")["as_of"]
+    row = db.one("select max(as_of_date) as as_of from analytics.customers")  # an aggregate: always one row
+    as_of_date: dt.date | None = row["as_of"] if row is not None else None
+    return as_of_date
 
 
 def baseline_kpis(db: Db, baseline_no: int) -> list[Row]:

@@ -17,6 +17,9 @@ from customer_lens.report import formatting as fmt
 from customer_lens.report.blocks import Block, Header, KpiCard, Note, Table
 from customer_lens.report.queries import Db, NoData, Row
 
+# A cell of a table row: its text, or (text, css class), or (text, css class, small note); see blocks.Table.
+Cell = str | tuple[str, str] | tuple[str, str, str]
+
 LOSS_TYPES = {"no_purchase": "No purchase", "contract_expired": "Expired", "contract_cancelled": "Cancelled"}
 
 
@@ -183,7 +186,7 @@ def complaints(db: Db) -> list[Block]:
 _TREND_CLASS = {"rising": "bad", "falling": "good", "stable": "flat", "insufficient_data": "flat"}
 
 
-def _complaint_row(r: Row) -> list:
+def _complaint_row(r: Row) -> list[Cell]:
     return [
         (fmt.label(r["category"]), "strong" if r["category"] == "all" else ""),
         fmt.count(r["complaints"]),
@@ -334,7 +337,7 @@ def lost(db: Db) -> list[Block]:
     return blocks + _loss_reasons(queries.lost_reasons(db))
 
 
-def _lost_row(r: Row) -> list:
+def _lost_row(r: Row) -> list[Cell]:
     nps_score = r["last_nps_score"]
     return [
         str(r["value_rank"]),
@@ -423,7 +426,7 @@ def history(db: Db) -> list[Block]:
     return blocks
 
 
-def _kpi_row(kpi: str, r: Row) -> list:
+def _kpi_row(kpi: str, r: Row) -> list[Cell]:
     label, kind, good = fmt.kpi_info(kpi)
     return [
         label,
