@@ -120,7 +120,7 @@ def test_overview_and_page_follow_the_audit(make_database, tmp_path: Path, monke
 
     html = render.page(
         overview,
-        report_url=routes.report_url(reports, queries.REPORT_NAME),
+        report_url=routes.report_url(reports, routes.REPORT_NAME),
         docs_url=lambda path: routes.report_url(reports, path),
     )
     assert "Current baseline: #2" in html

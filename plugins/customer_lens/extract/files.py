@@ -485,10 +485,10 @@ def _land_csv(copy: Copy, rel: str, path: Path, source: Source, entity: Entity, 
     no_values = (None,) * len(picks)
     for number, text, data in lines:
         rejected = _csv_reject(text, data, source.encoding)
-        if rejected is not None or text is None:
-            raw_text, reason = rejected or ("", "invalid_utf8")
-            copy.write_row((rel, number, raw_text, reason, None, *no_values))
+        if rejected is not None:
+            copy.write_row((rel, number, rejected[0], rejected[1], None, *no_values))
             continue
+        assert text is not None  # an undecodable line is rejected just above
         if not text.strip():
             continue
         try:

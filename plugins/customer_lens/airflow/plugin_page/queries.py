@@ -190,6 +190,3 @@ def reports_dir(cfg: settings_mod.Settings | None = None) -> Path:
     """Where the HTML report and the validation docs are written (``$LENS_STATE_DIR/reports``)."""
     cfg = cfg or settings_mod.load()
     return cfg.state_dir / "reports"
-
-
-REPORT_NAME = "customer_lens.html"

@@ -18,6 +18,7 @@ from urllib.parse import quote
 
 from customer_lens.airflow.plugin_page import URL_PREFIX, queries, render
 from customer_lens.config import settings as settings_mod
+from customer_lens.report.document import REPORT_NAME
 
 if TYPE_CHECKING:
     from fastapi import FastAPI
@@ -96,7 +97,7 @@ def create_app(cfg: settings_mod.Settings | None = None) -> FastAPI:
             error, status = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__, 503
         html = render.page(
             overview,
-            report_url=report_url(root, queries.REPORT_NAME),
+            report_url=report_url(root, REPORT_NAME),
             docs_url=lambda path: report_url(root, path),
             error=error,
         )
