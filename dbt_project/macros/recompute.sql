@@ -602,35 +602,22 @@
 {%- endmacro %}
 
 {#-
-    The inputs of the segment history (int_customer_segments_scored, customer_segments,
-    segment_migrations): purchase days by date, the as-of date, and as 'config' the vars and the rule
-    seed that every snapshot depends on. extra_config: more text whose change invalidates everything.
+    The dated inputs of customer_period_groups: purchase days by date, the as-of date, the first period
+    the segment history rewrites (customer_segments changes from there on: a restatement reaches back),
+    and as 'config' the grain and the group attribute var (its per-customer inputs:
+    customer_group_fingerprints).
 -#}
-{% macro segment_build_inputs(extra_inputs_sql=none, extra_config='') -%}
-    {%- set config_text = [
-        snapshot_grain() | trim, var('value_window_months'), var('power_player_margin_share'),
-        var('core_margin_share'), var('low_margin_revenue_share'), var('low_margin_pct'), extra_config,
-    ] | join('|') -%}
+{% macro customer_group_build_inputs() -%}
     select 'purchase_days@' || purchase_date::text as input_key, fingerprint
     from {{ ref('int_customer_purchase_days_fingerprinted') }}
     union all
     select 'as_of', as_of_date::text
     from {{ ref('int_as_of_date') }}
     union all
-    select 'config', md5('{{ config_text }}|' || coalesce(string_agg(rules::text, '|' order by rules::text), ''))
-    from {{ ref('rfm_segment_rules') }} as rules
-    {%- if extra_inputs_sql %}
+    select 'segments_rewritten_from@' || rewrite_from_date::text, 'rewritten'
+    from {{ ref('int_periods_open') }}
     union all
-    {{ extra_inputs_sql }}
-    {%- endif %}
-{%- endmacro %}
-
-{#-
-    The dated inputs of customer_period_groups: the segment history's and the group attribute var (its
-    per-customer inputs: customer_group_fingerprints).
--#}
-{% macro customer_group_build_inputs() -%}
-    {{ segment_build_inputs(none, group_attribute_column() | trim) }}
+    select 'config', md5('{{ snapshot_grain() | trim }}|{{ group_attribute_column() | trim }}')
 {%- endmacro %}
 
 {#-
@@ -960,36 +947,4 @@
     from {{ this }}
     where covered_until_date > '{{ as_of_range.after }}'::date
         and covered_until_date <= '{{ as_of_range.through }}'::date
-{%- endmacro %}
-
-{#-
-    int_customer_segments_scored: the date of the stored running snapshot that an incremental build can
-    carry forward, or none. A daily build that only moves the as-of date within the same snapshot period,
-    with no purchase day changed before the previous as-of date (recompute_from_date equals it), leaves
-    every customer's lifetime and trailing sums as they were except for the customers with a purchase
-    day on or after that date: the model recomputes those, carries the others' sums over from the stored
-    snapshot (their recency moves with the date) and ranks everyone again.
--#}
-{% macro carried_snapshot_date(recompute_from_date) -%}
-    {%- if not execute or recompute_from_date is none -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- set grain = snapshot_grain() | trim -%}
-    {%- set query -%}
-        select recorded.fingerprint
-        from {{ target.schema }}._lens_build_inputs as recorded
-        cross join {{ ref('int_as_of_date') }} as as_of
-        where recorded.model_name = '{{ this.identifier }}'
-            and recorded.input_key = 'as_of'
-            and recorded.fingerprint = '{{ recompute_from_date }}'
-            and as_of.as_of_date >= recorded.fingerprint::date
-            and date_trunc('{{ grain }}', as_of.as_of_date) = date_trunc('{{ grain }}', recorded.fingerprint::date)
-            and exists (select from {{ this }} where snapshot_date = recorded.fingerprint::date)
-    {%- endset -%}
-    {%- set rows = run_query(query).rows -%}
-    {%- if rows | length == 0 -%}
-        {{ return(none) }}
-    {%- endif -%}
-    {%- do log(this.identifier ~ ': carrying the running snapshot of ' ~ rows[0][0] ~ ' forward', info=true) -%}
-    {{ return(rows[0][0]) }}
 {%- endmacro %}

@@ -1,7 +1,8 @@
 {#-
     Data tests of a `dbt build` check only the rows a window-incremental model (incremental_strategy
     'replace_from') rewrote in that build: the rows on or after the date it recomputed from, and with
-    replace_customers_column the rows of the customers it recomputed whole. The rows before were checked
+    replace_customers_column the rows of the customers it recomputed whole. A snapshot mart with closed
+    periods (config meta open_periods_column) is tested on its open periods (int_periods_open). The rows before were checked
     by the build that wrote them and have not changed since. The whole table stays guarded: the marts'
     primary keys are database constraints (contracts), and the snapshot guard checks every mart in full
     before it becomes the baseline. `dbt test` on its own, full builds, and every other model: all rows.
@@ -80,6 +81,13 @@
 -#}
 {% macro rewritten_rows_scope(relation) -%}
     {%- set model = tested_model(relation) -%}
+    {%- set open_periods_column = model.config.get('meta', {}).get('open_periods_column') if model is not none -%}
+    {%- if open_periods_column -%}
+        {%- set rows = run_query(
+            'select rewrite_from_date::text from ' ~ relation.schema ~ '.int_periods_open'
+        ).rows -%}
+        {{ return({'column': open_periods_column, 'recomputed_from': rows[0][0]} if rows | length == 1 else none) }}
+    {%- endif -%}
     {%- if model is none or model.config.get('incremental_strategy') != 'replace_from' -%}
         {{ return(none) }}
     {%- endif -%}

@@ -21,13 +21,8 @@ COMPARED = (
     "customers",
     "unmatched_source_records",
     "customer_match_summary",
-    "int_customer_segments_scored",
-    "customer_segments",
-    "customer_period_groups",
-    "segment_migrations",
     "customer_lifetime_value",
     "int_customer_events_aggregated_to_months",
-    "int_guerrilla_groups_aggregated",
     "renewals_by_reason",
     "int_customer_losses_stored",
     "lost_customer_review",
@@ -35,39 +30,63 @@ COMPARED = (
     "int_tickets_matched",
 )
 
-# The period marts keep closed periods as built (dbt_project/README.md, "Closed periods"): the period's
-# end column, and the headline figures of its company-wide rows (as restatements_pending compares them).
-PERIOD_MARTS = {
+# The tables with closed periods (dbt_project/DECISIONS.md, "Closed periods"): a build rewrites their open
+# periods only and keeps the closed ones as built. -> the column of a row's period end (or snapshot date).
+CLOSED_PERIOD_TABLES = {
+    "guerrilla_metrics": "period_end_date",
+    "nps_by_segment": "month_end_date",
+    "complaint_trends": "month_end_date",
+    "int_customer_segments_scored": "snapshot_date",
+    "customer_segments": "snapshot_date",
+    "segment_migrations": "snapshot_date",
+    # (what groups customers by segment follows the segment history as published: closed periods too)
+    "customer_period_groups": "period_end_date",
+    "int_guerrilla_groups_aggregated": "period_end_date",
+}
+
+# Open rows that exist because of closed history, which follows the segments as published: complaint_trends
+# is dense over the months in every series (category x channel x segment) that ever had a complaint, so
+# an open month holds zero rows for the series of the closed months' published segments.
+OPEN_ROWS_FROM_CLOSED_HISTORY = {"complaint_trends": "complaints > 0"}
+
+# The headline figures restatements_pending compares, per closed period: SQL over the mart in {schema} of
+# (mart_name, period_type, period_start_date, period_end_date, figure, value).
+_SNAPSHOT_PERIOD = "date_trunc('month', snapshot_date)"
+HEADLINE_FIGURES = {
     "guerrilla_metrics": (
-        "period_end_date",
-        "group_type = 'all'",
-        ("orders", "revenue", "new_customers", "renewals", "referrals"),
+        "select 'guerrilla_metrics', period_type, period_start_date, period_end_date, f.figure, f.value "
+        "from {schema}.guerrilla_metrics cross join lateral (values ('orders', orders::numeric), "
+        "('revenue', revenue::numeric), ('new_customers', new_customers::numeric), "
+        "('renewals', renewals::numeric), ('referrals', referrals::numeric)) as f (figure, value) "
+        "where group_type = 'all'"
     ),
     "nps_by_segment": (
-        "month_end_date",
-        "rfm_segment = 'all'",
-        ("nps_responses", "promoters", "detractors", "csat_responses", "csat_satisfied_responses"),
+        "select 'nps_by_segment', 'month', month_start_date, month_end_date, f.figure, f.value "
+        "from {schema}.nps_by_segment cross join lateral (values ('nps_responses', nps_responses::numeric), "
+        "('promoters', promoters::numeric), ('detractors', detractors::numeric), "
+        "('csat_responses', csat_responses::numeric), "
+        "('csat_satisfied_responses', csat_satisfied_responses::numeric)) as f (figure, value) "
+        "where rfm_segment = 'all'"
     ),
     "complaint_trends": (
-        "month_end_date",
-        "ticket_category = 'all' and ticket_channel = 'all' and rfm_segment = 'all'",
-        ("complaints",),
+        "select 'complaint_trends', 'month', month_start_date, month_end_date, 'complaints', complaints::numeric "
+        "from {schema}.complaint_trends "
+        "where ticket_category = 'all' and ticket_channel = 'all' and rfm_segment = 'all'"
+    ),
+    "customer_segments": (
+        f"select 'customer_segments', 'month', {_SNAPSHOT_PERIOD}::date, "
+        f"({_SNAPSHOT_PERIOD} + interval '1 month - 1 day')::date, f.figure, sum(f.value) "
+        "from {schema}.customer_segments cross join lateral (values ('customers', 1::numeric), "
+        "('lifetime_orders', frequency_orders::numeric), ('lifetime_revenue', monetary_revenue::numeric)) "
+        "as f (figure, value) group by 1, 2, 3, 4, 5"
     ),
 }
 
 
 def _headline_figures(schema: str) -> str:
-    """SQL: (mart_name, period_start_date, period_end_date, figure, value) of the period marts in `schema`."""
-    parts = []
-    for mart, (end, where, figures) in PERIOD_MARTS.items():
-        start = "period_start_date" if mart == "guerrilla_metrics" else "month_start_date"
-        kind = "period_type" if mart == "guerrilla_metrics" else "'month'"
-        values = ", ".join(f"('{f}', {f}::numeric)" for f in figures)
-        parts.append(
-            f"select '{mart}' as mart_name, {kind} as period_type, {start} as period_start_date, "
-            f"{end} as period_end_date, f.figure, f.value from {schema}.{mart} "
-            f"cross join lateral (values {values}) as f (figure, value) where {where}"
-        )
+    """SQL: (mart_name, period_type, period_start_date, period_end_date, figure, value) of the marts in `schema`."""
+    columns = "mart_name, period_type, period_start_date, period_end_date, figure, value"
+    parts = [f"select * from ({sql.format(schema=schema)}) as h ({columns})" for sql in HEADLINE_FIGURES.values()]
     return " union all ".join(parts)
 
 
@@ -125,31 +144,44 @@ def test_the_daily_run_read_only_the_batches_loaded_since_the_last_run(dbt_wareh
     assert (merged["code"], merged["rows_affected"]) == ("MERGE", last_day_records + late)
 
 
-@pytest.mark.parametrize("model", ["int_customer_segments_scored", "customer_segments", "segment_migrations"])
-def test_the_daily_run_replaced_only_the_recent_snapshots(dbt_warehouse, model) -> None:
-    """Window-incremental: the daily run rewrote the snapshots from the earliest changed purchase day on
-    (the late line of the week before, in the running month), not the history before; the previous
-    as-of date's running snapshot is gone (one snapshot per month)."""
+SNAPSHOT_TABLES = ["int_customer_segments_scored", "customer_segments", "segment_migrations"]
+
+
+@pytest.mark.parametrize("model", SNAPSHOT_TABLES)
+def test_the_daily_run_replaced_only_the_open_snapshots(dbt_warehouse, model) -> None:
+    """The daily run wrote the snapshots of the open periods (with dbt's delete+insert), not the history
+    before; the previous as-of date's running snapshot is gone (one snapshot per month)."""
     response = _adapter_response(dbt_warehouse.daily_run, model)
     schema = dbt_warehouse.incremental_schema
-    (total, snapshots, oldest_rewritten) = dbt_warehouse.rows(
+    (total, snapshots, months, open_rows) = dbt_warehouse.rows(
         f"""
-        select count(*), count(distinct snapshot_date),
-               (select count(distinct snapshot_date) from {schema}.{model} where snapshot_date >= (
-                   select min(order_date) from {schema}.orders
-                   inner join {schema}.order_lines using (order_id)
-                   where order_line_id = %s))
+        select count(*), count(distinct snapshot_date), count(distinct date_trunc('month', snapshot_date)),
+               count(*) filter (where snapshot_date >= (select rewrite_from_date from {schema}.int_periods_open))
         from {schema}.{model}
-        """,
-        (dbt_warehouse.daily_late_line_id,),
+        """
     )[0]
     assert response["code"] == "INSERT"
-    assert 0 < response["rows_affected"] < total / 4, (response, total)
-    assert snapshots > 12 and oldest_rewritten >= 1
-    (months,) = dbt_warehouse.rows(f"select count(distinct date_trunc('month', snapshot_date)) from {schema}.{model}")[
-        0
-    ]
-    assert months == snapshots
+    assert response["rows_affected"] == open_rows
+    assert 0 < open_rows < total / 4, (open_rows, total)
+    assert snapshots > 12 and months == snapshots
+
+
+@pytest.mark.parametrize("model", SNAPSHOT_TABLES)
+def test_a_snapshot_period_no_build_saw_open_was_built_by_the_next(dbt_warehouse, model) -> None:
+    """The second build came 15 months after the first: the months between, closed by then, were built by it
+    (no gaps), and hold what a full refresh holds for them (the migrations of the first of them start from
+    the snapshot before it, as published)."""
+    schema, full = dbt_warehouse.incremental_schema, dbt_warehouse.full_schema
+    dates = f"select distinct snapshot_date from {{}}.{model} order by 1"
+    assert dbt_warehouse.rows(dates.format(schema)) == dbt_warehouse.rows(dates.format(full))
+    after = dbt_warehouse.mid + dt.timedelta(days=31 if model == "segment_migrations" else 0)
+    months_between = (
+        f"(select * from {{}}.{model} where snapshot_date > date '{after:%Y-%m-%d}' "
+        f"and snapshot_date < (select rewrite_from_date from {schema}.int_periods_open)) as rows"
+    )
+    (rows,) = dbt_warehouse.rows(f"select count(*) from {months_between.format(schema)}")[0]
+    assert rows > 0
+    assert _differences(dbt_warehouse, months_between.format(schema), months_between.format(full)) == (0, 0)
 
 
 def test_the_daily_run_wrote_only_the_changed_customer_periods(dbt_warehouse) -> None:
@@ -312,7 +344,8 @@ def test_incremental_equals_full_refresh(dbt_warehouse, model) -> None:
 
 def test_every_table_the_project_builds_is_compared(dbt_warehouse) -> None:
     """Not a hand-kept list: every table both builds made (not the engine's _ledgers) equals its full refresh,
-    the period marts in their open periods (below); restatements_pending is what differs in closed ones."""
+    the tables with closed periods in their open periods (below); restatements_pending is what differs in
+    closed ones."""
     query = (
         "select table_name from information_schema.tables where table_schema = %s and table_type = 'BASE TABLE' "
         "and table_name not like '\\_%%'"
@@ -320,9 +353,9 @@ def test_every_table_the_project_builds_is_compared(dbt_warehouse) -> None:
     incremental = {name for (name,) in dbt_warehouse.rows(query, (dbt_warehouse.incremental_schema,))}
     full = {name for (name,) in dbt_warehouse.rows(query, (dbt_warehouse.full_schema,))}
     assert incremental == full
-    assert set(COMPARED) | set(PERIOD_MARTS) <= incremental
+    assert set(COMPARED) | set(CLOSED_PERIOD_TABLES) <= incremental
     differing = {}
-    for name in sorted(incremental - set(PERIOD_MARTS) - {"restatements_pending"}):
+    for name in sorted(incremental - set(CLOSED_PERIOD_TABLES) - {"restatements_pending"}):
         found = _differences(
             dbt_warehouse, f"{dbt_warehouse.incremental_schema}.{name}", f"{dbt_warehouse.full_schema}.{name}"
         )
@@ -331,9 +364,9 @@ def test_every_table_the_project_builds_is_compared(dbt_warehouse) -> None:
     assert differing == {}
 
 
-@pytest.mark.parametrize("model", PERIOD_MARTS)
+@pytest.mark.parametrize("model", CLOSED_PERIOD_TABLES)
 def test_a_period_mart_equals_full_refresh_in_its_open_periods(dbt_warehouse, model) -> None:
-    end = PERIOD_MARTS[model][0]
+    end = CLOSED_PERIOD_TABLES[model]
     schema = dbt_warehouse.incremental_schema
     ((open_from, closed, open_rows),) = dbt_warehouse.rows(
         f"select p.open_from_date, count(*) filter (where m.{end} < p.open_from_date), "
@@ -341,7 +374,8 @@ def test_a_period_mart_equals_full_refresh_in_its_open_periods(dbt_warehouse, mo
         f"from {schema}.{model} as m cross join {schema}.int_periods_open as p group by p.open_from_date"
     )
     assert closed > 0 and open_rows > 0  # the sequence of builds closed some periods and left some open
-    only_open = lambda s: f"(select * from {s}.{model} where {end} >= date '{open_from}') as rows"  # noqa: E731
+    carried = OPEN_ROWS_FROM_CLOSED_HISTORY.get(model, "true")
+    only_open = lambda s: f"(select * from {s}.{model} where {end} >= date '{open_from}' and {carried}) as rows"  # noqa: E731
     assert _differences(dbt_warehouse, only_open(schema), only_open(dbt_warehouse.full_schema)) == (0, 0)
 
 
@@ -904,59 +938,13 @@ def test_a_build_tests_the_rows_a_model_written_by_difference_logged(dbt_warehou
             conn.execute(f"drop schema if exists {schema} cascade")
 
 
-def test_daily_runs_within_a_month_carry_the_running_snapshot_forward(dbt_warehouse) -> None:
-    """Two daily builds that move the as-of date within its month, with nothing changed before the previous
-    as-of date, sum again only the customers with a purchase day since it and carry everyone else's sums
-    over from the stored running snapshot (carried_snapshot_date); scores, segments and tiers still equal
-    the full refresh's."""
-    schema = "dbt_carried_snapshot"
-    models = ("int_customer_segments_scored", "customer_segments")
-    (as_of,) = dbt_warehouse.rows(f"select as_of_date from {dbt_warehouse.full_schema}.int_as_of_date")[0]
-    first = as_of - dt.timedelta(days=2)
-    assert first.month == as_of.month
-    (purchases_since,) = dbt_warehouse.rows(
-        f"""
-        select count(*) from {dbt_warehouse.full_schema}.int_customer_purchase_days_aggregated
-        where purchase_date > %s
-        """,
-        (first,),
-    )[0]
-    assert purchases_since > 0  # some customers are summed again
-
-    def build(day: dt.date):
-        return builds.run_dbt(
-            [
-                "build", "--resource-type", "model", "--resource-type", "seed",
-                "--select", f"+{models[1]}", "--vars", f"{{as_of_date: '{day}'}}",
-            ],
-            schema=schema,
-        )  # fmt: skip
-
-    def compiled(run) -> str:
-        (code,) = [r.node.compiled_code for r in run.result.results if r.node.name == models[0]]
-        return code
-
-    try:
-        with dbt_warehouse.env():
-            assert "previous_snapshot" not in compiled(build(first))
-            for day in (first + dt.timedelta(days=1), as_of):
-                assert f"where snapshot_date = '{day - dt.timedelta(days=1)}'" in compiled(build(day))
-        for model in models:
-            assert _differences(dbt_warehouse, f"{schema}.{model}", f"{dbt_warehouse.full_schema}.{model}") == (0, 0)
-    finally:
-        with psycopg.connect(dbt_warehouse.url) as conn:
-            conn.execute(f"drop schema if exists {schema} cascade")
-
-
 def test_a_restatement_recomputes_closed_periods_to_equal_full_refresh(dbt_warehouse) -> None:
-    """Last in this module: it restates the incremental schema's period marts (what `lens restate` builds)."""
+    """Last in this module: it restates the incremental schema from its first month (what `lens restate`
+    builds), after which every table equals the full refresh and nothing is pending."""
     schema, full = dbt_warehouse.incremental_schema, dbt_warehouse.full_schema
     ((first_month,),) = dbt_warehouse.rows(f"select min(period_start_date) from {full}.guerrilla_metrics")
-    marts = " ".join(["int_periods_open", *PERIOD_MARTS, "restatements_pending"])
     with dbt_warehouse.env():
-        builds.run_dbt(
-            ["run", "--select", marts, "--vars", json.dumps({"restate_from": first_month.isoformat()})], schema=schema
-        )
-    for model in PERIOD_MARTS:
+        builds.run_dbt(["run", "--vars", json.dumps({"restate_from": first_month.isoformat()})], schema=schema)
+    for model in [*CLOSED_PERIOD_TABLES, *COMPARED]:
         assert _differences(dbt_warehouse, f"{schema}.{model}", f"{full}.{model}") == (0, 0), model
     assert dbt_warehouse.rows(f"select count(*) from {schema}.restatements_pending") == [(0,)]

@@ -8,16 +8,14 @@
     and a score needs at least 20%, 40%, 60%, 80% of customers strictly behind it for 2, 3, 4, 5.
     Worse = longer since the last purchase (R), fewer orders (F), less revenue (M).
 
-    Window-incremental (macros/recompute.sql): an incremental run recomputes the snapshots from the
-    earliest date whose purchase days changed (or the previous as-of date) on. It sums each recomputed
-    snapshot directly, without the running windows of a full build (which would walk every customer
-    through every period of the trailing window to use only the last): each customer's opening balance
-    (all purchases before the trailing window of the first recomputed snapshot) plus the purchase days
-    since, up to the snapshot date; the trailing sums take the days from the snapshot's window start.
-    A daily build that only moves the as-of date within the running snapshot period sums again only the
-    customers with a purchase day on or after the previous as-of date, and carries the others' sums over
-    from the stored running snapshot (carried_snapshot_date); everyone is ranked again.
-    The result equals a full computation (tests/dbt/test_dbt_incremental.py).
+    Incremental by closed periods (int_periods_open): an incremental build recomputes the snapshots of the
+    open periods only (from rewrite_from_date on), replacing the stored rows of those periods, the
+    previous as-of date's running snapshot included; closed snapshots stay as built. It sums each
+    recomputed snapshot directly, without the running windows of a full build (which would walk every
+    customer through every period of the trailing window to use only the last): each customer's opening
+    balance (all purchases before the trailing window of the first recomputed snapshot) plus the purchase
+    days since, up to the snapshot date; the trailing sums take the days from the snapshot's window start.
+    The open snapshots equal a full computation (tests/dbt/test_dbt_incremental.py).
 -#}
 {#- how far back the trailing window reaches from a snapshot period's start (one period less than it) -#}
 {%- set window_months = var('value_window_months') | int -%}
@@ -30,38 +28,44 @@
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_from',
-        replace_from_column='snapshot_date',
+        incremental_strategy='delete+insert',
+        unique_key=snapshot_period_key() | trim,
+        incremental_predicates=[open_periods_predicate() | trim],
+        meta={'open_periods_column': 'snapshot_date'},
         on_schema_change='fail',
         indexes=[{'columns': ['snapshot_date']}],
-        pre_hook=["{{ set_recompute_from(segment_build_inputs()) }}"],
-        post_hook=["{{ record_build_inputs(segment_build_inputs()) }}", "analyze {{ this }}"],
+        post_hook=["analyze {{ this }}"],
     )
 }}
-{%- set recompute_from_date = recompute_from(segment_build_inputs()) %}
-{%- set carried_from = carried_snapshot_date(recompute_from_date) %}
-{%- set recounted = 'customer_id in (select customer_id from recounted_customers)' %}
+-- depends_on: {{ ref('int_periods_open') }}  (read on incremental builds only)
 {%- set trailing = 'contributions.purchase_date >= recomputed_snapshots.trailing_start_date' %}
-{#- the first snapshot period to recompute and the first period its trailing window reaches -#}
-{%- if recompute_from_date %}
-    {%- set recompute_start = "date_trunc('" ~ snapshot_grain() | trim ~ "', date '" ~ recompute_from_date ~ "')" %}
-    {%- set window_start = "(" ~ recompute_start ~ " - interval '" ~ trailing_window_offset ~ "')::date" %}
-{%- endif %}
+{%- set incremental = is_incremental() %}
+{#- the first period the trailing window of the first rewritten snapshot reaches -#}
+{%- set window_start = "((select min(period_start_date) from rewritten_periods) - interval '"
+    ~ trailing_window_offset ~ "')::date" %}
 
 with
 
+{% if incremental -%}
+rewritten_periods as (
+
+    {{ rewritten_snapshot_periods() }}
+
+),
+
+{% endif -%}
 snapshots as (
 
     select
         period_start_date,
         snapshot_date
     from {{ ref('int_periods_generated') }}
-    where is_snapshot_period{% if recompute_from_date %}
+    where is_snapshot_period{% if incremental %}
         and period_start_date >= {{ window_start }}{% endif %}
 
 ),
 
-{% if recompute_from_date -%}
+{% if incremental -%}
 recomputed_snapshots as (
 
     -- each recomputed snapshot with the first day of its trailing window: the start of the earliest
@@ -73,61 +77,8 @@ recomputed_snapshots as (
     inner join snapshots
         on snapshots.period_start_date
             >= recomputed.period_start_date - interval '{{ trailing_window_offset }}'
-    where recomputed.snapshot_date >= '{{ recompute_from_date }}'
+    where recomputed.snapshot_date in (select rewritten_periods.snapshot_date from rewritten_periods)
     group by recomputed.snapshot_date
-
-),
-
-{% endif -%}
-{% if carried_from -%}
-previous_snapshot as (
-
-    select
-        customer_id,
-        first_purchase_date,
-        last_purchase_date,
-        frequency_orders,
-        monetary_revenue,
-        trailing_revenue,
-        trailing_gross_margin
-    from {{ this }}
-    where snapshot_date = '{{ carried_from }}'
-
-),
-
-recounted_customers as (
-
-    -- the customers with a purchase day on or after the carried snapshot's date, now or then
-    select customer_id
-    from {{ ref('int_customer_purchase_days_aggregated') }}
-    where purchase_date >= '{{ carried_from }}'
-
-    union
-
-    select customer_id
-    from previous_snapshot
-    where last_purchase_date >= '{{ carried_from }}'
-
-),
-
-carried as (
-
-    -- everyone else: the stored sums, at the new snapshot date
-    select
-        previous_snapshot.customer_id,
-        recomputed_snapshots.snapshot_date,
-        previous_snapshot.first_purchase_date,
-        previous_snapshot.last_purchase_date,
-        recomputed_snapshots.snapshot_date - previous_snapshot.last_purchase_date as recency_days,
-        previous_snapshot.frequency_orders,
-        previous_snapshot.monetary_revenue,
-        previous_snapshot.trailing_revenue,
-        previous_snapshot.trailing_gross_margin
-    from previous_snapshot
-    cross join recomputed_snapshots
-    where not exists (
-        select from recounted_customers where recounted_customers.customer_id = previous_snapshot.customer_id
-    )
 
 ),
 
@@ -141,16 +92,13 @@ purchase_days as (
         revenue,
         cost
     from {{ ref('int_customer_purchase_days_aggregated') }}
-    {% if recompute_from_date -%}
+    {% if incremental -%}
     where purchase_date >= {{ window_start }}
-        {%- if carried_from %}
-        and {{ recounted }}
-        {%- endif %}
     {%- endif %}
 
 ),
 
-{% if recompute_from_date -%}
+{% if incremental -%}
 opening_balances as (
 
     -- lifetime values before the trailing window of the first recomputed snapshot
@@ -162,9 +110,6 @@ opening_balances as (
         sum(revenue) as revenue
     from {{ ref('int_customer_purchase_days_aggregated') }}
     where purchase_date < {{ window_start }}
-        {%- if carried_from %}
-        and {{ recounted }}
-        {%- endif %}
     group by customer_id
 
 ),
@@ -317,12 +262,6 @@ measured as (
                 then trailing_revenue - trailing_known_cost
         end as trailing_gross_margin
     from cumulated
-    {%- if carried_from %}
-
-    union all
-
-    select * from carried
-    {%- endif %}
 
 ),
 

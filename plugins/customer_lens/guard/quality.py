@@ -314,6 +314,13 @@ CLOSED_PERIOD_CHECKS: dict[str, tuple[tuple[str, ...], str, str, tuple[str, ...]
         "ticket_category = 'all' and ticket_channel = 'all' and rfm_segment = 'all' and is_complete_month",
         ("complaints",),
     ),
+    # every snapshot but the running one is a period's end
+    "customer_segments": (
+        ("snapshot_date",),
+        "snapshot_date",
+        "not is_latest_snapshot",
+        ("frequency_orders", "monetary_revenue"),
+    ),
 }
 
 # Values present in the baseline's current snapshot that must still be present: mart -> (column, filter).

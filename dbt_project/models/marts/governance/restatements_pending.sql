@@ -2,7 +2,8 @@
     What has changed for closed periods since they were built: per period mart, closed period and headline
     figure, the value the mart holds (as built before the period closed, or at its last restatement) and
     the value the same figure has now, from the exact sums the marts are built from
-    (int_guerrilla_groups_aggregated, kept equal to a full refresh). Only figures that differ appear; an
+    (int_guerrilla_groups_aggregated, kept equal to a full refresh; for customer_segments, the purchase
+    days summed to each closed snapshot period's end). Only figures that differ appear; an
     empty table means nothing is pending. For a count (orders, complaints, NPS answers) the difference is
     the number of records; for revenue, its effect. `lens restate --from YYYY-MM` recomputes from a period
     on, after which its rows leave this table.
@@ -78,6 +79,32 @@ published_complaints as (
 
 ),
 
+published_segments as (
+
+    -- the snapshot mart: per closed snapshot period, its customers and their lifetime orders and revenue
+    select
+        'customer_segments' as mart_name,
+        '{{ snapshot_grain() }}' as period_type,
+        date_trunc('{{ snapshot_grain() }}', segments.snapshot_date)::date as period_start_date,
+        (
+            date_trunc('{{ snapshot_grain() }}', segments.snapshot_date) + interval '1 {{ snapshot_grain() }}'
+            - interval '1 day'
+        )::date as period_end_date,
+        figures.figure,
+        sum(figures.figure_value) as figure_value
+    from {{ ref('customer_segments') }} as segments
+    cross join
+        lateral (
+            values
+            ('customers', 1::numeric),
+            ('lifetime_orders', segments.frequency_orders::numeric),
+            ('lifetime_revenue', segments.monetary_revenue::numeric)
+        ) as figures (figure, figure_value)
+    where segments.snapshot_date < (select closing.open_from_date from closing)
+    group by 1, 2, 3, 4, 5
+
+),
+
 published as (
 
     select * from published_guerrilla
@@ -85,6 +112,8 @@ published as (
     select * from published_nps
     union all
     select * from published_complaints
+    union all
+    select * from published_segments
 
 ),
 
@@ -140,6 +169,83 @@ current_figures as (
 
 ),
 
+snapshot_periods as (
+
+    select
+        period_start_date,
+        period_end_date
+    from {{ ref('int_periods_generated') }}
+    where is_snapshot_period
+
+),
+
+purchases_by_period as (
+
+    select
+        date_trunc('{{ snapshot_grain() }}', purchase_date)::date as period_start_date,
+        sum(orders) as orders,
+        sum(revenue) as revenue
+    from {{ ref('int_customer_purchase_days_aggregated') }}
+    group by 1
+
+),
+
+first_purchases_by_period as (
+
+    select
+        date_trunc('{{ snapshot_grain() }}', first_purchase_date)::date as period_start_date,
+        count(*) as customers
+    from {{ ref('int_customer_purchases_summarized') }}
+    group by 1
+
+),
+
+segments_now as (
+
+    -- what a snapshot at each period's end holds now: everyone with a purchase by then, lifetime sums
+    select
+        snapshot_periods.period_start_date,
+        snapshot_periods.period_end_date,
+        sum(coalesce(first_purchases_by_period.customers, 0)) over to_period_end as customers,
+        sum(coalesce(purchases_by_period.orders, 0)) over to_period_end as lifetime_orders,
+        sum(coalesce(purchases_by_period.revenue, 0)) over to_period_end as lifetime_revenue
+    from snapshot_periods
+    left join purchases_by_period
+        on snapshot_periods.period_start_date = purchases_by_period.period_start_date
+    left join first_purchases_by_period
+        on snapshot_periods.period_start_date = first_purchases_by_period.period_start_date
+    window to_period_end as (order by snapshot_periods.period_start_date)
+
+),
+
+current_segment_figures as (
+
+    select
+        'customer_segments' as mart_name,
+        '{{ snapshot_grain() }}' as period_type,
+        segments_now.period_start_date,
+        segments_now.period_end_date,
+        figures.figure,
+        figures.figure_value
+    from segments_now
+    cross join
+        lateral (
+            values
+            ('customers', segments_now.customers::numeric),
+            ('lifetime_orders', segments_now.lifetime_orders::numeric),
+            ('lifetime_revenue', segments_now.lifetime_revenue::numeric)
+        ) as figures (figure, figure_value)
+
+),
+
+current_all as (
+
+    select * from current_figures
+    union all
+    select * from current_segment_figures
+
+),
+
 compared as (
 
     select
@@ -151,7 +257,7 @@ compared as (
         coalesce(published.figure_value, 0) as published_value,
         coalesce(current_figures.figure_value, 0) as current_value
     from published
-    full outer join current_figures
+    full outer join current_all as current_figures
         on published.mart_name = current_figures.mart_name
             and published.period_type = current_figures.period_type
             and published.period_start_date = current_figures.period_start_date

@@ -14,18 +14,29 @@
       "Carry the first x%" counts the customers ranked above: a customer is a power player when the
       customers ranked above them carry less than x% of the margin (so the one who crosses x% is included).
 
-    Window-incremental like int_customer_segments_scored (macros/recompute.sql): an incremental run
-    replaces the snapshots from the earliest changed date on; a post-hook then brings the attributes of
-    the older snapshots up to date for the customers whose attributes changed (they are current values).
+    A snapshot mart with closed periods, like int_customer_segments_scored: a build rewrites the snapshots
+    of the open periods only (int_periods_open); closed ones stay as built, a --full-refresh too
+    (full_refresh=false): what arrives later for them is counted in restatements_pending until `lens
+    restate` recomputes them. Post-hooks bring the attributes of the older snapshots up to date for the
+    customers whose attributes changed (they are current values); a pre-hook clears is_latest_snapshot
+    on the stored latest snapshot, which a closed period may keep.
 -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_from',
-        replace_from_column='snapshot_date',
+        incremental_strategy='delete+insert',
+        full_refresh=false,
+        unique_key=snapshot_period_key() | trim,
+        incremental_predicates=[open_periods_predicate() | trim],
+        meta={'open_periods_column': 'snapshot_date'},
         on_schema_change='fail',
         indexes=[{'columns': ['snapshot_date']}],
-        pre_hook=["{{ set_recompute_from(segment_build_inputs()) }}"],
+        pre_hook=[
+            "{% if is_incremental() %}
+            update {{ this }} set is_latest_snapshot = false
+            where snapshot_date = (select max(snapshot_date) from {{ this }}) and is_latest_snapshot
+            {% endif %}",
+        ],
         post_hook=[
             "{{ update_current_attributes({
                 'country_code': 'customers.country_code',
@@ -33,12 +44,11 @@
                 'industry': 'customers.industry',
                 'company_size': 'customers.company_size',
             }) }}",
-            "{{ record_build_inputs(segment_build_inputs()) }}",
         ],
     )
 }}
 -- depends_on: {{ ref('stg_sales__load_batches') }}  (read by update_current_attributes on incremental runs)
-{%- set recompute_from_date = recompute_from(segment_build_inputs()) %}
+-- depends_on: {{ ref('int_periods_open') }} {{ ref('int_periods_generated') }}  (read on incremental builds only)
 
 with
 
@@ -58,8 +68,8 @@ scored as (
         f_score,
         m_score
     from {{ ref('int_customer_segments_scored') }}
-    {% if recompute_from_date -%}
-    where snapshot_date >= '{{ recompute_from_date }}'
+    {% if is_incremental() -%}
+    where snapshot_date in (select rewritten_periods.snapshot_date from ({{ rewritten_snapshot_periods() }}) as rewritten_periods)
     {%- endif %}
 
 ),

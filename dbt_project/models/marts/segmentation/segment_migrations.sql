@@ -3,20 +3,24 @@
     (segment_type rfm_segment | value_tier). from_segment 'none' = the customer had no snapshot before
     (first purchase in this snapshot period); value tier 'unknown' = gross margin unknown.
 
-    Window-incremental like customer_segments (macros/recompute.sql): an incremental run replaces the
-    snapshots from the earliest changed date on, reading the snapshot before them as their "from".
+    A snapshot mart with closed periods, like customer_segments: a build rewrites the snapshots of the
+    open periods only (int_periods_open), reading the snapshot before them as their "from"; closed ones
+    stay as built, a --full-refresh too (full_refresh=false).
 -#}
 {{
     config(
         materialized='incremental',
-        incremental_strategy='replace_from',
-        replace_from_column='snapshot_date',
+        incremental_strategy='delete+insert',
+        full_refresh=false,
+        unique_key=snapshot_period_key() | trim,
+        incremental_predicates=[open_periods_predicate() | trim],
+        meta={'open_periods_column': 'snapshot_date'},
         on_schema_change='fail',
-        pre_hook=["{{ set_recompute_from(segment_build_inputs()) }}"],
-        post_hook=["{{ record_build_inputs(segment_build_inputs()) }}"],
     )
 }}
-{%- set recompute_from_date = recompute_from(segment_build_inputs()) %}
+-- depends_on: {{ ref('int_periods_open') }} {{ ref('int_periods_generated') }}  (read on incremental builds only)
+{%- set rewritten_dates = "select rewritten_periods.snapshot_date from ("
+    ~ rewritten_snapshot_periods() ~ ") as rewritten_periods" %}
 
 with
 
@@ -28,14 +32,14 @@ segments as (
         rfm_segment,
         coalesce(value_tier, 'unknown') as value_tier
     from {{ ref('customer_segments') }}
-    {% if recompute_from_date -%}
+    {% if is_incremental() -%}
     where snapshot_date >= coalesce(
         (
             select max(earlier.snapshot_date)
             from {{ ref('customer_segments') }} as earlier
-            where earlier.snapshot_date < '{{ recompute_from_date }}'
+            where earlier.snapshot_date < (select min(rewritten.snapshot_date) from ({{ rewritten_dates }}) as rewritten)
         ),
-        '{{ recompute_from_date }}'
+        (select min(rewritten.snapshot_date) from ({{ rewritten_dates }}) as rewritten)
     )
     {%- endif %}
 
@@ -82,9 +86,9 @@ moves as (
         on current_segments.customer_id = previous_segments.customer_id
             and snapshots.previous_snapshot_date = previous_segments.snapshot_date
     cross join segment_types
-    {% if recompute_from_date -%}
+    {% if is_incremental() -%}
     -- the snapshot before the first recomputed one is only their "from"
-    where current_segments.snapshot_date >= '{{ recompute_from_date }}'
+    where current_segments.snapshot_date in ({{ rewritten_dates }})
     {%- endif %}
 
 ),
