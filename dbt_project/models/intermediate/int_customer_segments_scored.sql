@@ -10,7 +10,8 @@
 
     Incremental by closed periods (int_periods_open): an incremental build recomputes the snapshots of the
     open periods only (from rewrite_from_date on), replacing the stored rows of those periods, the
-    previous as-of date's running snapshot included; closed snapshots stay as built. It sums each
+    previous as-of date's running snapshot included; closed snapshots stay as built, a --full-refresh
+    too (full_refresh=false), like the customer_segments snapshots made from them. It sums each
     recomputed snapshot directly, without the running windows of a full build (which would walk every
     customer through every period of the trailing window to use only the last): each customer's opening
     balance (all purchases before the trailing window of the first recomputed snapshot) plus the purchase
@@ -29,6 +30,7 @@
     config(
         materialized='incremental',
         incremental_strategy='delete+insert',
+        full_refresh=false,
         unique_key=snapshot_period_key() | trim,
         incremental_predicates=[open_periods_predicate() | trim],
         meta={'open_periods_column': 'snapshot_date'},
