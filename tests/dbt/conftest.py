@@ -7,8 +7,9 @@ and after the second half older versions of a line and a ticket arrive late in t
 incremental path has to merge updates and ignore stale versions to end up equal to the full refresh.
 The second half stops a day short: the last day is a third, daily run, before which a customer known
 since the first half moves to another region and an order line of the week before changes (what the
-window-incremental segment models must pick up: a current attribute on history rows, a late purchase,
-the running snapshot moving to the new as-of date).
+segment models must pick up: a current attribute on history rows, a late purchase in the open month,
+the running snapshot moving to the new as-of date). The months between the first and the second half
+close before the second build, which must build them all the same.
 """
 
 from __future__ import annotations

@@ -1,8 +1,7 @@
 {#-
     One fingerprint per purchase date of int_customer_purchase_days_aggregated (row count and the sum of
-    the rows' hashes): what the window-incremental segment models compare with the fingerprints of their
-    previous build to find the earliest date whose purchases changed (macros/recompute.sql). A small
-    table, computed once per run instead of once per model.
+    the rows' hashes): what customer_period_groups compares with the fingerprints of its previous build
+    to find the earliest date whose purchases changed (macros/recompute.sql). A small table.
 -#}
 {{ config(materialized='table', post_hook='analyze {{ this }}') }}
 
