@@ -3,9 +3,9 @@
     'replace_from') rewrote in that build: the rows on or after the date it recomputed from, and with
     replace_customers_column the rows of the customers it recomputed whole. A snapshot mart with closed
     periods (config meta open_periods_column) is tested on its open periods (int_periods_open). The rows
-    before were checked by the build that wrote them and have not changed since. The whole table stays guarded: the marts'
-    primary keys are database constraints (contracts), and the snapshot guard checks every mart in full
-    before it becomes the baseline. `dbt test` on its own, full builds, and every other model: all rows.
+    before were checked by the build that wrote them and have not changed since. The whole table stays
+    guarded: the marts' primary keys are database constraints (contracts), and the snapshot guard checks
+    every mart in full before it becomes the baseline. `dbt test` on its own, full builds, and every other model: all rows.
 
     An incremental fact merged from the raw layer (order_lines, tickets: record_merged_since) is tested on
     the rows whose loaded_at is on or after the bound its build merged from: the rows it rewrote.
