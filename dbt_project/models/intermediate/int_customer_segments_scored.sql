@@ -9,8 +9,8 @@
     Worse = longer since the last purchase (R), fewer orders (F), less revenue (M).
 
     Incremental by closed periods (int_periods_open): an incremental build recomputes the snapshots of the
-    open periods only (from rewrite_from_date on), replacing the stored rows of those periods, the
-    previous as-of date's running snapshot included; closed snapshots stay as built, a --full-refresh
+    open periods, and of a closed period without a snapshot at its end (macros/closed_periods.sql),
+    replacing the stored rows of those periods, the previous as-of date's running snapshot included; closed snapshots stay as built, a --full-refresh
     too (full_refresh=false), like the customer_segments snapshots made from them. It sums each
     recomputed snapshot directly, without the running windows of a full build (which would walk every
     customer through every period of the trailing window to use only the last): each customer's opening

@@ -52,6 +52,14 @@
 
 with
 
+{% if is_incremental() -%}
+rewritten_periods as (
+
+    {{ rewritten_snapshot_periods() }}
+
+),
+
+{% endif -%}
 scored as (
 
     select
@@ -69,7 +77,7 @@ scored as (
         m_score
     from {{ ref('int_customer_segments_scored') }}
     {% if is_incremental() -%}
-    where snapshot_date in (select rewritten_periods.snapshot_date from ({{ rewritten_snapshot_periods() }}) as rewritten_periods)
+    where snapshot_date in (select rewritten_periods.snapshot_date from rewritten_periods)
     {%- endif %}
 
 ),

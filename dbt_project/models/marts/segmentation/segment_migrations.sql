@@ -19,11 +19,17 @@
     )
 }}
 -- depends_on: {{ ref('int_periods_open') }} {{ ref('int_periods_generated') }}  (read on incremental builds only)
-{%- set rewritten_dates = "select rewritten_periods.snapshot_date from ("
-    ~ rewritten_snapshot_periods() ~ ") as rewritten_periods" %}
 
 with
 
+{% if is_incremental() -%}
+rewritten_periods as (
+
+    {{ rewritten_snapshot_periods() }}
+
+),
+
+{% endif -%}
 segments as (
 
     select
@@ -37,9 +43,9 @@ segments as (
         (
             select max(earlier.snapshot_date)
             from {{ ref('customer_segments') }} as earlier
-            where earlier.snapshot_date < (select min(rewritten.snapshot_date) from ({{ rewritten_dates }}) as rewritten)
+            where earlier.snapshot_date < (select min(rewritten_periods.snapshot_date) from rewritten_periods)
         ),
-        (select min(rewritten.snapshot_date) from ({{ rewritten_dates }}) as rewritten)
+        (select min(rewritten_periods.snapshot_date) from rewritten_periods)
     )
     {%- endif %}
 
@@ -88,7 +94,7 @@ moves as (
     cross join segment_types
     {% if is_incremental() -%}
     -- the snapshot before the first recomputed one is only their "from"
-    where current_segments.snapshot_date in ({{ rewritten_dates }})
+    where current_segments.snapshot_date in (select rewritten_periods.snapshot_date from rewritten_periods)
     {%- endif %}
 
 ),
